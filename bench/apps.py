@@ -1,0 +1,114 @@
+"""The apps every server is measured on (the same objects for Sandman and its peers)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+FORTUNES = (
+    "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table>"
+    "<tr><th>id</th><th>message</th></tr>"
+    + "".join(
+        f"<tr><td>{i}</td><td>fortune number {i}: "
+        "a penny saved is a penny earned &amp; more</td></tr>"
+        for i in range(1, 27)
+    )
+    + "</table></body></html>"
+).encode()
+
+STREAM_CHUNK = b"s" * 65536
+STREAM_CHUNKS = int(os.environ.get("STREAM_CHUNKS", "16"))  # 16 x 64 KiB = 1 MiB
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def hello(scope: dict, receive: Any, send: Any) -> None:
+    """13-byte plain text."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"13")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"Hello, world!"})
+
+
+async def fortunes(scope: dict, receive: Any, send: Any) -> None:
+    """A 2.4 KB HTML page."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(FORTUNES)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": FORTUNES})
+
+
+async def echo(scope: dict, receive: Any, send: Any) -> None:
+    """Echo a POST body."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    body = b"".join(chunks)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/octet-stream"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def stream(scope: dict, receive: Any, send: Any) -> None:
+    """A 1 MiB response streamed in 64 KiB chunks without content-length."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/octet-stream")],
+        }
+    )
+    for _ in range(STREAM_CHUNKS):
+        await send({"type": "http.response.body", "body": STREAM_CHUNK, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+try:  # FastAPI JSON route: the framework dominates, the server must not lose anything.
+    from fastapi import FastAPI
+
+    api = FastAPI()
+
+    @api.get("/json")
+    async def _json() -> dict[str, str]:
+        return {"message": "Hello, World!"}
+
+except ImportError:  # pragma: no cover - only when FastAPI is not installed
+    api = None

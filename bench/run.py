@@ -1,0 +1,408 @@
+"""Side-by-side benchmark: Sandman and its peers, same apps, same machine, one run.
+
+Each server runs one worker pinned to CPU 0 (``taskset -c 0``); ``wrk`` runs pinned to CPU 1.
+For every workload and server: start the server, check that the server answering is the
+one started (its ``server`` header), warm up, measure, record req/s, p50/p99 latency,
+errors and the server's peak RSS, stop it by PID. Peers are installed into their own
+virtualenv (``--venv``) on first use. Results: a table on stdout and ``bench/RESULTS.md``.
+
+Usage: python bench/run.py [--servers sandman,uvicorn,granian] [--workloads hello,fortunes]
+       [--duration 8] [--conns 128] [--out bench/RESULTS.md]
+Needs: wrk, taskset, curl (Debian: wrk util-linux curl); nginx-light for the nginx ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PEERS = ["uvicorn[standard]==0.54.0", "granian==2.8.7", "hypercorn==0.18.0", "fastapi"]
+
+
+@dataclass
+class Workload:
+    name: str
+    app: str
+    path: str
+    wrk_script: str | None = None  # lua body for POST / pipelining
+    nginx_file: str | None = None  # static file nginx serves for this workload
+    needs_fastapi: bool = False
+
+
+def _post_script(kib: int) -> str:
+    return (
+        'wrk.method = "POST"\n'
+        f'wrk.body = string.rep("x", {kib * 1024})\n'
+        'wrk.headers["Content-Type"] = "application/octet-stream"\n'
+    )
+
+
+PIPELINE_SCRIPT = """
+init = function(args)
+  local depth = tonumber(args[1]) or 16
+  local r = {}
+  for i = 1, depth do r[i] = wrk.format(nil, "/") end
+  req = table.concat(r)
+end
+request = function() return req end
+"""
+
+WORKLOADS = {
+    "hello": Workload("hello", "apps:hello", "/", nginx_file="hello"),
+    "fortunes": Workload("fortunes", "apps:fortunes", "/", nginx_file="index.html"),
+    "echo64k": Workload("echo64k", "apps:echo", "/", wrk_script=_post_script(64)),
+    "stream1m": Workload("stream1m", "apps:stream", "/", nginx_file="stream"),
+    "fastapi": Workload("fastapi", "apps:api", "/json", needs_fastapi=True),
+    "pipeline16": Workload(
+        "pipeline16", "apps:hello", "/", wrk_script=PIPELINE_SCRIPT, nginx_file="hello"
+    ),
+}
+
+
+@dataclass
+class Result:
+    server: str
+    workload: str
+    rps: float | None
+    p50: str
+    p99: str
+    errors: str
+    rss_mib: float | None
+    note: str = ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_venv(venv: Path) -> Path:
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    probe = subprocess.run(
+        [str(python), "-c", "import uvicorn, granian, hypercorn, fastapi, uvloop, httptools"],
+        capture_output=True,
+    )
+    if probe.returncode != 0:
+        print(f"installing peers into {venv} ...", file=sys.stderr)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PEERS], check=True)
+    return venv / "bin"
+
+
+def server_command(server: str, app: str, port: int, peer_bin: Path, io_threads: int) -> list[str]:
+    if server == "sandman":
+        return [
+            sys.executable,
+            "-m",
+            "sandman_asgi",
+            app,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+    if server == "uvicorn":
+        return [
+            str(peer_bin / "uvicorn"),
+            app,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ]
+    if server == "granian":
+        return [
+            str(peer_bin / "granian"),
+            "--interface",
+            "asgi",
+            app,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-ws",
+            "--workers",
+            "1",
+            "--runtime-threads",
+            "1",
+        ]
+    if server == "hypercorn":
+        return [
+            str(peer_bin / "hypercorn"),
+            app,
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ]
+    raise ValueError(server)
+
+
+def nginx_setup(port: int) -> tuple[list[str], Path]:
+    sys.path.insert(0, str(HERE))
+    import apps  # noqa: PLC0415
+
+    root = Path(tempfile.mkdtemp(prefix="sandman-bench-nginx-"))
+    www = root / "www"
+    www.mkdir()
+    (www / "index.html").write_bytes(apps.FORTUNES)
+    (www / "hello").write_bytes(b"Hello, world!")
+    (www / "stream").write_bytes(apps.STREAM_CHUNK * apps.STREAM_CHUNKS)
+    conf = root / "nginx.conf"
+    conf.write_text(
+        f"worker_processes 1; daemon off; pid {root}/pid; error_log {root}/err.log;\n"
+        "events { worker_connections 4096; }\n"
+        "http { access_log off; server { listen 127.0.0.1:%d; root %s; "
+        "keepalive_requests 1000000; location = /hello { default_type text/plain; } } }\n"
+        % (port, www)
+    )
+    return ["nginx", "-c", str(conf)], root
+
+
+def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 20) -> str | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return None
+        r = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-D", "-", f"http://127.0.0.1:{port}{path}"],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode == 0 and r.stdout.startswith("HTTP/"):
+            m = re.search(r"(?im)^server:\s*(.+?)\s*$", r.stdout)
+            return m.group(1) if m else "none"
+        time.sleep(0.2)
+    return None
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    total = 0
+    pids = [pid]
+    try:
+        children = subprocess.run(
+            ["pgrep", "-g", str(pid)], capture_output=True, text=True
+        ).stdout.split()
+        pids = sorted({pid, *map(int, children)})
+    except FileNotFoundError:
+        pass
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1) if total else None
+
+
+def parse_wrk(out: str) -> tuple[float | None, str, str, str]:
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    errors = []
+    m = re.search(r"Socket errors: (.*)", out)
+    if m:
+        errors.append("socket " + m.group(1).strip())
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        errors.append(f"non-2xx {m.group(1)}")
+    return (
+        float(rps.group(1)) if rps else None,
+        p50.group(1) if p50 else "-",
+        p99.group(1) if p99 else "-",
+        "; ".join(errors) or "0",
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=5)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=5)
+
+
+def run_one(server: str, wl: Workload, args: argparse.Namespace, peer_bin: Path) -> Result:
+    port = free_port()
+    tmp_root = None
+    if server == "nginx":
+        if not wl.nginx_file:
+            return Result(server, wl.name, None, "-", "-", "-", None, "n/a")
+        cmd, tmp_root = nginx_setup(port)
+        path = "/" + wl.nginx_file
+    else:
+        cmd = server_command(server, wl.app, port, peer_bin, args.io_threads)
+        path = wl.path
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(HERE) + os.pathsep + env.get("PYTHONPATH", "")
+    log = open(HERE / f".bench-{server}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        ["taskset", "-c", args.server_cpu, *cmd],
+        cwd=HERE,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        answered = wait_ready(port, path, proc)
+        expected = {
+            "sandman": "sandman",
+            "uvicorn": "uvicorn",
+            "granian": "granian",
+            "hypercorn": "hypercorn",
+            "nginx": "nginx",
+        }[server]
+        if answered is None or expected not in answered.lower():
+            return Result(
+                server, wl.name, None, "-", "-", "-", None, f"not ready / wrong server ({answered})"
+            )
+        wrk = ["taskset", "-c", args.client_cpu, "wrk", "-t1", f"-c{args.conns}", "--latency"]
+        script_args: list[str] = []
+        if wl.wrk_script:
+            script = HERE / f".bench-{wl.name}.lua"
+            script.write_text(wl.wrk_script)
+            wrk += ["-s", str(script)]
+            if wl.name.startswith("pipeline"):
+                script_args = ["--", wl.name.removeprefix("pipeline")]
+        url = f"http://127.0.0.1:{port}{path}"
+        subprocess.run(
+            [*wrk, f"-d{args.warmup}s", url, *script_args], capture_output=True, timeout=120
+        )
+        out = subprocess.run(
+            [*wrk, f"-d{args.duration}s", url, *script_args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        ).stdout
+        rps, p50, p99, errors = parse_wrk(out)
+        return Result(server, wl.name, rps, p50, p99, errors, peak_rss_mib(proc.pid))
+    finally:
+        stop(proc)
+        log.close()
+        if tmp_root:
+            shutil.rmtree(tmp_root, ignore_errors=True)
+
+
+def fmt_rps(v: float | None) -> str:
+    return f"{v / 1000:.1f}k" if v else "—"
+
+
+def render(results: list[Result], args: argparse.Namespace, command: str) -> str:
+    servers = list(dict.fromkeys(r.server for r in results))
+    workloads = list(dict.fromkeys(r.workload for r in results))
+    by = {(r.server, r.workload): r for r in results}
+    lines = [
+        f"Measured {datetime.date.today()} on {platform.node()} ({os.cpu_count()} CPUs), "
+        f"Python {platform.python_version()}. Server on CPU {args.server_cpu}, wrk on CPU "
+        f"{args.client_cpu}, 1 thread, {args.conns} connections, {args.warmup} s warm-up, "
+        f"{args.duration} s measured.",
+        "",
+        f"Command: `{command}`",
+        "",
+        "| workload | " + " | ".join(servers) + " | sandman/uvicorn | sandman/granian |",
+        "| --- | " + " | ".join("---:" for _ in servers) + " | ---: | ---: |",
+    ]
+    for w in workloads:
+        cells = [fmt_rps(by[(s, w)].rps) if (s, w) in by else "—" for s in servers]
+        ratios = []
+        for peer in ("uvicorn", "granian"):
+            a, b = by.get(("sandman", w)), by.get((peer, w))
+            ratios.append(f"{a.rps / b.rps:.2f}x" if a and b and a.rps and b.rps else "—")
+        lines.append(f"| {w} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    lines += [
+        "",
+        "| workload | server | req/s | p50 | p99 | errors | peak RSS MiB |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for r in results:
+        rps = f"{r.rps:,.0f}" if r.rps else r.note or "—"
+        rss = f"{r.rss_mib}" if r.rss_mib else "—"
+        lines.append(
+            f"| {r.workload} | {r.server} | {rps} | {r.p50} | {r.p99} | {r.errors} | {rss} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--servers", default="sandman,uvicorn,granian")
+    parser.add_argument("--workloads", default="hello,fortunes,echo64k")
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--conns", type=int, default=128)
+    parser.add_argument("--server-cpu", default="0")
+    parser.add_argument("--client-cpu", default="1")
+    parser.add_argument("--io-threads", type=int, default=1)
+    parser.add_argument("--venv", default=os.environ.get("BENCH_VENV", "/tmp/sandman-bench-venv"))
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args()
+
+    from sandman_asgi import _core
+
+    if _core.build_profile != "release":
+        print("refusing to benchmark a debug build of sandman_asgi._core", file=sys.stderr)
+        return 2
+    for tool in ("wrk", "taskset", "curl"):
+        if not shutil.which(tool):
+            print(f"missing {tool} (apt-get install wrk util-linux curl)", file=sys.stderr)
+            return 2
+    servers = args.servers.split(",")
+    if "nginx" in servers and not shutil.which("nginx"):
+        print("missing nginx (apt-get install nginx-light)", file=sys.stderr)
+        return 2
+    peer_bin = ensure_venv(Path(args.venv)) if set(servers) - {"sandman", "nginx"} else Path()
+    results = []
+    print(
+        f"{'workload':<12} {'server':<10} {'req/s':>10} {'p50':>9} {'p99':>9}  errors  rss",
+        flush=True,
+    )
+    for name in args.workloads.split(","):
+        wl = WORKLOADS[name]
+        for server in servers:
+            r = run_one(server, wl, args, peer_bin)
+            results.append(r)
+            rps = f"{r.rps:,.0f}" if r.rps else (r.note or "FAIL")
+            print(
+                f"{wl.name:<12} {server:<10} {rps:>10} {r.p50:>9} {r.p99:>9}"
+                f"  {r.errors}  {r.rss_mib}",
+                flush=True,
+            )
+    command = "python bench/run.py " + " ".join(sys.argv[1:])
+    Path(args.out).write_text("# Benchmark results\n\n" + render(results, args, command.strip()))
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

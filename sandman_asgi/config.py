@@ -1,0 +1,308 @@
+"""``Config``: every setting of a Sandman server, with uvicorn's names and defaults."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import logging.config
+import os
+import socket
+import ssl
+import sys
+from collections.abc import Awaitable, Callable
+from configparser import RawConfigParser
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from sandman_asgi.importer import ImportFromStringError, import_from_string
+from sandman_asgi.logging import LOGGING_CONFIG, TRACE_LOG_LEVEL
+from sandman_asgi.middleware.asgi2 import ASGI2Middleware
+
+HTTPProtocolType = Literal["auto", "h11", "httptools", "zttp"]
+WSProtocolType = Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"]
+LifespanType = Literal["auto", "on", "off"]
+LoopFactoryType = Literal["none", "auto", "asyncio", "uvloop", "zuvloop"]
+InterfaceType = Literal["auto", "asgi3", "asgi2", "wsgi"]
+
+STARTUP_FAILURE = 3
+"""Exit status for any failure before the server is up (uvicorn's value)."""
+
+LOG_LEVELS: dict[str, int] = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": TRACE_LOG_LEVEL,
+}
+HTTP_PROTOCOLS = ("auto", "h11", "httptools", "zttp")
+"""``--http`` values accepted for compatibility: Sandman always parses HTTP in its Rust core."""
+WS_PROTOCOLS = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
+LIFESPAN = ("auto", "on", "off")
+LOOP_FACTORIES = ("none", "auto", "asyncio", "uvloop", "zuvloop")
+INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
+SSL_PROTOCOL_VERSION: int = ssl.PROTOCOL_TLS_SERVER
+
+logger = logging.getLogger("uvicorn.error")
+
+
+def _as_list(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+class Config:
+    """All server settings. Parameters are uvicorn 0.54's, in its order, with its defaults."""
+
+    def __init__(
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        uds: str | None = None,
+        fd: int | None = None,
+        loop: str = "auto",
+        http: str | type = "auto",
+        http2: bool = False,
+        ws: str | type = "auto",
+        ws_max_size: int = 16 * 1024 * 1024,
+        ws_max_queue: int = 32,
+        ws_ping_interval: float | None = 20.0,
+        ws_ping_timeout: float | None = 20.0,
+        ws_per_message_deflate: bool = True,
+        lifespan: LifespanType = "auto",
+        env_file: str | os.PathLike[str] | None = None,
+        log_config: dict[str, Any] | str | RawConfigParser | IO[Any] | None = LOGGING_CONFIG,
+        log_level: str | int | None = None,
+        access_log: bool = True,
+        use_colors: bool | None = None,
+        interface: InterfaceType = "auto",
+        reload: bool = False,
+        reload_dirs: list[str] | str | None = None,
+        reload_delay: float = 0.25,
+        reload_includes: list[str] | str | None = None,
+        reload_excludes: list[str] | str | None = None,
+        workers: int | None = None,
+        proxy_headers: bool = True,
+        server_header: bool = True,
+        date_header: bool = True,
+        forwarded_allow_ips: list[str] | str | None = None,
+        root_path: str = "",
+        limit_concurrency: int | None = None,
+        limit_max_requests: int | None = None,
+        limit_max_requests_jitter: int = 0,
+        backlog: int = 2048,
+        timeout_keep_alive: int = 5,
+        timeout_notify: int = 30,
+        timeout_graceful_shutdown: int | None = None,
+        timeout_worker_healthcheck: int = 5,
+        callback_notify: Callable[..., Awaitable[None]] | None = None,
+        ssl_keyfile: str | os.PathLike[str] | None = None,
+        ssl_certfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile_password: str | None = None,
+        ssl_version: int = SSL_PROTOCOL_VERSION,
+        ssl_cert_reqs: int = ssl.CERT_NONE,
+        ssl_ca_certs: str | None = None,
+        ssl_ciphers: str | None = None,
+        ssl_context_factory: Callable[..., ssl.SSLContext] | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        factory: bool = False,
+        h11_max_incomplete_event_size: int | None = None,
+        reset_contextvars: bool = False,
+        header_read_timeout: float = 30.0,
+        io_threads: int = 1,
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.uds = uds
+        self.fd = fd
+        self.loop = loop
+        self.http = http
+        self.http2 = http2
+        self.ws = ws
+        self.ws_max_size = ws_max_size
+        self.ws_max_queue = ws_max_queue
+        self.ws_ping_interval = ws_ping_interval
+        self.ws_ping_timeout = ws_ping_timeout
+        self.ws_per_message_deflate = ws_per_message_deflate
+        self.lifespan = lifespan
+        self.log_config = log_config
+        self.log_level = log_level
+        self.access_log = access_log
+        self.use_colors = use_colors
+        self.interface = interface
+        self.reload = reload
+        self.reload_delay = reload_delay
+        self.workers = workers or 1
+        self.proxy_headers = proxy_headers
+        self.server_header = server_header
+        self.date_header = date_header
+        self.root_path = root_path
+        self.limit_concurrency = limit_concurrency
+        self.limit_max_requests = limit_max_requests
+        self.limit_max_requests_jitter = limit_max_requests_jitter
+        self.backlog = backlog
+        self.timeout_keep_alive = timeout_keep_alive
+        self.timeout_notify = timeout_notify
+        self.timeout_graceful_shutdown = timeout_graceful_shutdown
+        self.timeout_worker_healthcheck = timeout_worker_healthcheck
+        self.callback_notify = callback_notify
+        self.ssl_keyfile = ssl_keyfile
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile_password = ssl_keyfile_password
+        self.ssl_version = ssl_version
+        self.ssl_cert_reqs = ssl_cert_reqs
+        self.ssl_ca_certs = ssl_ca_certs
+        self.ssl_ciphers = ssl_ciphers
+        self.ssl_context_factory = ssl_context_factory
+        self.headers: list[tuple[str, str]] = headers or []
+        self.encoded_headers: list[tuple[bytes, bytes]] = []
+        self.factory = factory
+        self.h11_max_incomplete_event_size = h11_max_incomplete_event_size
+        self.reset_contextvars = reset_contextvars
+        self.header_read_timeout = header_read_timeout
+        self.io_threads = io_threads
+
+        self.loaded = False
+        self.loaded_app: Any = None
+        self.configure_logging()
+
+        self.reload_dirs: list[Path] = [Path(d) for d in _as_list(reload_dirs)]
+        self.reload_includes: list[str] = _as_list(reload_includes)
+        self.reload_excludes: list[str] = _as_list(reload_excludes)
+        self.reload_dirs_excludes: list[Path] = []
+
+        if env_file is not None:
+            from dotenv import load_dotenv
+
+            logger.info("Loading environment from '%s'", env_file)
+            load_dotenv(dotenv_path=env_file)
+        self.env_file = env_file
+
+        if workers is None and "WEB_CONCURRENCY" in os.environ:
+            self.workers = int(os.environ["WEB_CONCURRENCY"])
+
+        if forwarded_allow_ips is None:
+            forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+        if isinstance(forwarded_allow_ips, str):
+            self.forwarded_allow_ips: list[str] = [
+                item.strip() for item in forwarded_allow_ips.split(",") if item.strip()
+            ]
+        else:
+            self.forwarded_allow_ips = list(forwarded_allow_ips)
+
+    @property
+    def asgi_version(self) -> Literal["2.0", "3.0"]:
+        """``"2.0"`` when running a legacy double-callable app, as uvicorn reports it."""
+        mapping: dict[str, Literal["2.0", "3.0"]] = {
+            "asgi2": "2.0",
+            "asgi3": "3.0",
+            "wsgi": "3.0",
+        }
+        return mapping.get(self.interface, "3.0")
+
+    @property
+    def is_ssl(self) -> bool:
+        """Whether TLS settings were given."""
+        return bool(self.ssl_keyfile or self.ssl_certfile or self.ssl_context_factory)
+
+    @property
+    def use_subprocess(self) -> bool:
+        """Whether the app runs under a supervisor (reload or several workers)."""
+        return bool(self.reload or self.workers > 1)
+
+    @property
+    def should_reload(self) -> bool:
+        """Reload only makes sense with an import string."""
+        return isinstance(self.app, str) and self.reload
+
+    def configure_logging(self) -> None:
+        """Apply ``log_config`` and ``log_level`` (``log_config=None`` leaves logging alone)."""
+        logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
+        if self.log_config is not None:
+            if isinstance(self.log_config, dict):
+                config = self.log_config
+                if self.use_colors in (True, False):
+                    config = json.loads(json.dumps(config))  # deep copy; never edit the default
+                    config["formatters"]["default"]["use_colors"] = self.use_colors
+                    config["formatters"]["access"]["use_colors"] = self.use_colors
+                logging.config.dictConfig(config)
+            elif isinstance(self.log_config, str) and self.log_config.endswith(".json"):
+                with open(self.log_config) as file:
+                    logging.config.dictConfig(json.load(file))
+            elif isinstance(self.log_config, str) and self.log_config.endswith((".yaml", ".yml")):
+                import yaml
+
+                with open(self.log_config) as file:
+                    logging.config.dictConfig(yaml.safe_load(file))
+            else:
+                logging.config.fileConfig(self.log_config, disable_existing_loggers=False)
+
+        if self.log_level is not None:
+            if isinstance(self.log_level, str):
+                level = LOG_LEVELS[self.log_level.lower()]
+            else:
+                level = self.log_level
+            for name in ("uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+                logging.getLogger(name).setLevel(level)
+        if not self.access_log:
+            access = logging.getLogger("uvicorn.access")
+            access.handlers = []
+            access.propagate = False
+
+    def load(self) -> None:
+        """Import and wrap the app, encode default headers. Exits 3 on a loading error."""
+        assert not self.loaded
+        self.encoded_headers = [
+            (key.lower().encode("latin1"), value.encode("latin1")) for key, value in self.headers
+        ]
+        try:
+            self.loaded_app = import_from_string(self.app)
+        except ImportFromStringError as exc:
+            logger.error("Error loading ASGI app. %s", exc)
+            sys.exit(STARTUP_FAILURE)
+
+        try:
+            self.loaded_app = self.loaded_app()
+        except TypeError as exc:
+            if self.factory:
+                logger.error("Error loading ASGI app factory: %s", exc)
+                sys.exit(STARTUP_FAILURE)
+        else:
+            if not self.factory:
+                logger.warning(
+                    "ASGI app factory detected. Using it, but please consider setting the "
+                    "--factory flag explicitly."
+                )
+
+        if self.interface == "auto":
+            if inspect.isclass(self.loaded_app):
+                use_asgi_3 = hasattr(self.loaded_app, "__await__")
+            elif inspect.isfunction(self.loaded_app):
+                use_asgi_3 = asyncio.iscoroutinefunction(self.loaded_app)
+            else:
+                call = getattr(self.loaded_app, "__call__", None)  # noqa: B004
+                use_asgi_3 = asyncio.iscoroutinefunction(call)
+            self.interface = "asgi3" if use_asgi_3 else "asgi2"
+
+        if self.interface == "wsgi":
+            logger.error(
+                "--interface wsgi is not supported by Sandman; wrap the app with a2wsgi "
+                "(`from a2wsgi import WSGIMiddleware`) and serve it as ASGI."
+            )
+            sys.exit(STARTUP_FAILURE)
+        if self.interface == "asgi2":
+            self.loaded_app = ASGI2Middleware(self.loaded_app)
+        self.loaded = True
+
+    def bind_socket(self) -> socket.socket:
+        """Bind the listening socket (used by supervisors to share one socket)."""
+        from sandman_asgi.sockets import bind_socket, log_running
+
+        sock = bind_socket(self)
+        log_running(self, sock)
+        return sock

@@ -1,0 +1,42 @@
+"""Running one HTTP request's app call and ending the response by the ASGI rules.
+
+The message ordering rules live in the Rust core (``asgi/cycle.rs``); this coroutine only
+decides what an app's *ending* means (asgi-checklist §2.1 error handling, D-HTTP-3):
+
+* raised before ``http.response.start`` -> 500 ``Internal Server Error`` + traceback logged;
+* raised after the start -> connection closed (the status can no longer change);
+* raised ``ClientDisconnected`` (our own ``OSError`` from ``send()``) -> not an error, not logged;
+* returned without starting -> 500 + "ASGI callable returned without starting response.";
+* returned mid-body -> connection closed + "... without completing response.";
+* returned a value -> error logged and connection closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sandman_asgi._core import ClientDisconnected, HttpCycle
+
+logger = logging.getLogger("uvicorn.error")
+
+
+async def run_http(app: Any, scope: dict[str, Any], cycle: HttpCycle) -> None:
+    """Run ``app`` for one request and end the response whatever the app did."""
+    try:
+        result = await app(scope, cycle.receive, cycle.send)
+    except ClientDisconnected:
+        cycle.app_failed(False)
+    except BaseException as exc:  # noqa: BLE001 - the server must survive any app failure
+        cycle.app_failed()
+        logger.error("Exception in ASGI application\n", exc_info=exc)
+    else:
+        if result is not None:
+            logger.error("ASGI callable should return None, but returned '%s'.", result)
+            cycle.app_failed(False)
+            return
+        ending = cycle.app_returned()
+        if ending == 1:
+            logger.error("ASGI callable returned without starting response.")
+        elif ending == 2:
+            logger.error("ASGI callable returned without completing response.")

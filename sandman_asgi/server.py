@@ -1,0 +1,320 @@
+"""``Server``: runs one Sandman server process on an asyncio loop, as ``uvicorn.Server`` does.
+
+Lifecycle: lifespan startup -> listen -> tick every 0.1 s until told to exit -> stop
+accepting, close idle connections, let in-flight requests finish (bounded by
+``timeout_graceful_shutdown``) -> lifespan shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Generator
+from types import FrameType
+from typing import Any
+
+import click
+
+from sandman_asgi._core import CoreServer
+from sandman_asgi.config import STARTUP_FAILURE, Config
+from sandman_asgi.cycle import run_http
+from sandman_asgi.lifespan import LifespanOff, LifespanOn
+from sandman_asgi.sockets import BindError, bind_socket, log_running
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+logger = logging.getLogger("uvicorn.error")
+access_logger = logging.getLogger("uvicorn.access")
+
+
+class ServerState:
+    """State shared with request handling: counters, running tasks, default headers."""
+
+    def __init__(self) -> None:
+        self.total_requests = 0
+        self.connections: set[Any] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.default_headers: list[tuple[bytes, bytes]] = []
+
+
+class Listeners:
+    """What ``Server.servers`` holds: the listening sockets (``.sockets``), like asyncio's
+    ``Server`` objects that uvicorn keeps there. Use it to find the port when ``port=0``."""
+
+    def __init__(self, sockets: list[socket.socket]) -> None:
+        self.sockets = sockets
+
+    def close(self) -> None:
+        """Close the listening sockets so the kernel refuses new connections."""
+        for sock in self.sockets:
+            sock.close()
+
+
+def _log_access(client: str, method: str, path: str, version: str, status: int) -> None:
+    access_logger.info('%s - "%s %s HTTP/%s" %d', client, method, path, version, status)
+
+
+class Server:
+    """One server process. ``Server(config).run()`` blocks until the server stops."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.server_state = ServerState()
+        self.started = False
+        self.should_exit = False
+        self.force_exit = False
+        self.last_notified = 0.0
+        self.servers: list[Listeners] = []
+        self.lifespan: LifespanOn | LifespanOff | None = None
+        self.core: CoreServer | None = None
+        self._captured_signals: list[int] = []
+        self._own_sockets: list[socket.socket] = []
+
+    # -- running -----------------------------------------------------------------------
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        """Run ``serve()`` on a fresh event loop (uvloop when available)."""
+        loop_factory = _loop_factory(self.config.loop)
+        if sys.version_info >= (3, 12):
+            asyncio.run(self.serve(sockets=sockets), loop_factory=loop_factory)
+        else:
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                runner.run(self.serve(sockets=sockets))
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        """Run the server in the current event loop until it is told to stop."""
+        with self.capture_signals():
+            await self._serve(sockets)
+
+    async def _serve(self, sockets: list[socket.socket] | None = None) -> None:
+        process_id = os.getpid()
+        config = self.config
+        if not config.loaded:
+            config.load()
+        self.lifespan = LifespanOn(config) if config.lifespan != "off" else LifespanOff(config)
+
+        message = "Started server process [%d]"
+        color_message = "Started server process [" + click.style("%d", fg="cyan") + "]"
+        logger.info(message, process_id, extra={"color_message": color_message})
+
+        await self.startup(sockets=sockets)
+        if self.should_exit:
+            return
+        await self.main_loop()
+        await self.shutdown(sockets=sockets)
+
+        message = "Finished server process [%d]"
+        color_message = "Finished server process [" + click.style("%d", fg="cyan") + "]"
+        logger.info(message, process_id, extra={"color_message": color_message})
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Lifespan startup, then listen. Exits with status 3 if either fails."""
+        assert self.lifespan is not None
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            self.should_exit = True
+            return
+
+        config = self.config
+        loop = asyncio.get_running_loop()
+        access_on = config.access_log and access_logger.hasHandlers()
+        self.core = CoreServer(
+            on_request=self._on_request,
+            on_log=_on_core_log,
+            create_future=loop.create_future,
+            access_log=_log_access if access_on else None,
+            state=self.lifespan.state,
+            root_path=config.root_path,
+            asgi_version=config.asgi_version,
+            server_header=config.server_header,
+            date_header=config.date_header,
+            headers=config.encoded_headers,
+            limit_concurrency=config.limit_concurrency,
+            timeout_keep_alive=float(config.timeout_keep_alive),
+            header_read_timeout=float(config.header_read_timeout),
+            max_head_bytes=config.h11_max_incomplete_event_size or 64 * 1024,
+            io_threads=config.io_threads,
+        )
+        self._app = config.loaded_app
+        self._create_task = loop.create_task
+        self._task_context = None
+        loop.add_reader(self.core.wake_fd, self.core.drain)
+
+        if sockets is not None:
+            listening = list(sockets)
+        else:
+            try:
+                sock = bind_socket(config)
+            except (BindError, OSError) as exc:
+                logger.error("%s", exc)
+                await self.lifespan.shutdown()
+                self._close_core(loop)
+                sys.exit(STARTUP_FAILURE)
+            listening = [sock]
+            self._own_sockets = [sock]
+        for sock in listening:
+            self.core.listen(sock.fileno())
+        self.servers = [Listeners(listening)]
+        if sockets is None:
+            log_running(config, listening[0])
+        self.started = True
+
+    def _on_request(self, scope: dict[str, Any], cycle: Any) -> None:
+        # Called by the core's drain for each new request, on the loop thread.
+        if self.config.reset_contextvars:
+            import contextvars
+
+            task = self._create_task(
+                run_http(self._app, scope, cycle), context=contextvars.Context()
+            )
+        else:
+            task = self._create_task(run_http(self._app, scope, cycle))
+        tasks = self.server_state.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def main_loop(self) -> None:
+        """Tick every 0.1 s until ``on_tick`` says stop."""
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            await asyncio.sleep(0.1)
+            should_exit = await self.on_tick(counter)
+
+    @property
+    def limit_max_requests(self) -> int | None:
+        """``limit_max_requests`` plus a once-per-process random jitter."""
+        if not hasattr(self, "_limit_max_requests"):
+            limit = self.config.limit_max_requests
+            if limit is not None and self.config.limit_max_requests_jitter > 0:
+                limit += random.randint(0, self.config.limit_max_requests_jitter)
+            self._limit_max_requests = limit
+        return self._limit_max_requests
+
+    async def on_tick(self, counter: int) -> bool:
+        """Once a tick: refresh counters, notify, and decide whether to stop."""
+        if self.core is not None:
+            self.server_state.total_requests = self.core.total_requests
+        if counter % 10 == 0:
+            current_time = time.time()
+            if self.config.callback_notify is not None:
+                if current_time - self.last_notified > self.config.timeout_notify:
+                    self.last_notified = current_time
+                    await self.config.callback_notify()
+        if self.should_exit:
+            return True
+        max_requests = self.limit_max_requests
+        if max_requests is not None and self.server_state.total_requests >= max_requests:
+            logger.warning(
+                "Maximum request limit of %d exceeded. Terminating process.", max_requests
+            )
+            return True
+        return False
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Graceful stop: refuse new connections, drain, then lifespan shutdown."""
+        logger.info("Shutting down")
+        loop = asyncio.get_running_loop()
+        if self.core is not None:
+            self.core.shutdown()
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+
+        try:
+            await asyncio.wait_for(
+                self._wait_tasks_to_complete(), timeout=self.config.timeout_graceful_shutdown
+            )
+        except asyncio.TimeoutError:
+            logger.error(
+                "Cancel %s running task(s), timeout graceful shutdown exceeded",
+                len(self.server_state.tasks),
+            )
+            for task in list(self.server_state.tasks):
+                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+            if self.server_state.tasks:
+                await asyncio.wait(list(self.server_state.tasks), timeout=1.0)
+
+        self._close_core(loop)
+        if not self.force_exit and self.lifespan is not None:
+            await self.lifespan.shutdown()
+
+    def _close_core(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.core is None:
+            return
+        with contextlib.suppress(Exception):
+            loop.remove_reader(self.core.wake_fd)
+        # Drain once more so log records from the IO threads are not lost.
+        self.core.drain()
+        self.core.close()
+
+    async def _wait_tasks_to_complete(self) -> None:
+        assert self.core is not None
+        await asyncio.sleep(0.1)
+        if self.core.connections and not self.force_exit:
+            logger.info("Waiting for connections to close. (CTRL+C to force quit)")
+            while self.core.connections and not self.force_exit:
+                await asyncio.sleep(0.1)
+        if self.server_state.tasks and not self.force_exit:
+            logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
+            while self.server_state.tasks and not self.force_exit:
+                await asyncio.sleep(0.1)
+
+    # -- signals -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        """Handle SIGINT/SIGTERM while serving; afterwards restore the previous handlers and
+        re-deliver the captured signals so the process ends the way the signal intends
+        (SIGINT -> exit 0 via KeyboardInterrupt in ``run()``, SIGTERM -> killed by 15)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+        for captured in reversed(self._captured_signals):
+            signal.raise_signal(captured)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """First signal: graceful exit. A second SIGINT: skip the waiting."""
+        self._captured_signals.append(sig)
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
+
+
+def _on_core_log(level: int, message: str) -> None:
+    logger.log(level, message)
+
+
+def _loop_factory(name: str) -> Any:
+    """The event loop factory for ``--loop`` (``auto`` = uvloop when importable)."""
+    if name in ("auto", "uvloop", "zuvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if name != "auto":
+                raise
+            return asyncio.new_event_loop
+        return uvloop.new_event_loop
+    if name in ("asyncio", "none"):
+        return asyncio.new_event_loop if name == "asyncio" else None
+    from sandman_asgi.importer import import_from_string
+
+    # uvicorn: an import string names a callable that returns the loop factory.
+    return import_from_string(name)()

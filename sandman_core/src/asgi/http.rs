@@ -1,0 +1,657 @@
+//! One HTTP request as the app sees it: `receive()` and `send()` for the ASGI HTTP protocol.
+//!
+//! Theory of operation
+//! -------------------
+//! A [`RequestShared`] is the meeting point of three parties:
+//!
+//! * the hyper service future on an IO thread, waiting for the response head on a oneshot;
+//! * the body pump on an IO thread (only for streamed request bodies), filling `body`;
+//! * the app's task on the event loop thread, calling [`HttpCycle::receive`]/[`HttpCycle::send`].
+//!
+//! All state sits behind one mutex that is held for a few instructions at a time and never
+//! across a call into Python or an `.await`. The loop thread never waits for an IO thread:
+//! `send()` validates the message, runs it through the [`Cycle`] rules, hands the response to
+//! the service future (or queues a chunk) and returns an already-finished awaitable. It only
+//! returns a pending future when the response queue is over its high-water mark. `receive()`
+//! returns finished awaitables while body data is buffered and an asyncio future otherwise.
+//! IO threads resolve nothing themselves: they post a `Wake` through the bridge and the loop
+//! thread resolves the futures when it drains.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+
+use bytes::{Bytes, BytesMut};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Response, StatusCode};
+use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use tokio::sync::{oneshot, Notify};
+
+use crate::asgi::cycle::{BodyStep, Cycle, Ending, Phase};
+use crate::asgi::message;
+use crate::asgi::scope::RequestHead;
+use crate::bridge::Event;
+use crate::common::limits::{
+    REQUEST_BODY_HIGH_WATER, RESPONSE_BODY_HIGH_WATER, RESPONSE_BODY_LOW_WATER,
+};
+use crate::http::body::ResponseBody;
+use crate::http::canned;
+use crate::server::shared::ServerShared;
+
+pyo3::create_exception!(
+    _core,
+    ClientDisconnected,
+    pyo3::exceptions::PyOSError,
+    "Raised by send() once the client has gone away (ASGI HTTP spec 2.4). Never logged as an error."
+);
+
+/// Mutable state of one request, shared between IO threads and the loop thread.
+pub struct Inner {
+    /// Response ordering rules.
+    pub cycle: Cycle,
+    /// Hands the response head (and a body) to the waiting service future.
+    pub responder: Option<oneshot::Sender<Response<ResponseBody>>>,
+    /// `http.response.start` is held here until the first body.
+    held: Option<(StatusCode, HeaderMap)>,
+
+    /// Request body chunks not yet given to the app.
+    pub body: VecDeque<Bytes>,
+    /// Bytes in `body`.
+    pub body_len: usize,
+    /// The request body has been read to its end.
+    pub body_done: bool,
+    /// The app has been given `more_body=False`.
+    body_final_delivered: bool,
+    /// The pump may read (false until the first `receive()` on `Expect: 100-continue`).
+    pub body_go: bool,
+
+    /// Response chunks queued for the socket (streamed responses).
+    pub out: VecDeque<Bytes>,
+    /// Bytes in `out`.
+    pub out_len: usize,
+    /// The last chunk has been queued.
+    pub out_end: bool,
+    /// hyper's waker for the response body, when it is waiting for a chunk.
+    pub out_waker: Option<Waker>,
+
+    /// The client has gone (or the request can no longer be answered).
+    pub disconnected: bool,
+    /// The app's coroutine has ended; the pump may stop.
+    pub finished: bool,
+
+    /// A `receive()` future waiting for data or disconnect (loop thread only).
+    recv_waiter: Option<Py<PyAny>>,
+    /// A `send()` future waiting for room in `out` (loop thread only).
+    send_waiter: Option<Py<PyAny>>,
+    /// A `Wake` for this request is already in the bridge queue.
+    wake_queued: bool,
+}
+
+/// The request state shared by the service future, the body pump and the app's task.
+pub struct RequestShared {
+    inner: Mutex<Inner>,
+    /// Signals the body pump: permission to read, room in the buffer, or stop.
+    pub pump_signal: Notify,
+    /// Server-wide settings, counters and the bridge.
+    pub server: Arc<ServerShared>,
+}
+
+impl RequestShared {
+    /// New state for a request; `head_request` is true for `HEAD`.
+    pub fn new(server: Arc<ServerShared>, head_request: bool) -> Arc<RequestShared> {
+        server.active_requests.fetch_add(1, Ordering::Relaxed);
+        Arc::new(RequestShared {
+            inner: Mutex::new(Inner {
+                cycle: Cycle::new(head_request),
+                responder: None,
+                held: None,
+                body: VecDeque::new(),
+                body_len: 0,
+                body_done: false,
+                body_final_delivered: false,
+                body_go: true,
+                out: VecDeque::new(),
+                out_len: 0,
+                out_end: false,
+                out_waker: None,
+                disconnected: false,
+                finished: false,
+                recv_waiter: None,
+                send_waiter: None,
+                wake_queued: false,
+            }),
+            pump_signal: Notify::new(),
+            server,
+        })
+    }
+
+    /// Lock the state.
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Post a `Wake` to the loop thread if a Python future is waiting on this request.
+    /// Called by IO threads with the lock held.
+    pub fn wake_python(self: &Arc<Self>, inner: &mut Inner) {
+        if (inner.recv_waiter.is_some() || inner.send_waiter.is_some()) && !inner.wake_queued {
+            inner.wake_queued = true;
+            self.server.bridge.push(Event::Wake(self.clone()));
+        }
+    }
+
+    /// The client went away or the request was abandoned: fail pending and future sends,
+    /// turn `receive()` into `http.disconnect`, stop the pump, release the service future.
+    pub fn mark_disconnected(self: &Arc<Self>) {
+        let mut inner = self.lock();
+        if inner.disconnected {
+            return;
+        }
+        inner.disconnected = true;
+        inner.cycle.abort();
+        inner.responder = None;
+        self.wake_python(&mut inner);
+        drop(inner);
+        self.pump_signal.notify_one();
+    }
+}
+
+impl Drop for RequestShared {
+    fn drop(&mut self) {
+        self.server.active_requests.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Objects of the event loop the cycles need (touched only on the loop thread).
+pub struct LoopHooks {
+    /// `loop.create_future`
+    pub create_future: Py<PyAny>,
+    /// `access(client, method, path_with_query, http_version, status)` or `None` when the
+    /// access log is off, so a disabled log costs nothing per request.
+    pub access_log: Option<Py<PyAny>>,
+}
+
+/// An awaitable that is already finished: `await` returns its value without suspending.
+#[pyclass(frozen, module = "sandman_asgi._core")]
+pub struct Ready {
+    value: Option<Py<PyAny>>,
+}
+
+#[pymethods]
+impl Ready {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        match &self.value {
+            // StopIteration(value) is how an iterator-based awaitable returns a value.
+            Some(v) => Err(PyStopIteration::new_err((v.clone_ref(py),))),
+            None => Ok(None),
+        }
+    }
+
+    fn send(&self, py: Python<'_>, _value: Py<PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        self.__next__(py)
+    }
+}
+
+fn ready_none(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    static DONE: pyo3::sync::PyOnceLock<Py<Ready>> = pyo3::sync::PyOnceLock::new();
+    Ok(DONE
+        .get_or_try_init(py, || Py::new(py, Ready { value: None }))?
+        .clone_ref(py)
+        .into_any())
+}
+
+fn ready_value(py: Python<'_>, value: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    Ok(Py::new(
+        py,
+        Ready {
+            value: Some(value.unbind()),
+        },
+    )?
+    .into_any())
+}
+
+fn disconnect_message(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let msg = PyDict::new(py);
+    msg.set_item(intern!(py, "type"), intern!(py, "http.disconnect"))?;
+    Ok(msg)
+}
+
+fn request_message<'py>(py: Python<'py>, body: &[u8], more: bool) -> PyResult<Bound<'py, PyDict>> {
+    let msg = PyDict::new(py);
+    msg.set_item(intern!(py, "type"), intern!(py, "http.request"))?;
+    msg.set_item(intern!(py, "body"), PyBytes::new(py, body))?;
+    msg.set_item(intern!(py, "more_body"), more)?;
+    Ok(msg)
+}
+
+/// What `receive()` can answer right now, computed under the lock.
+enum Receivable {
+    Disconnect,
+    Body(Bytes, bool),
+    Nothing,
+}
+
+fn take_receivable(inner: &mut Inner) -> (Receivable, bool) {
+    if inner.disconnected || inner.cycle.phase() == Phase::Complete {
+        return (Receivable::Disconnect, false);
+    }
+    if inner.body_len > 0 || !inner.body.is_empty() {
+        let was_full = inner.body_len >= REQUEST_BODY_HIGH_WATER;
+        let data = if inner.body.len() == 1 {
+            inner.body.pop_front().unwrap()
+        } else {
+            let mut buf = BytesMut::with_capacity(inner.body_len);
+            for chunk in inner.body.drain(..) {
+                buf.extend_from_slice(&chunk);
+            }
+            buf.freeze()
+        };
+        inner.body_len = 0;
+        let more = !inner.body_done;
+        if !more {
+            inner.body_final_delivered = true;
+        }
+        return (Receivable::Body(data, more), was_full);
+    }
+    if inner.body_done && !inner.body_final_delivered {
+        inner.body_final_delivered = true;
+        return (Receivable::Body(Bytes::new(), false), false);
+    }
+    (Receivable::Nothing, false)
+}
+
+fn receivable_to_py(py: Python<'_>, r: Receivable) -> PyResult<Bound<'_, PyDict>> {
+    match r {
+        Receivable::Disconnect => disconnect_message(py),
+        Receivable::Body(data, more) => request_message(py, &data, more),
+        Receivable::Nothing => unreachable!("checked by caller"),
+    }
+}
+
+fn resolve(py: Python<'_>, future: Py<PyAny>, result: Result<Bound<'_, PyAny>, PyErr>) {
+    let fut = future.bind(py);
+    // A cancelled task leaves a cancelled future behind; resolving it would raise.
+    if fut
+        .call_method0(intern!(py, "done"))
+        .and_then(|d| d.is_truthy())
+        .unwrap_or(true)
+    {
+        return;
+    }
+    let outcome = match result {
+        Ok(value) => fut.call_method1(intern!(py, "set_result"), (value,)),
+        Err(err) => fut.call_method1(intern!(py, "set_exception"), (err.into_value(py),)),
+    };
+    if let Err(e) = outcome {
+        e.write_unraisable(py, Some(fut));
+    }
+}
+
+/// The Python object behind one request's `receive` and `send`.
+#[pyclass(frozen, module = "sandman_asgi._core")]
+pub struct HttpCycle {
+    shared: Arc<RequestShared>,
+    hooks: Arc<LoopHooks>,
+    head: Box<RequestHead>,
+}
+
+impl HttpCycle {
+    /// Wrap a dispatched request for Python.
+    pub fn new(shared: Arc<RequestShared>, hooks: Arc<LoopHooks>, head: Box<RequestHead>) -> Self {
+        HttpCycle {
+            shared,
+            hooks,
+            head,
+        }
+    }
+
+    /// Resolve whatever Python futures of this request can be resolved now (loop thread,
+    /// on a `Wake` from the bridge).
+    pub fn on_wake(py: Python<'_>, shared: &Arc<RequestShared>) {
+        let mut inner = shared.lock();
+        inner.wake_queued = false;
+        let mut recv = None;
+        if inner.recv_waiter.is_some() {
+            let (r, was_full) = take_receivable(&mut inner);
+            if !matches!(r, Receivable::Nothing) {
+                recv = Some((inner.recv_waiter.take().unwrap(), r, was_full));
+            }
+        }
+        let mut send = None;
+        if inner.send_waiter.is_some()
+            && (inner.disconnected || inner.out_len <= RESPONSE_BODY_LOW_WATER)
+        {
+            send = Some((inner.send_waiter.take().unwrap(), inner.disconnected));
+        }
+        drop(inner);
+        if let Some((fut, r, was_full)) = recv {
+            if was_full {
+                shared.pump_signal.notify_one();
+            }
+            let msg = receivable_to_py(py, r).map(|m| m.into_any());
+            resolve(py, fut, msg);
+        }
+        if let Some((fut, gone)) = send {
+            let result = if gone {
+                Err(ClientDisconnected::new_err("client disconnected"))
+            } else {
+                Ok(py.None().into_bound(py))
+            };
+            resolve(py, fut, result);
+        }
+    }
+
+    fn new_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.hooks.create_future.call0(py)
+    }
+
+    fn log_access(&self, py: Python<'_>, status: u16) -> PyResult<()> {
+        let Some(access) = &self.hooks.access_log else {
+            return Ok(());
+        };
+        let head = &self.head;
+        let client = match &head.conn.client {
+            Some((host, port)) => format!("{host}:{port}"),
+            None => String::new(),
+        };
+        let mut path = quote_path(&head.path);
+        if !head.query.is_empty() {
+            path.push('?');
+            path.push_str(&String::from_utf8_lossy(&head.query));
+        }
+        let version = match head.version {
+            hyper::Version::HTTP_10 => "1.0",
+            hyper::Version::HTTP_2 => "2",
+            _ => "1.1",
+        };
+        access.call1(py, (client, head.method.as_str(), path, version, status))?;
+        Ok(())
+    }
+
+    /// Hand the held head plus a body to the service future.
+    fn respond(inner: &mut Inner, body: ResponseBody) {
+        let (status, headers) = inner.held.take().expect("head held before first body");
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        if let Some(tx) = inner.responder.take() {
+            // The service future may have been dropped (client gone) a moment ago; the
+            // disconnect path reports that, so a failed send needs no handling here.
+            let _ = tx.send(response);
+        }
+    }
+
+    fn start(&self, py: Python<'_>, msg: &Bound<'_, PyDict>) -> PyResult<()> {
+        // Validate before touching the cycle: a rejected start changes nothing, so an app
+        // that lets the error escape gets a clean 500 (uvicorn closes the connection
+        // instead; README, "Differences from uvicorn").
+        let start = message::response_start(msg)?;
+        let mut inner = self.shared.lock();
+        if inner.disconnected {
+            return Err(ClientDisconnected::new_err("client disconnected"));
+        }
+        let declared = match start
+            .headers
+            .iter()
+            .find(|(n, _)| n == header::CONTENT_LENGTH)
+        {
+            Some((_, v)) => match v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+                Some(n) => Some(n),
+                None => {
+                    return Err(PyValueError::new_err(format!(
+                        "invalid content-length header value {v:?}"
+                    )));
+                }
+            },
+            None => None,
+        };
+        inner
+            .cycle
+            .start(start.status, declared)
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        let headers = self.shared.server.settings.response_headers(start.headers);
+        let status = StatusCode::from_u16(start.status).expect("validated range");
+        inner.held = Some((status, headers));
+        drop(inner);
+        self.log_access(py, start.status)
+    }
+
+    fn body(&self, py: Python<'_>, msg: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+        let body = message::body(msg)?;
+        let more = message::flag(msg, intern!(py, "more_body"))?;
+        let mut inner = self.shared.lock();
+        if inner.disconnected {
+            return Err(ClientDisconnected::new_err("client disconnected"));
+        }
+        let step = match inner.cycle.body(body.len(), more) {
+            Ok(step) => step,
+            Err(e) => {
+                if inner.cycle.phase() == Phase::Aborted {
+                    self.abort_locked(&mut inner);
+                }
+                return Err(PyRuntimeError::new_err(e.to_string()));
+            }
+        };
+        let allowed = inner.cycle.body_allowed();
+        match step {
+            BodyStep::Whole => {
+                if !allowed {
+                    // HEAD: announce the length a GET would have had, send no bytes.
+                    if inner.cycle.declared_length().is_none()
+                        && !crate::asgi::cycle::status_forbids_body(inner.cycle.status())
+                    {
+                        let len = HeaderValue::from(body.len() as u64);
+                        if let Some((_, h)) = inner.held.as_mut() {
+                            h.insert(header::CONTENT_LENGTH, len);
+                        }
+                    }
+                    Self::respond(&mut inner, ResponseBody::empty());
+                } else {
+                    Self::respond(&mut inner, ResponseBody::full(body));
+                }
+                self.complete_locked(py, inner);
+                Ok(ready_none(py)?)
+            }
+            BodyStep::Begin | BodyStep::Chunk | BodyStep::End => {
+                if allowed && !body.is_empty() {
+                    inner.out_len += body.len();
+                    inner.out.push_back(body);
+                }
+                if step == BodyStep::End {
+                    inner.out_end = true;
+                }
+                if step == BodyStep::Begin {
+                    Self::respond(&mut inner, ResponseBody::stream(self.shared.clone()));
+                } else if let Some(w) = inner.out_waker.take() {
+                    w.wake();
+                }
+                if step == BodyStep::End {
+                    self.complete_locked(py, inner);
+                    return ready_none(py);
+                }
+                if inner.out_len > RESPONSE_BODY_HIGH_WATER {
+                    let fut = self.new_future(py)?;
+                    inner.send_waiter = Some(fut.clone_ref(py));
+                    return Ok(fut);
+                }
+                ready_none(py)
+            }
+        }
+    }
+
+    /// The response is complete: count it and release a `receive()` waiting for disconnect.
+    fn complete_locked(&self, py: Python<'_>, mut inner: MutexGuard<'_, Inner>) {
+        self.shared
+            .server
+            .total_requests
+            .fetch_add(1, Ordering::Relaxed);
+        let waiter = inner.recv_waiter.take();
+        drop(inner);
+        if let Some(fut) = waiter {
+            resolve(py, fut, disconnect_message(py).map(|m| m.into_any()));
+        }
+    }
+
+    /// Cut the response short: the service future answers nothing more and a streamed body
+    /// ends with an error, so hyper closes the connection.
+    fn abort_locked(&self, inner: &mut Inner) {
+        inner.cycle.abort();
+        inner.responder = None;
+        inner.held = None;
+        if let Some(w) = inner.out_waker.take() {
+            w.wake();
+        }
+    }
+
+    fn finish_locked(&self, inner: &mut Inner) {
+        inner.finished = true;
+        self.shared.pump_signal.notify_one();
+    }
+}
+
+/// Characters Python's `urllib.parse.quote` leaves alone (with its default `safe="/"`).
+const QUOTE_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'~')
+    .remove(b'/');
+
+/// `urllib.parse.quote(path)`, as uvicorn renders the path in access lines.
+pub fn quote_path(path: &str) -> String {
+    percent_encoding::utf8_percent_encode(path, QUOTE_SET).to_string()
+}
+
+#[pymethods]
+impl HttpCycle {
+    /// ASGI `receive()`.
+    fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let mut inner = self.shared.lock();
+        let (r, was_full) = take_receivable(&mut inner);
+        if let Receivable::Nothing = r {
+            if !inner.body_go {
+                // Expect: 100-continue — the first receive() lets the pump read, and hyper
+                // sends "100 Continue" when the body is first polled (D-HTTP-8).
+                inner.body_go = true;
+                self.shared.pump_signal.notify_one();
+            }
+            let fut = self.new_future(py)?;
+            inner.recv_waiter = Some(fut.clone_ref(py));
+            return Ok(fut);
+        }
+        drop(inner);
+        if was_full {
+            self.shared.pump_signal.notify_one();
+        }
+        ready_value(py, receivable_to_py(py, r)?.into_any())
+    }
+
+    /// ASGI `send(message)`.
+    fn send(&self, py: Python<'_>, message: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let msg = message::as_dict(&message)?;
+        let kind = message::message_type(msg)?;
+        let kind = kind.to_str()?;
+        match kind {
+            "http.response.start" => {
+                self.start(py, msg)?;
+                ready_none(py)
+            }
+            "http.response.body" => self.body(py, msg),
+            other => {
+                if self.shared.lock().disconnected {
+                    return Err(ClientDisconnected::new_err("client disconnected"));
+                }
+                let expected = if self.shared.lock().cycle.phase() == Phase::AwaitingStart {
+                    "http.response.start"
+                } else {
+                    "http.response.body"
+                };
+                Err(PyRuntimeError::new_err(format!(
+                    "Expected ASGI message '{expected}', but got '{other}'."
+                )))
+            }
+        }
+    }
+
+    /// The app returned `None`. Returns 0 complete, 1 not started (a 500 was sent),
+    /// 2 incomplete (connection closed), 3 already aborted.
+    fn app_returned(&self) -> u8 {
+        let mut inner = self.shared.lock();
+        self.finish_locked(&mut inner);
+        match inner.cycle.finish() {
+            Ending::Complete => 0,
+            Ending::NotStarted => {
+                self.send_500(&mut inner);
+                1
+            }
+            Ending::Incomplete => {
+                self.abort_locked(&mut inner);
+                2
+            }
+            Ending::Aborted => 3,
+        }
+    }
+
+    /// The app raised (or returned a value). Sends a 500 if nothing was sent yet and
+    /// `error_response` is true, else closes the connection. Returns True if a 500 went out.
+    #[pyo3(signature = (error_response=true))]
+    fn app_failed(&self, error_response: bool) -> bool {
+        let mut inner = self.shared.lock();
+        self.finish_locked(&mut inner);
+        if error_response && inner.cycle.phase() == Phase::AwaitingStart && !inner.disconnected {
+            inner.cycle.abort();
+            self.send_500(&mut inner);
+            return true;
+        }
+        self.abort_locked(&mut inner);
+        false
+    }
+
+    /// Request method, path and client for log lines.
+    #[getter]
+    fn client(&self) -> Option<String> {
+        self.head
+            .conn
+            .client
+            .as_ref()
+            .map(|(h, p)| format!("{h}:{p}"))
+    }
+}
+
+impl HttpCycle {
+    fn send_500(&self, inner: &mut Inner) {
+        if let Some(tx) = inner.responder.take() {
+            let _ = tx.send(canned::internal_server_error(&self.shared.server.settings));
+        }
+    }
+}
+
+impl Drop for HttpCycle {
+    fn drop(&mut self) {
+        // A cycle dropped without its app finishing (a task that was garbage collected)
+        // must not leave the service future waiting forever.
+        let mut inner = self.shared.lock();
+        if !inner.finished {
+            inner.finished = true;
+            if inner.cycle.phase() == Phase::AwaitingStart {
+                inner.cycle.abort();
+                self.send_500(&mut inner);
+            } else {
+                self.abort_locked(&mut inner);
+            }
+            drop(inner);
+            self.shared.pump_signal.notify_one();
+        }
+    }
+}

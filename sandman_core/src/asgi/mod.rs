@@ -1,0 +1,10 @@
+//! The ASGI side of a request: the scope, the messages, and the response cycle.
+//!
+//! `cycle` holds the ordering rules and knows nothing of Python or IO; `message` turns the
+//! app's dicts into typed values; `scope` builds scope dicts; `http` is the Python-facing
+//! `receive`/`send` pair that ties them to a running request.
+
+pub mod cycle;
+pub mod http;
+pub mod message;
+pub mod scope;

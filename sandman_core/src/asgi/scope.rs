@@ -1,0 +1,255 @@
+//! Building the HTTP connection scope (asgi-checklist §1.1) from a parsed request.
+//!
+//! The IO thread does the string work (percent-decoding, root-path joining) into a
+//! [`RequestHead`]; the loop thread turns it into a dict with interned keys under the GIL.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::{HeaderMap, Method, Version};
+use percent_encoding::percent_decode;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::{intern, IntoPyObjectExt};
+
+/// The HTTP/WebSocket sub-spec version we implement. 2.4 promises that `send()` after the
+/// client is gone raises an `OSError` subclass ([WWW] "Spec Versions").
+pub const HTTP_SPEC_VERSION: &str = "2.4";
+
+/// Where the listening socket is, as the scope's `server` key reports it.
+#[derive(Debug, Clone)]
+pub enum ServerAddr {
+    /// `(host, port)`
+    Tcp(String, u16),
+    /// `(path, None)` — allowed since spec 2.2.
+    Unix(String),
+}
+
+/// Per-connection facts every scope on the connection shares.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// The peer, `None` on a Unix socket.
+    pub client: Option<(String, u16)>,
+    /// The local end.
+    pub server: Option<ServerAddr>,
+    /// `"https"` on TLS connections, else `"http"`.
+    pub tls: bool,
+}
+
+/// A request head, already decoded on the IO thread.
+#[derive(Debug)]
+pub struct RequestHead {
+    /// Request method.
+    pub method: Method,
+    /// `HTTP/1.0` or `HTTP/1.1`.
+    pub version: Version,
+    /// Percent-decoded path, `root_path` prepended.
+    pub path: String,
+    /// Path bytes as received (no query), `root_path` prepended.
+    pub raw_path: Bytes,
+    /// Query string as received, without the `?`.
+    pub query: Bytes,
+    /// Request headers; names arrive lowercased from hyper, values untouched.
+    pub headers: HeaderMap,
+    /// The connection this request came on.
+    pub conn: Arc<ConnInfo>,
+}
+
+impl RequestHead {
+    /// Split and decode the request target. `root_path` is prefixed onto both `path` and
+    /// `raw_path`, as uvicorn does since 0.30 (asgi-checklist §1.1, D-ASGI-2).
+    pub fn new(
+        method: Method,
+        version: Version,
+        uri: &hyper::Uri,
+        headers: HeaderMap,
+        root_path: &str,
+        conn: Arc<ConnInfo>,
+    ) -> RequestHead {
+        let raw = uri.path();
+        let decoded = percent_decode(raw.as_bytes()).decode_utf8_lossy();
+        let (path, raw_path) = if root_path.is_empty() {
+            (decoded.into_owned(), Bytes::copy_from_slice(raw.as_bytes()))
+        } else {
+            let mut p = String::with_capacity(root_path.len() + decoded.len());
+            p.push_str(root_path);
+            p.push_str(&decoded);
+            let mut r = Vec::with_capacity(root_path.len() + raw.len());
+            r.extend_from_slice(root_path.as_bytes());
+            r.extend_from_slice(raw.as_bytes());
+            (p, Bytes::from(r))
+        };
+        let query = uri
+            .query()
+            .map(|q| Bytes::copy_from_slice(q.as_bytes()))
+            .unwrap_or_default();
+        RequestHead {
+            method,
+            version,
+            path,
+            raw_path,
+            query,
+            headers,
+            conn,
+        }
+    }
+}
+
+/// Scope-wide settings fixed at server start.
+pub struct ScopeSettings {
+    /// `root_path` as given by `--root-path`.
+    pub root_path: Py<PyString>,
+    /// `asgi["version"]`: "3.0", or "2.0" for a wrapped ASGI2 app (as uvicorn reports).
+    pub asgi_version: Py<PyString>,
+    /// The lifespan `state` namespace; each scope gets a shallow copy.
+    pub state: Py<PyDict>,
+}
+
+fn method_str<'py>(py: Python<'py>, method: &Method) -> Bound<'py, PyString> {
+    match *method {
+        Method::GET => intern!(py, "GET").clone(),
+        Method::POST => intern!(py, "POST").clone(),
+        Method::HEAD => intern!(py, "HEAD").clone(),
+        Method::PUT => intern!(py, "PUT").clone(),
+        Method::DELETE => intern!(py, "DELETE").clone(),
+        Method::PATCH => intern!(py, "PATCH").clone(),
+        Method::OPTIONS => intern!(py, "OPTIONS").clone(),
+        _ => PyString::new(py, method.as_str()),
+    }
+}
+
+fn version_str<'py>(py: Python<'py>, version: Version) -> Bound<'py, PyString> {
+    match version {
+        Version::HTTP_10 => intern!(py, "1.0").clone(),
+        Version::HTTP_2 => intern!(py, "2").clone(),
+        _ => intern!(py, "1.1").clone(),
+    }
+}
+
+/// The scope's `headers`: a list of `(name, value)` byte tuples in received order (values of
+/// one name keep their order; hyper groups names, which the spec allows).
+pub fn headers_list<'py>(py: Python<'py>, headers: &HeaderMap) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for (name, value) in headers.iter() {
+        let pair = PyTuple::new(
+            py,
+            [
+                PyBytes::new(py, name.as_str().as_bytes()),
+                PyBytes::new(py, value.as_bytes()),
+            ],
+        )?;
+        list.append(pair)?;
+    }
+    Ok(list)
+}
+
+/// `client`/`server` style `(host, port)` tuple.
+fn addr_tuple<'py>(py: Python<'py>, host: &str, port: Option<u16>) -> PyResult<Bound<'py, PyAny>> {
+    let port = match port {
+        Some(p) => p.into_bound_py_any(py)?,
+        None => py.None().into_bound(py),
+    };
+    Ok(PyTuple::new(py, [PyString::new(py, host).into_any(), port])?.into_any())
+}
+
+/// Build the `http` scope dict.
+pub fn http_scope<'py>(
+    py: Python<'py>,
+    head: &RequestHead,
+    settings: &ScopeSettings,
+) -> PyResult<Bound<'py, PyDict>> {
+    let scope = PyDict::new(py);
+    scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
+    let asgi = PyDict::new(py);
+    asgi.set_item(intern!(py, "version"), settings.asgi_version.bind(py))?;
+    asgi.set_item(intern!(py, "spec_version"), intern!(py, HTTP_SPEC_VERSION))?;
+    scope.set_item(intern!(py, "asgi"), asgi)?;
+    scope.set_item(intern!(py, "http_version"), version_str(py, head.version))?;
+    let server = match &head.conn.server {
+        Some(ServerAddr::Tcp(host, port)) => addr_tuple(py, host, Some(*port))?,
+        Some(ServerAddr::Unix(path)) => addr_tuple(py, path, None)?,
+        None => py.None().into_bound(py),
+    };
+    scope.set_item(intern!(py, "server"), server)?;
+    let client = match &head.conn.client {
+        Some((host, port)) => addr_tuple(py, host, Some(*port))?,
+        None => py.None().into_bound(py),
+    };
+    scope.set_item(intern!(py, "client"), client)?;
+    let scheme = if head.conn.tls {
+        intern!(py, "https")
+    } else {
+        intern!(py, "http")
+    };
+    scope.set_item(intern!(py, "scheme"), scheme)?;
+    scope.set_item(intern!(py, "method"), method_str(py, &head.method))?;
+    scope.set_item(intern!(py, "root_path"), settings.root_path.bind(py))?;
+    scope.set_item(intern!(py, "path"), PyString::new(py, &head.path))?;
+    scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, &head.raw_path))?;
+    scope.set_item(intern!(py, "query_string"), PyBytes::new(py, &head.query))?;
+    scope.set_item(intern!(py, "headers"), headers_list(py, &head.headers)?)?;
+    scope.set_item(intern!(py, "state"), settings.state.bind(py).copy()?)?;
+    // A fresh dict per scope: middleware that mutates it must not leak into other requests
+    // (granian shares one; asgi-checklist §4.3).
+    scope.set_item(intern!(py, "extensions"), PyDict::new(py))?;
+    Ok(scope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Arc<ConnInfo> {
+        Arc::new(ConnInfo {
+            client: None,
+            server: None,
+            tls: false,
+        })
+    }
+
+    #[test]
+    fn path_is_decoded_raw_path_is_not() {
+        let uri: hyper::Uri = "/one%2Ftwo/a%20b?x=%20y".parse().unwrap();
+        let head = RequestHead::new(
+            Method::GET,
+            Version::HTTP_11,
+            &uri,
+            HeaderMap::new(),
+            "",
+            conn(),
+        );
+        assert_eq!(head.path, "/one/two/a b");
+        assert_eq!(&head.raw_path[..], b"/one%2Ftwo/a%20b");
+        assert_eq!(&head.query[..], b"x=%20y");
+    }
+
+    #[test]
+    fn root_path_prefixes_both() {
+        let uri: hyper::Uri = "/one%2Ftwo".parse().unwrap();
+        let head = RequestHead::new(
+            Method::GET,
+            Version::HTTP_11,
+            &uri,
+            HeaderMap::new(),
+            "/app",
+            conn(),
+        );
+        assert_eq!(head.path, "/app/one/two");
+        assert_eq!(&head.raw_path[..], b"/app/one%2Ftwo");
+        assert!(head.query.is_empty());
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_fatal() {
+        let uri: hyper::Uri = "/%ff".parse().unwrap();
+        let head = RequestHead::new(
+            Method::GET,
+            Version::HTTP_11,
+            &uri,
+            HeaderMap::new(),
+            "",
+            conn(),
+        );
+        assert_eq!(head.path, "/\u{fffd}");
+    }
+}

@@ -1,0 +1,36 @@
+//! Every buffer bound and default in one place, each with what it bounds and why.
+
+/// Bodies announced with a `content-length` up to this size (and no `Expect: 100-continue`)
+/// are read completely before the app is called, so the app gets the whole body in its first
+/// `http.request` with no extra round trip between threads. Larger or chunked bodies are
+/// streamed with back-pressure. uvicorn buffers up to 64 KiB per connection before pausing
+/// reads; 128 KiB keeps a 64 KiB form post on the fast path while bounding memory per
+/// connection to the same order.
+pub const EAGER_BODY_LIMIT: u64 = 128 * 1024;
+
+/// Request body bytes buffered for the app before the socket is no longer read (uvicorn's
+/// `HIGH_WATER_LIMIT` is 64 KiB too). A 1 GiB upload never holds more than this in memory.
+pub const REQUEST_BODY_HIGH_WATER: usize = 64 * 1024;
+
+/// Response body bytes queued between `send()` and the socket before `send()` starts
+/// returning a pending future. asyncio's transport default write high-water mark is 64 KiB;
+/// a larger queue lets a streaming app hand over a 1 MiB response in a few sends without
+/// waiting for the IO thread on each one.
+pub const RESPONSE_BODY_HIGH_WATER: usize = 256 * 1024;
+
+/// A `send()` waiting on a full response queue is resumed once the queue drains below this.
+pub const RESPONSE_BODY_LOW_WATER: usize = RESPONSE_BODY_HIGH_WATER / 4;
+
+/// Default cap on the request line plus headers. uvicorn[standard] (httptools) has none,
+/// h11 uses 16 KiB, nginx 8 KiB per line; we accept 64 KiB (a 64 KiB cookie still passes,
+/// as uvicorn's test `test_huge_headers_*` expects), answer 431 beyond it, and let
+/// `--h11-max-incomplete-event-size` change it.
+pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// hyper's read buffer never goes below 8 KiB (`max_buf_size` asserts it).
+pub const MIN_HEAD_BYTES: usize = 8 * 1024;
+
+/// How long a client may take to send a complete request head, counted from the moment the
+/// server starts waiting for it (accept, or the end of the previous response). Stops
+/// slowloris. nginx's `client_header_timeout` is 60 s, hyper's default 30 s.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: f64 = 30.0;

@@ -1,0 +1,4 @@
+//! Small pieces shared by every layer: limits, the cached `date` header, canned responses.
+
+pub mod date;
+pub mod limits;

@@ -1,0 +1,219 @@
+//! Response bodies handed to hyper, and the pump that feeds streamed request bodies to the app.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::asgi::cycle::Phase;
+use crate::asgi::http::RequestShared;
+use crate::common::limits::{REQUEST_BODY_HIGH_WATER, RESPONSE_BODY_LOW_WATER};
+use crate::server::conn::BusyGuard;
+
+enum Kind {
+    Full(Option<Bytes>),
+    Stream(Arc<RequestShared>),
+}
+
+/// A response body: either complete (one write, `content-length` known) or streamed from
+/// the app's `send()` calls.
+pub struct ResponseBody {
+    kind: Kind,
+    /// Marks the connection busy until hyper has taken the whole body.
+    busy: Option<BusyGuard>,
+}
+
+impl ResponseBody {
+    /// No body.
+    pub fn empty() -> ResponseBody {
+        ResponseBody {
+            kind: Kind::Full(None),
+            busy: None,
+        }
+    }
+
+    /// The whole body at once.
+    pub fn full(data: Bytes) -> ResponseBody {
+        let data = if data.is_empty() { None } else { Some(data) };
+        ResponseBody {
+            kind: Kind::Full(data),
+            busy: None,
+        }
+    }
+
+    /// A body streamed from the request's response queue.
+    pub fn stream(shared: Arc<RequestShared>) -> ResponseBody {
+        ResponseBody {
+            kind: Kind::Stream(shared),
+            busy: None,
+        }
+    }
+
+    /// Keep the connection marked busy for as long as hyper holds this body.
+    pub fn attach(&mut self, busy: BusyGuard) {
+        self.busy = Some(busy);
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match &mut self.kind {
+            Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Kind::Stream(shared) => {
+                let mut inner = shared.lock();
+                if let Some(chunk) = inner.out.pop_front() {
+                    inner.out_len -= chunk.len();
+                    if inner.out_len <= RESPONSE_BODY_LOW_WATER {
+                        shared.wake_python(&mut inner);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                }
+                if inner.out_end {
+                    return Poll::Ready(None);
+                }
+                if inner.cycle.phase() == Phase::Aborted {
+                    // An error here makes hyper close the connection: the response is cut
+                    // short and the client must not mistake it for a complete one.
+                    return Poll::Ready(Some(Err(io::Error::other("response aborted by the app"))));
+                }
+                inner.out_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.kind, Kind::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
+            Kind::Full(None) => SizeHint::with_exact(0),
+            Kind::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Kind::Stream(shared) = &self.kind {
+            let ended = shared.lock().out_end;
+            if !ended {
+                // hyper dropped a body it had not finished: the client is gone.
+                shared.mark_disconnected();
+            }
+        }
+    }
+}
+
+/// Why a request body could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// Bad framing (malformed chunked encoding): answer 400 and close.
+    Malformed,
+    /// The connection ended mid-body: the client is gone.
+    Gone,
+}
+
+fn classify(err: hyper::Error) -> BodyError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return match io.kind() {
+                io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe => BodyError::Gone,
+                _ => BodyError::Malformed,
+            };
+        }
+        source = e.source();
+    }
+    if err.is_incomplete_message() || err.is_canceled() || err.is_closed() {
+        BodyError::Gone
+    } else {
+        BodyError::Malformed
+    }
+}
+
+/// Read a small body completely (the eager path, see `EAGER_BODY_LIMIT`).
+pub async fn read_whole(mut body: Incoming) -> Result<Bytes, BodyError> {
+    let mut first: Option<Bytes> = None;
+    let mut rest: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(classify)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        match (&mut first, &mut rest) {
+            (None, _) => first = Some(data),
+            (Some(f), None) => {
+                let mut buf = BytesMut::with_capacity(f.len() + data.len());
+                buf.extend_from_slice(f);
+                buf.extend_from_slice(&data);
+                rest = Some(buf);
+            }
+            (Some(_), Some(buf)) => buf.extend_from_slice(&data),
+        }
+    }
+    Ok(match rest {
+        Some(buf) => buf.freeze(),
+        None => first.unwrap_or_default(),
+    })
+}
+
+/// Feed a streamed request body into the request's buffer, never holding more than
+/// `REQUEST_BODY_HIGH_WATER` bytes the app has not taken (back-pressure: hyper stops
+/// reading the socket while the pump waits).
+pub async fn pump(shared: Arc<RequestShared>, mut body: Incoming) -> Option<BodyError> {
+    loop {
+        // Wait until reading is allowed and there is room.
+        loop {
+            {
+                let inner = shared.lock();
+                if inner.finished || inner.disconnected {
+                    return None;
+                }
+                if inner.body_go && inner.body_len < REQUEST_BODY_HIGH_WATER {
+                    break;
+                }
+            }
+            shared.pump_signal.notified().await;
+        }
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            // Re-check the state (the app may have finished while we waited for data).
+            _ = shared.pump_signal.notified() => continue,
+        };
+        let mut inner = shared.lock();
+        match frame {
+            None => {
+                inner.body_done = true;
+                shared.wake_python(&mut inner);
+                return None;
+            }
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if !data.is_empty() {
+                        inner.body_len += data.len();
+                        inner.body.push_back(data);
+                        shared.wake_python(&mut inner);
+                    }
+                }
+            }
+            Some(Err(err)) => return Some(classify(err)),
+        }
+    }
+}

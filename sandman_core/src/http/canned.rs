@@ -1,0 +1,58 @@
+//! Responses the server writes itself, byte-compatible with uvicorn's where it has one.
+
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+
+use crate::http::body::ResponseBody;
+use crate::server::shared::HttpSettings;
+
+/// A small `text/plain` response with the default headers and `connection: close`.
+pub fn text(
+    settings: &HttpSettings,
+    status: StatusCode,
+    body: &'static str,
+) -> Response<ResponseBody> {
+    let mut headers = settings.response_headers(Vec::new());
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let mut response = Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// The app raised, or returned, before starting its response (D-HTTP-3).
+pub fn internal_server_error(settings: &HttpSettings) -> Response<ResponseBody> {
+    text(
+        settings,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal Server Error",
+    )
+}
+
+/// `--limit-concurrency` reached (D-HTTP-4).
+pub fn service_unavailable(settings: &HttpSettings) -> Response<ResponseBody> {
+    text(
+        settings,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service Unavailable",
+    )
+}
+
+/// A request the server refuses to pass to the app (D-HTTP-2 body text).
+pub fn bad_request(settings: &HttpSettings) -> Response<ResponseBody> {
+    text(
+        settings,
+        StatusCode::BAD_REQUEST,
+        "Invalid HTTP request received.",
+    )
+}
+
+/// A transfer coding we do not implement (RFC 9112 §6.1: SHOULD answer 501).
+pub fn not_implemented(settings: &HttpSettings) -> Response<ResponseBody> {
+    text(settings, StatusCode::NOT_IMPLEMENTED, "Not Implemented")
+}

@@ -1,0 +1,210 @@
+//! hyper's service: one call per request. Checks what hyper leaves to us, reads small bodies,
+//! hands the request to the event loop and waits for the app's response head.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use http_body::Body;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap};
+use hyper::{Method, Request, Response, Version};
+use tokio::sync::oneshot;
+
+use crate::asgi::cycle::Phase;
+use crate::asgi::http::RequestShared;
+use crate::asgi::scope::RequestHead;
+use crate::bridge::{Event, Level};
+use crate::common::limits::EAGER_BODY_LIMIT;
+use crate::http::body::{self, BodyError, ResponseBody};
+use crate::http::canned;
+use crate::server::conn::{BusyGuard, ConnState};
+
+/// The log line uvicorn writes for a request it refuses (D-HTTP-2).
+pub const INVALID_REQUEST: &str = "Invalid HTTP request received.";
+
+/// Serve one request on `conn`. An `Err` makes hyper close the connection without writing
+/// a response — what happens when the app sent an unusable `http.response.start`.
+pub async fn serve(
+    req: Request<Incoming>,
+    conn: Arc<ConnState>,
+) -> Result<Response<ResponseBody>, io::Error> {
+    let busy = BusyGuard::new(conn.clone());
+    let mut response = route(req, &conn).await?;
+    response.body_mut().attach(busy);
+    Ok(response)
+}
+
+/// RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without exactly one Host.
+/// hyper does not check this (design-notes, "Choosing the HTTP engine").
+fn host_is_valid(version: Version, headers: &HeaderMap) -> bool {
+    version != Version::HTTP_11 || headers.get_all(header::HOST).iter().count() == 1
+}
+
+/// RFC 9112 §6.1: hyper has already refused a Transfer-Encoding whose last coding is not
+/// chunked (400); any other coding before it is one we do not implement (501).
+fn only_chunked(headers: &HeaderMap) -> bool {
+    headers.get_all(header::TRANSFER_ENCODING).iter().all(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .map(str::trim)
+                .all(|c| c.is_empty() || c.eq_ignore_ascii_case("chunked"))
+        })
+    })
+}
+
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+async fn route(
+    req: Request<Incoming>,
+    conn: &Arc<ConnState>,
+) -> Result<Response<ResponseBody>, io::Error> {
+    let server = &conn.server;
+    let settings = &server.settings;
+    if !host_is_valid(req.version(), req.headers()) {
+        server.bridge.log(Level::Warning, INVALID_REQUEST);
+        return Ok(canned::bad_request(settings));
+    }
+    if !only_chunked(req.headers()) {
+        server.bridge.log(Level::Warning, INVALID_REQUEST);
+        return Ok(canned::not_implemented(settings));
+    }
+    if let Some(limit) = settings.limit_concurrency {
+        // uvicorn's rule (D-HTTP-4): open connections (this one included) or running
+        // requests at the limit -> 503, not queued.
+        if server.connections.load(Ordering::Relaxed) >= limit
+            || server.active_requests.load(Ordering::Relaxed) >= limit
+        {
+            server
+                .bridge
+                .log(Level::Warning, "Exceeded concurrency limit.");
+            return Ok(canned::service_unavailable(settings));
+        }
+    }
+
+    let (parts, incoming) = req.into_parts();
+    let shared = RequestShared::new(server.clone(), parts.method == Method::HEAD);
+    let expect = expects_continue(&parts.headers);
+    let head = RequestHead::new(
+        parts.method,
+        parts.version,
+        &parts.uri,
+        parts.headers,
+        &settings.root_path,
+        conn.info.clone(),
+    );
+
+    if incoming.is_end_stream() {
+        shared.lock().body_done = true;
+    } else if !expect
+        && incoming
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= EAGER_BODY_LIMIT)
+    {
+        match body::read_whole(incoming).await {
+            Ok(data) => {
+                let mut inner = shared.lock();
+                inner.body_len = data.len();
+                if !data.is_empty() {
+                    inner.body.push_back(data);
+                }
+                inner.body_done = true;
+            }
+            Err(BodyError::Malformed) => {
+                server.bridge.log(Level::Warning, INVALID_REQUEST);
+                shared.lock().finished = true;
+                return Ok(canned::bad_request(settings));
+            }
+            Err(BodyError::Gone) => {
+                shared.lock().finished = true;
+                return Err(io::Error::from(io::ErrorKind::ConnectionAborted));
+            }
+        }
+    } else {
+        shared.lock().body_go = !expect;
+        let pumped = shared.clone();
+        tokio::spawn(async move {
+            match body::pump(pumped.clone(), incoming).await {
+                None => {}
+                Some(BodyError::Gone) => pumped.mark_disconnected(),
+                Some(BodyError::Malformed) => reject_malformed_body(&pumped),
+            }
+        });
+    }
+
+    let (tx, rx) = oneshot::channel();
+    shared.lock().responder = Some(tx);
+    let guard = AbandonGuard(Some(shared.clone()));
+    server.bridge.push(Event::Request(shared, Box::new(head)));
+    let response = rx.await;
+    drop(guard);
+    response.map_err(|_| io::Error::other("response aborted before it started"))
+}
+
+/// A streamed body turned out malformed (bad chunk framing): answer 400 if the app has not
+/// started its response, then treat the request as disconnected so the app stops.
+fn reject_malformed_body(shared: &Arc<RequestShared>) {
+    shared.server.bridge.log(Level::Warning, INVALID_REQUEST);
+    {
+        let mut inner = shared.lock();
+        if inner.cycle.phase() == Phase::AwaitingStart {
+            if let Some(tx) = inner.responder.take() {
+                let _ = tx.send(canned::bad_request(&shared.server.settings));
+            }
+        }
+    }
+    shared.mark_disconnected();
+}
+
+/// Dropped with the service future. If hyper drops it before the response arrived, the
+/// connection is gone: tell the app.
+struct AbandonGuard(Option<Arc<RequestShared>>);
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            let waiting = shared.lock().responder.is_some();
+            if waiting {
+                shared.mark_disconnected();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    #[test]
+    fn host_rules() {
+        let mut h = HeaderMap::new();
+        assert!(!host_is_valid(Version::HTTP_11, &h));
+        assert!(host_is_valid(Version::HTTP_10, &h));
+        h.append(header::HOST, HeaderValue::from_static("a"));
+        assert!(host_is_valid(Version::HTTP_11, &h));
+        h.append(header::HOST, HeaderValue::from_static("b"));
+        assert!(!host_is_valid(Version::HTTP_11, &h));
+    }
+
+    #[test]
+    fn transfer_codings() {
+        let mut h = HeaderMap::new();
+        assert!(only_chunked(&h));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("Chunked"),
+        );
+        assert!(only_chunked(&h));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("gzip, chunked"),
+        );
+        assert!(!only_chunked(&h));
+    }
+}

@@ -1,0 +1,144 @@
+//! Accept loops over listening sockets the Python side bound (or inherited with `--fd`).
+//!
+//! Python owns binding (so `--fd`, `--uds`, pre-bound sockets for `--workers`/`--reload`
+//! and `Server.serve(sockets=...)` all take one path); Rust gets a duplicate descriptor and
+//! owns accepting.
+
+use std::io;
+use std::os::fd::{FromRawFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::Socket;
+
+use crate::asgi::scope::{ConnInfo, ServerAddr};
+use crate::bridge::Level;
+use crate::server::conn;
+use crate::server::shared::ServerShared;
+
+/// A listening socket ready to be served.
+pub enum Listener {
+    /// TCP (IPv4 or IPv6).
+    Tcp(std::net::TcpListener),
+    /// A Unix domain socket, with its path for the scope's `server`.
+    Unix(std::os::unix::net::UnixListener, String),
+}
+
+/// Take a duplicate of a listening descriptor owned by Python.
+pub fn adopt(fd: RawFd) -> io::Result<Listener> {
+    // SAFETY: dup of a descriptor the caller guarantees is open; we own the duplicate.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is a fresh descriptor nobody else owns.
+    let socket = unsafe { Socket::from_raw_fd(dup) };
+    socket.set_nonblocking(true)?;
+    let local = socket.local_addr()?;
+    if local.is_unix() {
+        let path = local
+            .as_pathname()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Listener::Unix(socket.into(), path))
+    } else if local.as_socket().is_some() {
+        Ok(Listener::Tcp(socket.into()))
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a TCP or Unix socket",
+        ))
+    }
+}
+
+/// Too many open files: log once, then back off until descriptors free up.
+fn is_fd_exhaustion(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}
+
+/// Accept until the server shuts down. Must run inside the tokio runtime.
+pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
+    let mut shutdown = server.shutdown.subscribe();
+    if *shutdown.borrow() {
+        return;
+    }
+    let mut exhausted_logged = false;
+    macro_rules! on_error {
+        ($err:expr) => {{
+            let err = $err;
+            if is_fd_exhaustion(&err) {
+                if !exhausted_logged {
+                    exhausted_logged = true;
+                    server.bridge.log(
+                        Level::Error,
+                        format!("Cannot accept connections: {err}. Backing off."),
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }};
+    }
+    match listener {
+        Listener::Tcp(std) => {
+            let listener = match tokio::net::TcpListener::from_std(std) {
+                Ok(l) => l,
+                Err(e) => {
+                    server
+                        .bridge
+                        .log(Level::Error, format!("Cannot listen: {e}"));
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, peer)) => {
+                            exhausted_logged = false;
+                            let _ = stream.set_nodelay(true);
+                            let server_addr = stream.local_addr().ok().map(|a| ServerAddr::Tcp(a.ip().to_string(), a.port()));
+                            let info = ConnInfo {
+                                client: Some((peer.ip().to_canonical().to_string(), peer.port())),
+                                server: server_addr,
+                                tls: false,
+                            };
+                            tokio::spawn(conn::serve(stream, server.clone(), info));
+                        }
+                        Err(err) => on_error!(err),
+                    },
+                    _ = shutdown.changed() => break,
+                }
+            }
+        }
+        Listener::Unix(std, path) => {
+            let listener = match tokio::net::UnixListener::from_std(std) {
+                Ok(l) => l,
+                Err(e) => {
+                    server
+                        .bridge
+                        .log(Level::Error, format!("Cannot listen: {e}"));
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => {
+                            exhausted_logged = false;
+                            let info = ConnInfo {
+                                client: None,
+                                server: Some(ServerAddr::Unix(path.clone())),
+                                tls: false,
+                            };
+                            tokio::spawn(conn::serve(stream, server.clone(), info));
+                        }
+                        Err(err) => on_error!(err),
+                    },
+                    _ = shutdown.changed() => break,
+                }
+            }
+        }
+    }
+}

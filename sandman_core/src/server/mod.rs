@@ -1,0 +1,212 @@
+//! The server object Python drives: owns the tokio runtime, the listeners and the bridge.
+
+pub mod conn;
+pub mod listener;
+pub mod shared;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::header::{HeaderName, HeaderValue};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use tokio::sync::watch;
+
+use crate::asgi::http::{HttpCycle, LoopHooks};
+use crate::asgi::scope::{http_scope, ScopeSettings};
+use crate::bridge::{Bridge, Event};
+use crate::common::limits::{
+    DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_HEAD_BYTES, MIN_HEAD_BYTES,
+};
+use shared::{HttpSettings, ServerShared};
+
+/// The Rust half of a running server. Created and driven by `sandman_asgi.server.Server`.
+#[pyclass(frozen, module = "sandman_asgi._core")]
+pub struct CoreServer {
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    shared: Arc<ServerShared>,
+    hooks: Arc<LoopHooks>,
+    scope: ScopeSettings,
+    on_request: Py<PyAny>,
+    on_log: Py<PyAny>,
+    batch: Mutex<Vec<Event>>,
+}
+
+fn duration(secs: f64, what: &str) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| PyValueError::new_err(format!("invalid {what}: {secs}")))
+}
+
+#[pymethods]
+impl CoreServer {
+    #[new]
+    #[pyo3(signature = (
+        *, on_request, on_log, create_future, access_log, state,
+        root_path = "", asgi_version = "3.0", server_header = true, date_header = true,
+        headers = Vec::new(), limit_concurrency = None, timeout_keep_alive = 5.0,
+        header_read_timeout = DEFAULT_HEADER_READ_TIMEOUT_SECS, max_head_bytes = DEFAULT_MAX_HEAD_BYTES,
+        io_threads = 1,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        on_request: Py<PyAny>,
+        on_log: Py<PyAny>,
+        create_future: Py<PyAny>,
+        access_log: Option<Py<PyAny>>,
+        state: Py<PyDict>,
+        root_path: &str,
+        asgi_version: &str,
+        server_header: bool,
+        date_header: bool,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
+        limit_concurrency: Option<usize>,
+        timeout_keep_alive: f64,
+        header_read_timeout: f64,
+        max_head_bytes: usize,
+        io_threads: usize,
+    ) -> PyResult<CoreServer> {
+        let mut extra_headers = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(&name).map_err(|_| {
+                PyValueError::new_err(format!(
+                    "invalid header name {:?}",
+                    String::from_utf8_lossy(&name)
+                ))
+            })?;
+            let value = HeaderValue::from_bytes(&value)
+                .map_err(|_| PyValueError::new_err(format!("invalid value for header {name}")))?;
+            extra_headers.push((name, value));
+        }
+        // A `--header server:...` replaces the default one (uvicorn §4.12).
+        let overridden = extra_headers
+            .iter()
+            .any(|(n, _)| n == hyper::header::SERVER);
+        let settings = HttpSettings {
+            date_header,
+            server_header: (server_header && !overridden)
+                .then(|| HeaderValue::from_static("sandman")),
+            extra_headers,
+            root_path: root_path.to_owned(),
+            limit_concurrency,
+            timeout_keep_alive: duration(timeout_keep_alive, "timeout_keep_alive")?,
+            header_read_timeout: duration(header_read_timeout, "header_read_timeout")?,
+            max_head_bytes: max_head_bytes.max(MIN_HEAD_BYTES),
+        };
+        let bridge = Arc::new(Bridge::new().map_err(|e| PyOSError::new_err(e.to_string()))?);
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(ServerShared {
+            settings,
+            bridge,
+            connections: AtomicUsize::new(0),
+            active_requests: AtomicUsize::new(0),
+            total_requests: AtomicU64::new(0),
+            shutdown,
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(io_threads.max(1))
+            .thread_name("sandman-io")
+            .enable_all()
+            .build()
+            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+        Ok(CoreServer {
+            runtime: Mutex::new(Some(runtime)),
+            shared,
+            hooks: Arc::new(LoopHooks {
+                create_future,
+                access_log,
+            }),
+            scope: ScopeSettings {
+                root_path: PyString::new(py, root_path).unbind(),
+                asgi_version: PyString::new(py, asgi_version).unbind(),
+                state,
+            },
+            on_request,
+            on_log,
+            batch: Mutex::new(Vec::with_capacity(256)),
+        })
+    }
+
+    /// Serve a listening socket (its descriptor is duplicated; the caller keeps its own).
+    fn listen(&self, fd: i32) -> PyResult<()> {
+        let listener = listener::adopt(fd).map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let runtime = self.runtime.lock().unwrap();
+        let runtime = runtime
+            .as_ref()
+            .ok_or_else(|| PyRuntimeError::new_err("server is closed"))?;
+        runtime.spawn(listener::accept_loop(listener, self.shared.clone()));
+        Ok(())
+    }
+
+    /// The descriptor to watch with `loop.add_reader(fd, server.drain)`.
+    #[getter]
+    fn wake_fd(&self) -> i32 {
+        self.shared.bridge.fd()
+    }
+
+    /// Process everything the IO threads queued: start apps, resolve futures, emit logs.
+    fn drain(&self, py: Python<'_>) -> PyResult<()> {
+        let mut batch = std::mem::take(&mut *self.batch.lock().unwrap());
+        self.shared.bridge.take(&mut batch);
+        for event in batch.drain(..) {
+            match event {
+                Event::Request(shared, head) => {
+                    let scope = match http_scope(py, &head, &self.scope) {
+                        Ok(scope) => scope,
+                        Err(err) => {
+                            err.write_unraisable(py, None);
+                            continue;
+                        }
+                    };
+                    let cycle = HttpCycle::new(shared, self.hooks.clone(), head);
+                    let result =
+                        Bound::new(py, cycle).and_then(|c| self.on_request.call1(py, (scope, c)));
+                    if let Err(err) = result {
+                        err.write_unraisable(py, None);
+                    }
+                }
+                Event::Wake(shared) => HttpCycle::on_wake(py, &shared),
+                Event::Log(level, message) => {
+                    if let Err(err) = self.on_log.call1(py, (level.as_python(), message)) {
+                        err.write_unraisable(py, None);
+                    }
+                }
+            }
+        }
+        *self.batch.lock().unwrap() = batch;
+        Ok(())
+    }
+
+    /// Stop accepting, close idle connections now and busy ones after their response.
+    fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
+
+    /// Open client connections.
+    #[getter]
+    fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::Acquire)
+    }
+
+    /// Requests dispatched to the app and not finished.
+    #[getter]
+    fn active_requests(&self) -> usize {
+        self.shared.active_requests.load(Ordering::Acquire)
+    }
+
+    /// Responses completed since start.
+    #[getter]
+    fn total_requests(&self) -> u64 {
+        self.shared.total_requests.load(Ordering::Acquire)
+    }
+
+    /// Stop the IO threads, dropping whatever connections are left.
+    fn close(&self, py: Python<'_>) {
+        let runtime = self.runtime.lock().unwrap().take();
+        if let Some(runtime) = runtime {
+            py.detach(|| runtime.shutdown_timeout(Duration::from_secs(1)));
+        }
+    }
+}

@@ -1,0 +1,242 @@
+"""HTTP/1.0 and HTTP/1.1 on the wire: keep-alive, pipelining, framing, HEAD, 1xx/204/304,
+100-continue, streamed bodies with back-pressure, disconnects (issue #2, D-HTTP-*)."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+
+import httpx
+import pytest
+
+from tests.serverproc import raw_exchange, read_response, sandman
+
+
+def test_hello_world_has_date_and_server_headers(hello_server):
+    r = httpx.get(hello_server.url)
+    assert r.status_code == 200
+    assert r.text == "Hello, world!"
+    assert r.headers["server"] == "sandman"
+    assert re.fullmatch(r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT", r.headers["date"])
+    assert r.headers["content-length"] == "13"
+    # date and server come first, lowercase, as uvicorn sends them
+    raw = raw_exchange(hello_server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head = raw.split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert head[0] == b"HTTP/1.1 200 OK"
+    assert head[1].startswith(b"date: ") and head[2] == b"server: sandman"
+
+
+def test_single_body_goes_out_in_one_write_with_content_length(hello_server):
+    with socket.create_connection(("127.0.0.1", hello_server.port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)
+        data = s.recv(65536)  # everything must already be there in one segment
+    assert data.endswith(b"\r\n\r\nHello, world!")
+    assert b"content-length: 13" in data and b"transfer-encoding" not in data
+
+
+def test_keep_alive_http11(hello_server):
+    with socket.create_connection(("127.0.0.1", hello_server.port), timeout=5) as s:
+        for _ in range(3):
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, body = read_response(s)
+            assert status == b"HTTP/1.1 200 OK" and body == b"Hello, world!"
+            assert headers.get(b"connection") != b"close"
+
+
+def test_http10_closes_by_default_and_keeps_alive_when_asked(hello_server):
+    raw = raw_exchange(hello_server.port, b"GET / HTTP/1.0\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.0 200 OK") and raw.endswith(b"Hello, world!")
+    with socket.create_connection(("127.0.0.1", hello_server.port), timeout=5) as s:
+        for _ in range(2):
+            s.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            status, headers, body = read_response(s)
+            assert body == b"Hello, world!"
+            assert headers[b"connection"].lower() == b"keep-alive"
+
+
+def test_connection_close_request_is_honoured(hello_server):
+    raw = raw_exchange(
+        hello_server.port,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    assert raw.count(b"HTTP/1.1 200") == 1, "a request after Connection: close is not served"
+    assert raw.lower().count(b"connection: close") == 1
+
+
+def test_pipelined_requests_answered_in_order():
+    with sandman("tests.apps:scope_echo") as server:
+        reqs = b"".join(
+            b"GET /p%d HTTP/1.1\r\nHost: x\r\n%s\r\n"
+            % (i, b"Connection: close\r\n" if i == 4 else b"")
+            for i in range(5)
+        )
+        raw = raw_exchange(server.port, reqs)
+        paths = re.findall(rb'"path": "(/p\d)"', raw)
+        assert paths == [b"/p0", b"/p1", b"/p2", b"/p3", b"/p4"]
+
+
+def test_chunked_request_body_is_dechunked():
+    with sandman("tests.apps:echo") as server:
+        raw = raw_exchange(
+            server.port,
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n",
+        )
+        assert raw.startswith(b"HTTP/1.1 200") and raw.endswith(b"\r\n\r\nhello world")
+
+
+def test_small_body_arrives_in_one_event():
+    with sandman("tests.apps:echo") as server:
+        body = b"x" * 65536
+        r = httpx.post(server.url, content=body)
+        assert r.content == body
+        assert r.headers["x-events"] == "1"
+
+
+def test_large_body_streams_in_several_events_and_is_complete():
+    with sandman("tests.apps:echo") as server:
+        body = bytes(range(256)) * 4096 * 4  # 4 MiB
+        r = httpx.post(server.url, content=body, timeout=30)
+        assert r.content == body
+        assert int(r.headers["x-events"]) > 1
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_one_gib_upload_is_not_buffered():
+    with sandman("tests.apps:count_body") as server:
+        base = _rss_kib(server.proc.pid)
+        chunk = b"z" * (1 << 20)
+
+        def gen():
+            for _ in range(1024):
+                yield chunk
+
+        r = httpx.post(server.url, content=gen(), timeout=120)
+        assert r.json() == {"total": 1 << 30, "events": r.json()["events"]}
+        grown = _rss_kib(server.proc.pid) - base
+        assert grown < 64 * 1024, f"peak RSS grew by {grown} KiB for a 1 GiB upload"
+
+
+def test_streamed_response_is_chunked_http11_and_close_delimited_http10():
+    with sandman("tests.apps:stream") as server:
+        r = httpx.get(server.url + "/?n=4&size=3")
+        assert r.headers["transfer-encoding"] == "chunked"
+        assert "content-length" not in r.headers
+        assert r.text == "000111222333"
+        raw = raw_exchange(server.port, b"GET /?n=2&size=2 HTTP/1.0\r\n\r\n")
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert b"transfer-encoding" not in head.lower() and b"content-length" not in head.lower()
+        assert body == b"0011", "HTTP/1.0 gets the raw body, delimited by close"
+
+
+def test_head_has_no_body_but_the_get_length():
+    with sandman("tests.apps:hello") as server:
+        raw = raw_exchange(server.port, b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert body == b""
+        assert b"content-length: 13" in head
+
+
+@pytest.mark.parametrize("code", [204, 304])
+def test_bodyless_statuses(code):
+    with sandman("tests.apps:status") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % code)
+            time.sleep(0.3)
+            data = s.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 %d" % code)
+            assert body == b""
+            assert (
+                b"content-length" not in head.lower() and b"transfer-encoding" not in head.lower()
+            )
+            # connection stays usable
+            s.sendall(b"GET /200 HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, _, body = read_response(s)
+            assert status.startswith(b"HTTP/1.1 200")
+
+
+def test_expect_100_continue_only_when_app_reads():
+    with sandman("tests.apps:expect_reader") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(
+                b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                b"Expect: 100-continue\r\n\r\n"
+            )
+            interim = s.recv(65536)
+            assert interim.startswith(b"HTTP/1.1 100 Continue")
+            s.sendall(b"hello")
+            rest = interim.split(b"\r\n\r\n", 1)[1]
+            while not rest.endswith(b"read:hello"):
+                rest += s.recv(65536)
+            assert b"200 OK" in rest
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(
+                b"POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                b"Expect: 100-continue\r\n\r\n"
+            )
+            status, _, body = read_response(s)
+            assert status == b"HTTP/1.1 200 OK" and body == b"ignored"
+
+
+def test_disconnect_while_waiting_and_send_after_raises_oserror_unlogged():
+    with sandman("tests.apps:disconnect_probe") as server:
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        s.sendall(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)
+        s.close()
+        server.wait_for("APP got http.disconnect")
+        server.wait_for("APP send raised ClientDisconnected isinstance-OSError=True")
+        time.sleep(0.3)
+        assert "Exception in ASGI application" not in server.stderr
+        assert "Traceback" not in server.stderr
+
+
+def test_receive_after_response_returns_disconnect():
+    with sandman("tests.apps:disconnect_probe") as server:
+        assert httpx.get(server.url + "/after").text == "done"
+        server.wait_for("APP after-response http.disconnect")
+
+
+def test_app_set_server_and_date_replace_ours():
+    with sandman("tests.apps:errors") as server:
+        raw = raw_exchange(
+            server.port, b"GET /app-headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        head = raw.split(b"\r\n\r\n")[0].lower()
+        assert head.count(b"server:") == 1 and b"server: mine" in head
+        assert head.count(b"date:") == 1 and b"date: custom-date" in head
+
+
+def test_keep_alive_timeout_closes_idle_connection():
+    with sandman("tests.apps:hello", "--timeout-keep-alive", "1") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            read_response(s)
+            start = time.monotonic()
+            assert s.recv(100) == b""  # server closes
+            elapsed = time.monotonic() - start
+            assert 0.7 < elapsed < 2.5, elapsed
+
+
+def test_many_concurrent_clients():
+    with sandman("tests.apps:scope_echo") as server:
+        with httpx.Client(limits=httpx.Limits(max_connections=50)) as client:
+            import concurrent.futures
+
+            with concurrent.futures.ThreadPoolExecutor(32) as pool:
+                results = list(pool.map(lambda i: client.get(f"{server.url}/n{i}"), range(300)))
+        assert all(r.status_code == 200 for r in results)
+        assert sorted(json.loads(r.text)["scope"]["path"] for r in results) == sorted(
+            f"/n{i}" for i in range(300)
+        )
