@@ -22,10 +22,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<server::CoreServer>()?;
     m.add_class::<asgi::http::HttpCycle>()?;
-    m.add_class::<asgi::http::Ready>()?;
+    m.add_class::<asgi::awaitable::Ready>()?;
     m.add(
         "ClientDisconnected",
-        py.get_type::<asgi::http::ClientDisconnected>(),
+        py.get_type::<asgi::awaitable::ClientDisconnected>(),
     )?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(

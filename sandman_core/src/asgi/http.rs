@@ -25,12 +25,13 @@ use std::task::Waker;
 use bytes::{Bytes, BytesMut};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
-use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use tokio::sync::{oneshot, Notify};
 
+use crate::asgi::awaitable::{ready_none, ready_value, resolve, ClientDisconnected};
 use crate::asgi::cycle::{BodyStep, Cycle, Ending, Phase};
 use crate::asgi::message;
 use crate::asgi::scope::RequestHead;
@@ -41,13 +42,6 @@ use crate::common::limits::{
 use crate::http::body::ResponseBody;
 use crate::http::canned;
 use crate::server::shared::ServerShared;
-
-pyo3::create_exception!(
-    _core,
-    ClientDisconnected,
-    pyo3::exceptions::PyOSError,
-    "Raised by send() once the client has gone away (ASGI HTTP spec 2.4). Never logged as an error."
-);
 
 /// Mutable state of one request, shared between IO threads and the loop thread.
 pub struct Inner {
@@ -174,53 +168,6 @@ pub struct LoopHooks {
     pub access_log: Option<Py<PyAny>>,
 }
 
-/// An awaitable that is already finished: `await` returns its value without suspending.
-#[pyclass(frozen, module = "sandman_asgi._core")]
-pub struct Ready {
-    value: Option<Py<PyAny>>,
-}
-
-#[pymethods]
-impl Ready {
-    fn __await__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __iter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        match &self.value {
-            // StopIteration(value) is how an iterator-based awaitable returns a value.
-            Some(v) => Err(PyStopIteration::new_err((v.clone_ref(py),))),
-            None => Ok(None),
-        }
-    }
-
-    fn send(&self, py: Python<'_>, _value: Py<PyAny>) -> PyResult<Option<Py<PyAny>>> {
-        self.__next__(py)
-    }
-}
-
-fn ready_none(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    static DONE: pyo3::sync::PyOnceLock<Py<Ready>> = pyo3::sync::PyOnceLock::new();
-    Ok(DONE
-        .get_or_try_init(py, || Py::new(py, Ready { value: None }))?
-        .clone_ref(py)
-        .into_any())
-}
-
-fn ready_value(py: Python<'_>, value: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    Ok(Py::new(
-        py,
-        Ready {
-            value: Some(value.unbind()),
-        },
-    )?
-    .into_any())
-}
-
 fn disconnect_message(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let msg = PyDict::new(py);
     msg.set_item(intern!(py, "type"), intern!(py, "http.disconnect"))?;
@@ -276,25 +223,6 @@ fn receivable_to_py(py: Python<'_>, r: Receivable) -> PyResult<Bound<'_, PyDict>
         Receivable::Disconnect => disconnect_message(py),
         Receivable::Body(data, more) => request_message(py, &data, more),
         Receivable::Nothing => unreachable!("checked by caller"),
-    }
-}
-
-fn resolve(py: Python<'_>, future: Py<PyAny>, result: Result<Bound<'_, PyAny>, PyErr>) {
-    let fut = future.bind(py);
-    // A cancelled task leaves a cancelled future behind; resolving it would raise.
-    if fut
-        .call_method0(intern!(py, "done"))
-        .and_then(|d| d.is_truthy())
-        .unwrap_or(true)
-    {
-        return;
-    }
-    let outcome = match result {
-        Ok(value) => fut.call_method1(intern!(py, "set_result"), (value,)),
-        Err(err) => fut.call_method1(intern!(py, "set_exception"), (err.into_value(py),)),
-    };
-    if let Err(e) = outcome {
-        e.write_unraisable(py, Some(fut));
     }
 }
 

@@ -4,6 +4,7 @@
 //! app's dicts into typed values; `scope` builds scope dicts; `http` is the Python-facing
 //! `receive`/`send` pair that ties them to a running request.
 
+pub mod awaitable;
 pub mod cycle;
 pub mod http;
 pub mod message;
