@@ -48,12 +48,6 @@ SSL_PROTOCOL_VERSION: int = ssl.PROTOCOL_TLS_SERVER
 logger = logging.getLogger("uvicorn.error")
 
 
-def _as_list(value: str | list[str] | None) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
-
-
 class Config:
     """All server settings. Parameters are uvicorn 0.54's, in its order, with its defaults."""
 
@@ -171,10 +165,20 @@ class Config:
         self.loaded_app: Any = None
         self.configure_logging()
 
-        self.reload_dirs: list[Path] = [Path(d) for d in _as_list(reload_dirs)]
-        self.reload_includes: list[str] = _as_list(reload_includes)
-        self.reload_excludes: list[str] = _as_list(reload_excludes)
+        self.reload_dirs: list[Path] = []
+        self.reload_includes: list[str] = []
+        self.reload_excludes: list[str] = []
         self.reload_dirs_excludes: list[Path] = []
+        if (reload_dirs or reload_includes or reload_excludes) and not self.should_reload:
+            logger.warning(
+                "Current configuration will not reload as not all conditions are met, "
+                "please refer to documentation."
+            )
+        if self.should_reload:
+            # Imported here: the supervisors package imports the server, which imports us.
+            from sandman_asgi.supervisors.reloadpaths import apply_reload_settings
+
+            apply_reload_settings(self, reload_dirs, reload_includes, reload_excludes)
 
         if env_file is not None:
             from dotenv import load_dotenv
@@ -194,6 +198,9 @@ class Config:
             ]
         else:
             self.forwarded_allow_ips = list(forwarded_allow_ips)
+
+        if self.reload and self.workers > 1:
+            logger.warning('"workers" flag is ignored when reloading is enabled.')
 
     @property
     def asgi_version(self) -> Literal["2.0", "3.0"]:
@@ -303,6 +310,11 @@ class Config:
         """Bind the listening socket (used by supervisors to share one socket)."""
         from sandman_asgi.sockets import bind_socket, log_running
 
-        sock = bind_socket(self)
+        try:
+            sock = bind_socket(self)
+        except OSError as exc:
+            # Same outcome as a failed bind in Server.startup: one ERROR line, exit 3.
+            logger.error("%s", exc)
+            sys.exit(STARTUP_FAILURE)
         log_running(self, sock)
         return sock

@@ -106,9 +106,12 @@ class Server:
         logger.info(message, process_id, extra={"color_message": color_message})
 
         await self.startup(sockets=sockets)
-        if self.should_exit:
+        if not self.should_exit:
+            await self.main_loop()
+        # A stop requested during startup (a signal while lifespan startup ran) still gets
+        # a full shutdown, lifespan shutdown included, once the server did start.
+        if not self.started:
             return
-        await self.main_loop()
         await self.shutdown(sockets=sockets)
 
         message = "Finished server process [%d]"
@@ -214,9 +217,7 @@ class Server:
             return True
         max_requests = self.limit_max_requests
         if max_requests is not None and self.server_state.total_requests >= max_requests:
-            logger.warning(
-                "Maximum request limit of %d exceeded. Terminating process.", max_requests
-            )
+            logger.info("Maximum request limit of %d exceeded. Terminating process.", max_requests)
             return True
         return False
 
