@@ -1,0 +1,1 @@
+"""The harness: processes, sockets and records. Nothing here knows an ASGI rule."""

@@ -1,0 +1,126 @@
+"""Starting a server for a target: a free endpoint, a fresh record directory, readiness."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from compat.harness.endpoint import LOOPBACK, Endpoint, free_port, wait_accepting
+from compat.harness.process import ServerProcess
+from compat.harness.records import RecordStore
+from compat.harness.servers import ServerProfile, render
+
+# Where ``compat`` lives: servers import the probe app from here.
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent.parent
+
+
+class ServerStartError(Exception):
+    """The server exited or never accepted a connection."""
+
+    def __init__(self, message: str, log_tail: str = "", returncode: int | None = None):
+        super().__init__(message)
+        self.log_tail = log_tail
+        self.returncode = returncode
+
+
+class NotConfigurable(Exception):
+    """The profile does not say how to set up what the target needs."""
+
+
+@dataclass
+class RunningServer:
+    process: ServerProcess
+    endpoint: Endpoint
+    records: RecordStore
+    workdir: Path
+
+    def stop(self, sig: int = signal.SIGINT, grace: float = 8.0) -> int | None:
+        return self.process.stop(sig, grace)
+
+
+class Launcher:
+    """Starts servers of one profile; every process it started is stopped by ``close()``."""
+
+    def __init__(self, profile: ServerProfile, bin_dir: Path | None, workroot: Path) -> None:
+        self.profile = profile
+        self.bin_dir = bin_dir
+        self.workroot = workroot
+        self.startup_timeout = 20.0
+        self._count = 0
+        self._started: list[ServerProcess] = []
+
+    def argv(self, app: str, endpoint: Endpoint, root_path: str | None) -> list[str]:
+        profile = self.profile
+        if endpoint.uds is not None:
+            if profile.uds is None:
+                raise NotConfigurable(f"no unix-socket command known for {profile.name}")
+            argv = render(profile.uds, self.bin_dir, app=app, path=endpoint.uds)
+        else:
+            argv = render(
+                profile.tcp, self.bin_dir, app=app, host=endpoint.host, port=str(endpoint.port)
+            )
+        if root_path is not None:
+            if profile.root_path is None:
+                raise NotConfigurable(f"no root-path option known for {profile.name}")
+            argv += [a.format(root_path=root_path) for a in profile.root_path]
+        return argv
+
+    def start(
+        self,
+        app: str = "compat.probe.app:app",
+        env: dict[str, str] | None = None,
+        uds: bool = False,
+        root_path: str | None = None,
+        ready: bool = True,
+    ) -> RunningServer:
+        """Start a server; with ``ready`` wait until it accepts connections."""
+        self._count += 1
+        workdir = self.workroot / f"{self.profile.name}-{self._count}"
+        workdir.mkdir(parents=True)
+        if uds:
+            # AF_UNIX paths are short (108 bytes): keep the socket in a short temp dir.
+            sockdir = tempfile.mkdtemp(prefix="compat-")
+            endpoint = Endpoint(uds=os.path.join(sockdir, "s.sock"))
+        else:
+            endpoint = Endpoint(LOOPBACK, free_port())
+        argv = self.argv(app, endpoint, root_path)
+        records = RecordStore(workdir / "records")
+        full_env = dict(os.environ)
+        full_env.update(dict(self.profile.env))
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(PACKAGE_PARENT), full_env.get("PYTHONPATH", "")) if p
+        )
+        full_env["PYTHONUNBUFFERED"] = "1"
+        full_env["COMPAT_RECORD_DIR"] = str(records.directory)
+        full_env.update(env or {})
+        process = ServerProcess(argv, workdir / "server.log", env=full_env, cwd=PACKAGE_PARENT)
+        self._started.append(process)
+        server = RunningServer(process, endpoint, records, workdir)
+        if ready:
+            self.wait_ready(server)
+        return server
+
+    def wait_ready(self, server: RunningServer, timeout: float | None = None) -> None:
+        """Wait until the server accepts; on failure stop it and raise ``ServerStartError``."""
+        limit = timeout if timeout is not None else self.startup_timeout
+        if wait_accepting(server.endpoint, limit, server.process.alive):
+            return
+        code = server.process.returncode
+        server.stop(grace=2.0)
+        reason = (
+            f"exited with status {code} before accepting connections"
+            if code is not None
+            else f"did not accept connections within {limit:.0f} s"
+        )
+        raise ServerStartError(reason, server.process.log_tail(), code)
+
+    def close(self) -> None:
+        """Stop whatever is still running (normally nothing)."""
+        for process in self._started:
+            if process.alive():
+                process.stop(grace=3.0)
+            else:
+                process.kill_group()

@@ -1,0 +1,140 @@
+"""How to start each known server, and how to find its version.
+
+A profile is a set of argv templates. Placeholders: ``{python}`` (the interpreter running
+the suite), ``{app}``, ``{host}``, ``{port}``, ``{path}`` (unix socket), ``{root_path}``.
+The first word of a template is looked up in ``--bin-dir``, then on ``PATH``, then next to
+the running interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServerProfile:
+    """How to run one server. ``uds``/``root_path`` are ``None`` when unknown, and the
+    checks that need them report "n/a" instead of failing."""
+
+    name: str
+    tcp: tuple[str, ...]
+    uds: tuple[str, ...] | None = None
+    root_path: tuple[str, ...] | None = None
+    dist: str | None = None
+    env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+PROFILES: dict[str, ServerProfile] = {
+    p.name: p
+    for p in (
+        ServerProfile(
+            "sandman",
+            ("{python}", "-m", "sandman_asgi", "{app}", "--host", "{host}", "--port", "{port}"),
+            uds=("{python}", "-m", "sandman_asgi", "{app}", "--uds", "{path}"),
+            root_path=("--root-path", "{root_path}"),
+            dist="sandman-asgi",
+        ),
+        ServerProfile(
+            "uvicorn",
+            ("uvicorn", "{app}", "--host", "{host}", "--port", "{port}"),
+            uds=("uvicorn", "{app}", "--uds", "{path}"),
+            root_path=("--root-path", "{root_path}"),
+            dist="uvicorn",
+        ),
+        ServerProfile(
+            "hypercorn",
+            ("hypercorn", "-b", "{host}:{port}", "{app}"),
+            uds=("hypercorn", "-b", "unix:{path}", "{app}"),
+            root_path=("--root-path", "{root_path}"),
+            dist="hypercorn",
+        ),
+        ServerProfile(
+            "granian",
+            ("granian", "--interface", "asgi", "--host", "{host}", "--port", "{port}", "{app}"),
+            uds=("granian", "--interface", "asgi", "--uds", "{path}", "{app}"),
+            root_path=("--url-path-prefix", "{root_path}"),
+            dist="granian",
+        ),
+        ServerProfile(
+            "daphne",
+            ("daphne", "-b", "{host}", "-p", "{port}", "{app}"),
+            uds=("daphne", "-u", "{path}", "{app}"),
+            root_path=("--root-path", "{root_path}"),
+            dist="daphne",
+        ),
+    )
+}
+
+
+def custom_profile(template: str, name: str = "custom") -> ServerProfile:
+    """A profile from a ``--cmd`` template such as ``'myserver {app} --port {port}'``."""
+    argv = tuple(shlex.split(template))
+    if not any("{app}" in a for a in argv) or not any("{port}" in a for a in argv):
+        raise ValueError("--cmd needs both {app} and {port} placeholders")
+    return ServerProfile(name, argv)
+
+
+def resolve_executable(word: str, bin_dir: Path | None) -> str:
+    """The path to run for the first word of a template."""
+    if word == "{python}":
+        return sys.executable
+    if os.sep in word:
+        return word
+    candidates = []
+    if bin_dir is not None:
+        candidates.append(bin_dir / word)
+    found = shutil.which(word)
+    if found:
+        candidates.append(Path(found))
+    candidates.append(Path(sys.executable).parent / word)
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    raise FileNotFoundError(f"{word!r} not found (looked in --bin-dir, PATH, {sys.prefix})")
+
+
+def render(template: tuple[str, ...], bin_dir: Path | None, **values: str) -> list[str]:
+    """Fill a template's placeholders; the first word becomes an executable path."""
+    rest = [a.format(python=sys.executable, **values) for a in template[1:]]
+    return [resolve_executable(template[0], bin_dir), *rest]
+
+
+def interpreter_of(executable: str) -> str | None:
+    """The Python interpreter behind a console script (from its ``#!`` line)."""
+    if executable == sys.executable:
+        return sys.executable
+    try:
+        with open(executable, "rb") as file:
+            first = file.readline(500)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode(errors="replace").split()
+    return words[0] if words and "python" in os.path.basename(words[0]) else None
+
+
+def version_of(profile: ServerProfile, bin_dir: Path | None) -> str:
+    """The installed version of the profile's distribution, or ``"unknown"``."""
+    if profile.dist is None:
+        return "unknown"
+    try:
+        interpreter = interpreter_of(resolve_executable(profile.tcp[0], bin_dir))
+    except FileNotFoundError:
+        return "not installed"
+    if interpreter is None:
+        return "unknown"
+    code = f"import importlib.metadata as m; print(m.version({profile.dist!r}))"
+    try:
+        out = subprocess.run(
+            [interpreter, "-c", code], capture_output=True, text=True, timeout=20, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"

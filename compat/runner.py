@@ -1,0 +1,193 @@
+"""Running checks against one server: one process per target, every check bounded in time,
+a crash reported against the check that caused it and the server restarted for the next."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compat.checks.base import Check, Outcome, Status, Target
+from compat.context import CheckContext
+from compat.harness.launch import Launcher, NotConfigurable, RunningServer, ServerStartError
+from compat.harness.servers import ServerProfile, version_of
+from compat.harness.wire import WireError
+
+# Extra seconds a check gets past its own timeout before it is abandoned.
+GRACE = 3.0
+EVIDENCE_LIMIT = 700
+PLAN_HEADER = re.compile(rb"(X-Compat-Plan: \S{24})\S*")
+
+
+@dataclass
+class Result:
+    check: Check
+    status: Status
+    detail: str = ""
+    evidence: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class RunReport:
+    server: str
+    version: str
+    command: str
+    results: list[Result] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+Progress = Callable[[str, Result], None]
+
+
+def run_server(
+    profile: ServerProfile,
+    checks: list[Check],
+    bin_dir: Path | None = None,
+    workroot: Path | None = None,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Run ``checks`` against ``profile`` and report every one of them."""
+    began = time.monotonic()
+    root = workroot or Path(tempfile.mkdtemp(prefix="compat-run-"))
+    launcher = Launcher(profile, bin_dir, root / profile.name)
+    try:
+        command = shlex.join(launcher.argv("APP", _placeholder_endpoint(), None))
+    except (FileNotFoundError, NotConfigurable) as exc:
+        command = f"({exc})"
+    report = RunReport(profile.name, version_of(profile, bin_dir), command)
+    scenarios: dict[str, object] = {}
+    try:
+        for target, group in _by_target(checks):
+            for result in _run_target(target, group, launcher, scenarios, root):
+                report.results.append(result)
+                if progress:
+                    progress(profile.name, result)
+    finally:
+        launcher.close()
+    order = {c.id: i for i, c in enumerate(checks)}
+    report.results.sort(key=lambda r: order[r.check.id])
+    report.seconds = time.monotonic() - began
+    return report
+
+
+def _placeholder_endpoint():  # noqa: ANN202 - an Endpoint for display only
+    from compat.harness.endpoint import Endpoint
+
+    return Endpoint(port=0)
+
+
+def _by_target(checks: list[Check]) -> list[tuple[Target, list[Check]]]:
+    groups: dict[Target, list[Check]] = {}
+    for c in checks:
+        groups.setdefault(c.target, []).append(c)
+    return list(groups.items())
+
+
+def _run_target(
+    target: Target,
+    checks: list[Check],
+    launcher: Launcher,
+    scenarios: dict[str, object],
+    root: Path,
+) -> list[Result]:
+    results: list[Result] = []
+    if target.own:
+        for c in checks:
+            ctx = CheckContext(None, launcher, {}, scenarios, root)
+            results.append(_execute(c, ctx))
+        return results
+    server: RunningServer | None = None
+    shared: dict[str, object] = {}
+    try:
+        for c in checks:
+            if server is None or not server.process.alive():
+                shared = {}
+                try:
+                    server = launcher.start(
+                        app=target.app, uds=target.uds, root_path=target.root_path
+                    )
+                except NotConfigurable as exc:
+                    results.append(Result(c, Status.NOT_APPLICABLE, str(exc)))
+                    server = None
+                    continue
+                except (ServerStartError, FileNotFoundError) as exc:
+                    tail = getattr(exc, "log_tail", "")
+                    detail = f"server did not start: {exc}"
+                    results.append(Result(c, Status.CRASH, detail, tail[-EVIDENCE_LIMIT:]))
+                    server = None
+                    continue
+            ctx = CheckContext(server, launcher, shared, scenarios, root)
+            result = _execute(c, ctx)
+            if not server.process.alive():
+                code = server.process.returncode
+                result = Result(
+                    c,
+                    Status.CRASH,
+                    f"server exited with status {code} during this check",
+                    server.process.log_tail()[-EVIDENCE_LIMIT:],
+                    result.seconds,
+                )
+                server.stop(grace=1.0)
+            elif result.status is Status.ERROR and "exceeded" in result.detail:
+                # A check that overran may have left the server in any state: start afresh.
+                server.stop(grace=2.0)
+                server = None
+            results.append(result)
+    finally:
+        if server is not None:
+            server.stop()
+    return results
+
+
+def _execute(c: Check, ctx: CheckContext) -> Result:
+    """Run one check in a thread so a hung check cannot hang the run."""
+    box: dict[str, Result] = {}
+    began = time.monotonic()
+
+    def body() -> None:
+        try:
+            detail = c.func(ctx)
+            box["r"] = Result(c, Status.PASS, detail or "")
+        except Outcome as o:
+            box["r"] = Result(c, o.status, o.detail, o.evidence or _evidence(ctx, o.status))
+        except WireError as exc:
+            raw = exc.raw.decode("latin-1")[-EVIDENCE_LIMIT:]
+            box["r"] = Result(c, Status.FAIL, f"invalid HTTP from the server: {exc}", raw)
+        except (TimeoutError, ConnectionError) as exc:
+            detail = f"no answer from the server: {type(exc).__name__}: {exc}"
+            box["r"] = Result(c, Status.FAIL, detail, _evidence(ctx, Status.FAIL))
+        except Exception as exc:  # noqa: BLE001 - a broken check is reported, not fatal
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            detail = f"check error {type(exc).__name__}: {exc} ({where.name}:{where.lineno})"
+            box["r"] = Result(c, Status.ERROR, detail, _evidence(ctx, Status.ERROR))
+        finally:
+            ctx.close()
+
+    thread = threading.Thread(target=body, name=f"check {c.id}", daemon=True)
+    thread.start()
+    thread.join(c.timeout + GRACE)
+    seconds = time.monotonic() - began
+    if thread.is_alive():
+        ctx.close()
+        return Result(c, Status.ERROR, f"check exceeded {c.timeout + GRACE:.0f} s", "", seconds)
+    result = box["r"]
+    result.seconds = seconds
+    return result
+
+
+def _evidence(ctx: CheckContext, status: Status) -> str:
+    """The last request and what came back, for failures."""
+    if status not in (Status.FAIL, Status.ERROR) or not ctx.exchanges:
+        return ""
+    last = ctx.exchanges[-1]
+    # The plan header is long base64 and says nothing a reader needs: shorten it.
+    sent = PLAN_HEADER.sub(rb"\1...", last.request).decode("latin-1")
+    got = last.conn.received.decode("latin-1") if last.conn is not None else ""
+    return f">>> {sent[:EVIDENCE_LIMIT]}\n<<< {got[:EVIDENCE_LIMIT]}"
