@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sandman_asgi._core import ClientDisconnected, HttpCycle
+from sandman_asgi._core import ClientDisconnected, HttpCycle, WsCycleHandle
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -40,3 +40,24 @@ async def run_http(app: Any, scope: dict[str, Any], cycle: HttpCycle) -> None:
             logger.error("ASGI callable returned without starting response.")
         elif ending == 2:
             logger.error("ASGI callable returned without completing response.")
+
+
+async def run_websocket(app: Any, scope: dict[str, Any], cycle: WsCycleHandle) -> None:
+    """Run ``app`` for one WebSocket and end the socket whatever the app did.
+
+    Returned or raised before answering the handshake -> HTTP 500; raised after accepting
+    -> close 1011; returned while still open -> close 1000 (asgi-checklist §2.2).
+    """
+    try:
+        result = await app(scope, cycle.receive, cycle.send)
+    except ClientDisconnected:
+        cycle.app_failed()
+    except BaseException as exc:  # noqa: BLE001 - the server must survive any app failure
+        cycle.app_failed()
+        logger.error("Exception in ASGI application\n", exc_info=exc)
+    else:
+        if result is not None:
+            logger.error("ASGI callable should return None, but returned '%s'.", result)
+            cycle.app_failed()
+        elif cycle.app_returned() == 1:
+            logger.error("ASGI callable returned without sending handshake.")

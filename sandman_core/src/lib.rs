@@ -13,6 +13,7 @@ pub mod bridge;
 pub mod common;
 pub mod http;
 pub mod server;
+pub mod ws;
 
 use pyo3::prelude::*;
 
@@ -23,6 +24,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::CoreServer>()?;
     m.add_class::<asgi::http::HttpCycle>()?;
     m.add_class::<asgi::awaitable::Ready>()?;
+    m.add_class::<asgi::websocket::WsCycleHandle>()?;
     m.add(
         "ClientDisconnected",
         py.get_type::<asgi::awaitable::ClientDisconnected>(),

@@ -12,7 +12,6 @@ pyo3::create_exception!(
     "Raised by send() once the client has gone away (ASGI HTTP spec 2.4). Never logged as an error."
 );
 
-
 /// An awaitable that is already finished: `await` returns its value without suspending.
 #[pyclass(frozen, module = "sandman_asgi._core")]
 pub struct Ready {
@@ -82,4 +81,3 @@ pub fn resolve(py: Python<'_>, future: Py<PyAny>, result: Result<Bound<'_, PyAny
         e.write_unraisable(py, Some(fut));
     }
 }
-

@@ -166,6 +166,9 @@ pub struct LoopHooks {
     /// `access(client, method, path_with_query, http_version, status)` or `None` when the
     /// access log is off, so a disabled log costs nothing per request.
     pub access_log: Option<Py<PyAny>>,
+    /// `ws_access(client, path_with_query, status)` for WebSocket handshake lines
+    /// (`status` is `None` for "[accepted]"), or `None` when nobody listens.
+    pub ws_log: Option<Py<PyAny>>,
 }
 
 fn disconnect_message(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {

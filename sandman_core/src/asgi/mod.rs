@@ -9,3 +9,5 @@ pub mod cycle;
 pub mod http;
 pub mod message;
 pub mod scope;
+pub mod websocket;
+pub mod ws_cycle;

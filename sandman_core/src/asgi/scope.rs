@@ -152,17 +152,42 @@ fn addr_tuple<'py>(py: Python<'py>, host: &str, port: Option<u16>) -> PyResult<B
     Ok(PyTuple::new(py, [PyString::new(py, host).into_any(), port])?.into_any())
 }
 
-/// Build the `http` scope dict.
-pub fn http_scope<'py>(
+/// The WebSocket sub-spec version: 2.5 adds `reason` on `websocket.disconnect`.
+pub const WEBSOCKET_SPEC_VERSION: &str = "2.5";
+
+/// Which kind of connection scope to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeKind {
+    /// `type: "http"`
+    Http,
+    /// `type: "websocket"`
+    WebSocket,
+}
+
+/// Build an `http` (asgi-checklist §1.1) or `websocket` (§1.2) scope dict, keys in
+/// uvicorn's order.
+pub fn connection_scope<'py>(
     py: Python<'py>,
+    kind: ScopeKind,
     head: &RequestHead,
     settings: &ScopeSettings,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let ws = kind == ScopeKind::WebSocket;
     let scope = PyDict::new(py);
-    scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
+    let kind_str = if ws {
+        intern!(py, "websocket")
+    } else {
+        intern!(py, "http")
+    };
+    scope.set_item(intern!(py, "type"), kind_str)?;
     let asgi = PyDict::new(py);
     asgi.set_item(intern!(py, "version"), settings.asgi_version.bind(py))?;
-    asgi.set_item(intern!(py, "spec_version"), intern!(py, HTTP_SPEC_VERSION))?;
+    let spec = if ws {
+        intern!(py, WEBSOCKET_SPEC_VERSION)
+    } else {
+        intern!(py, HTTP_SPEC_VERSION)
+    };
+    asgi.set_item(intern!(py, "spec_version"), spec)?;
     scope.set_item(intern!(py, "asgi"), asgi)?;
     scope.set_item(intern!(py, "http_version"), version_str(py, head.version))?;
     let server = match &head.conn.server {
@@ -176,23 +201,50 @@ pub fn http_scope<'py>(
         None => py.None().into_bound(py),
     };
     scope.set_item(intern!(py, "client"), client)?;
-    let scheme = if head.conn.tls {
-        intern!(py, "https")
-    } else {
-        intern!(py, "http")
+    let scheme = match (ws, head.conn.tls) {
+        (false, false) => intern!(py, "http"),
+        (false, true) => intern!(py, "https"),
+        (true, false) => intern!(py, "ws"),
+        (true, true) => intern!(py, "wss"),
     };
     scope.set_item(intern!(py, "scheme"), scheme)?;
-    scope.set_item(intern!(py, "method"), method_str(py, &head.method))?;
+    if !ws {
+        scope.set_item(intern!(py, "method"), method_str(py, &head.method))?;
+    }
     scope.set_item(intern!(py, "root_path"), settings.root_path.bind(py))?;
     scope.set_item(intern!(py, "path"), PyString::new(py, &head.path))?;
     scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, &head.raw_path))?;
     scope.set_item(intern!(py, "query_string"), PyBytes::new(py, &head.query))?;
     scope.set_item(intern!(py, "headers"), headers_list(py, &head.headers)?)?;
+    if ws {
+        scope.set_item(
+            intern!(py, "subprotocols"),
+            subprotocols(py, &head.headers)?,
+        )?;
+    }
     scope.set_item(intern!(py, "state"), settings.state.bind(py).copy()?)?;
     // A fresh dict per scope: middleware that mutates it must not leak into other requests
     // (granian shares one; asgi-checklist §4.3).
-    scope.set_item(intern!(py, "extensions"), PyDict::new(py))?;
+    let extensions = PyDict::new(py);
+    if ws {
+        extensions.set_item(intern!(py, "websocket.http.response"), PyDict::new(py))?;
+    }
+    scope.set_item(intern!(py, "extensions"), extensions)?;
     Ok(scope)
+}
+
+/// The subprotocols the client offered, from every `Sec-WebSocket-Protocol` line, in order.
+fn subprotocols<'py>(py: Python<'py>, headers: &HeaderMap) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for value in headers.get_all(hyper::header::SEC_WEBSOCKET_PROTOCOL) {
+        for token in String::from_utf8_lossy(value.as_bytes()).split(',') {
+            let token = token.trim();
+            if !token.is_empty() {
+                list.append(token)?;
+            }
+        }
+    }
+    Ok(list)
 }
 
 #[cfg(test)]

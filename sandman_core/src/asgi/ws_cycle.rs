@@ -113,7 +113,9 @@ impl Default for WsCycle {
 impl WsCycle {
     /// A socket whose handshake is pending.
     pub fn new() -> WsCycle {
-        WsCycle { phase: WsPhase::Handshake }
+        WsCycle {
+            phase: WsPhase::Handshake,
+        }
     }
 
     /// Current phase.
@@ -127,7 +129,12 @@ impl WsCycle {
     }
 
     /// Apply one app message. `close_code` is the code of a `websocket.close`.
-    pub fn on_send(&mut self, kind: WsSend, close_code: u16, more_body: bool) -> Result<WsAction, WsError> {
+    pub fn on_send(
+        &mut self,
+        kind: WsSend,
+        close_code: u16,
+        more_body: bool,
+    ) -> Result<WsAction, WsError> {
         use WsPhase::*;
         let action = match (self.phase, kind) {
             (Gone, _) => return Err(WsError::Disconnected),
@@ -223,8 +230,14 @@ mod tests {
         let mut c = WsCycle::new();
         assert_eq!(c.on_send(WsSend::Accept, 0, false), Ok(WsAction::Accept));
         assert_eq!(c.on_send(WsSend::Send, 0, false), Ok(WsAction::Send));
-        assert_eq!(c.on_send(WsSend::Close, 4000, false), Ok(WsAction::Close(4000)));
-        assert!(matches!(c.on_send(WsSend::Send, 0, false), Err(WsError::Unexpected(_))));
+        assert_eq!(
+            c.on_send(WsSend::Close, 4000, false),
+            Ok(WsAction::Close(4000))
+        );
+        assert!(matches!(
+            c.on_send(WsSend::Send, 0, false),
+            Err(WsError::Unexpected(_))
+        ));
         assert_eq!(c.finish(), WsEnding::Done);
     }
 
@@ -246,10 +259,19 @@ mod tests {
     #[test]
     fn denial_response() {
         let mut c = WsCycle::new();
-        assert_eq!(c.on_send(WsSend::ResponseStart, 0, false), Ok(WsAction::DenyStart));
+        assert_eq!(
+            c.on_send(WsSend::ResponseStart, 0, false),
+            Ok(WsAction::DenyStart)
+        );
         assert!(c.on_send(WsSend::ResponseStart, 0, false).is_err());
-        assert_eq!(c.on_send(WsSend::ResponseBody, 0, true), Ok(WsAction::DenyBody(false)));
-        assert_eq!(c.on_send(WsSend::ResponseBody, 0, false), Ok(WsAction::DenyBody(true)));
+        assert_eq!(
+            c.on_send(WsSend::ResponseBody, 0, true),
+            Ok(WsAction::DenyBody(false))
+        );
+        assert_eq!(
+            c.on_send(WsSend::ResponseBody, 0, false),
+            Ok(WsAction::DenyBody(true))
+        );
         assert_eq!(c.phase(), WsPhase::Denied);
         assert!(c.on_send(WsSend::Send, 0, false).is_err());
     }
@@ -259,7 +281,10 @@ mod tests {
         let mut c = WsCycle::new();
         c.on_send(WsSend::Accept, 0, false).unwrap();
         c.gone();
-        assert_eq!(c.on_send(WsSend::Send, 0, false), Err(WsError::Disconnected));
+        assert_eq!(
+            c.on_send(WsSend::Send, 0, false),
+            Err(WsError::Disconnected)
+        );
         assert_eq!(c.finish(), WsEnding::Done);
     }
 

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::asgi::http::RequestShared;
 use crate::asgi::scope::RequestHead;
+use crate::asgi::websocket::WsShared;
 
 /// Severity of a log line raised on an IO thread, forwarded to the `uvicorn.error` logger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +54,10 @@ pub enum Event {
     /// The state of a running request changed (body data, disconnect, send capacity):
     /// resolve whichever Python futures it was waiting on.
     Wake(Arc<RequestShared>),
+    /// A WebSocket upgrade request: build the scope and start the app.
+    WsConnect(Arc<WsShared>, Box<RequestHead>),
+    /// A WebSocket's state changed: resolve its waiting Python futures.
+    WsWake(Arc<WsShared>),
     /// A log record from an IO thread.
     Log(Level, String),
 }

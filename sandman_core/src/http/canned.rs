@@ -34,6 +34,11 @@ pub fn internal_server_error(settings: &HttpSettings) -> Response<ResponseBody> 
     )
 }
 
+/// A WebSocket the app closed before accepting ([WWW] "Close - send event": HTTP 403).
+pub fn forbidden(settings: &HttpSettings) -> Response<ResponseBody> {
+    text(settings, StatusCode::FORBIDDEN, "Forbidden")
+}
+
 /// `--limit-concurrency` reached (D-HTTP-4).
 pub fn service_unavailable(settings: &HttpSettings) -> Response<ResponseBody> {
     text(

@@ -19,6 +19,7 @@ use crate::common::limits::EAGER_BODY_LIMIT;
 use crate::http::body::{self, BodyError, ResponseBody};
 use crate::http::canned;
 use crate::server::conn::{BusyGuard, ConnState};
+use crate::ws::handshake;
 
 /// The log line uvicorn writes for a request it refuses (D-HTTP-2).
 pub const INVALID_REQUEST: &str = "Invalid HTTP request received.";
@@ -84,6 +85,24 @@ async fn route(
                 .log(Level::Warning, "Exceeded concurrency limit.");
             return Ok(canned::service_unavailable(settings));
         }
+    }
+
+    if handshake::wants_upgrade(&req) {
+        if settings.ws.enabled && handshake::is_websocket(&req) {
+            let head = RequestHead::new(
+                req.method().clone(),
+                req.version(),
+                req.uri(),
+                req.headers().clone(),
+                &settings.root_path,
+                conn.info.clone(),
+            );
+            return handshake::serve(req, conn, head).await;
+        }
+        // h2c, unknown protocols, or WebSockets turned off: plain HTTP (D-HTTP-11).
+        server
+            .bridge
+            .log(Level::Warning, "Unsupported upgrade request.");
     }
 
     let (parts, incoming) = req.into_parts();

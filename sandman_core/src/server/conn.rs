@@ -92,7 +92,9 @@ where
         .max_buf_size(settings.max_head_bytes);
     let svc_state = state.clone();
     let svc = service_fn(move |req| service::serve(req, svc_state.clone()));
-    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    let conn = builder
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
     tokio::pin!(conn);
 
     let mut shutdown = server.shutdown.subscribe();

@@ -15,12 +15,13 @@ use pyo3::types::{PyDict, PyString};
 use tokio::sync::watch;
 
 use crate::asgi::http::{HttpCycle, LoopHooks};
-use crate::asgi::scope::{http_scope, ScopeSettings};
+use crate::asgi::scope::{connection_scope, ScopeKind, ScopeSettings};
+use crate::asgi::websocket::WsCycleHandle;
 use crate::bridge::{Bridge, Event};
 use crate::common::limits::{
     DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_HEAD_BYTES, MIN_HEAD_BYTES,
 };
-use shared::{HttpSettings, ServerShared};
+use shared::{HttpSettings, ServerShared, WsSettings};
 
 /// The Rust half of a running server. Created and driven by `sandman_asgi.server.Server`.
 #[pyclass(frozen, module = "sandman_asgi._core")]
@@ -30,6 +31,7 @@ pub struct CoreServer {
     hooks: Arc<LoopHooks>,
     scope: ScopeSettings,
     on_request: Py<PyAny>,
+    on_websocket: Option<Py<PyAny>>,
     on_log: Py<PyAny>,
     batch: Mutex<Vec<Event>>,
 }
@@ -47,7 +49,9 @@ impl CoreServer {
         root_path = "", asgi_version = "3.0", server_header = true, date_header = true,
         headers = Vec::new(), limit_concurrency = None, timeout_keep_alive = 5.0,
         header_read_timeout = DEFAULT_HEADER_READ_TIMEOUT_SECS, max_head_bytes = DEFAULT_MAX_HEAD_BYTES,
-        io_threads = 1,
+        io_threads = 1, on_websocket = None, ws_log = None, ws_max_size = 16 * 1024 * 1024,
+        ws_max_queue = 32, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
+        ws_per_message_deflate = true,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -67,7 +71,28 @@ impl CoreServer {
         header_read_timeout: f64,
         max_head_bytes: usize,
         io_threads: usize,
+        on_websocket: Option<Py<PyAny>>,
+        ws_log: Option<Py<PyAny>>,
+        ws_max_size: usize,
+        ws_max_queue: usize,
+        ws_ping_interval: Option<f64>,
+        ws_ping_timeout: Option<f64>,
+        ws_per_message_deflate: bool,
     ) -> PyResult<CoreServer> {
+        let positive = |v: Option<f64>, what: &str| -> PyResult<Option<Duration>> {
+            match v {
+                Some(s) if s > 0.0 => Ok(Some(duration(s, what)?)),
+                _ => Ok(None),
+            }
+        };
+        let ws = WsSettings {
+            enabled: on_websocket.is_some(),
+            max_size: ws_max_size,
+            max_queue: ws_max_queue.max(1),
+            ping_interval: positive(ws_ping_interval, "ws_ping_interval")?,
+            ping_timeout: positive(ws_ping_timeout, "ws_ping_timeout")?,
+            per_message_deflate: ws_per_message_deflate,
+        };
         let mut extra_headers = Vec::with_capacity(headers.len());
         for (name, value) in headers {
             let name = HeaderName::from_bytes(&name).map_err(|_| {
@@ -94,6 +119,7 @@ impl CoreServer {
             timeout_keep_alive: duration(timeout_keep_alive, "timeout_keep_alive")?,
             header_read_timeout: duration(header_read_timeout, "header_read_timeout")?,
             max_head_bytes: max_head_bytes.max(MIN_HEAD_BYTES),
+            ws,
         };
         let bridge = Arc::new(Bridge::new().map_err(|e| PyOSError::new_err(e.to_string()))?);
         let (shutdown, _) = watch::channel(false);
@@ -117,6 +143,7 @@ impl CoreServer {
             hooks: Arc::new(LoopHooks {
                 create_future,
                 access_log,
+                ws_log,
             }),
             scope: ScopeSettings {
                 root_path: PyString::new(py, root_path).unbind(),
@@ -124,6 +151,7 @@ impl CoreServer {
                 state,
             },
             on_request,
+            on_websocket,
             on_log,
             batch: Mutex::new(Vec::with_capacity(256)),
         })
@@ -153,7 +181,7 @@ impl CoreServer {
         for event in batch.drain(..) {
             match event {
                 Event::Request(shared, head) => {
-                    let scope = match http_scope(py, &head, &self.scope) {
+                    let scope = match connection_scope(py, ScopeKind::Http, &head, &self.scope) {
                         Ok(scope) => scope,
                         Err(err) => {
                             err.write_unraisable(py, None);
@@ -168,6 +196,26 @@ impl CoreServer {
                     }
                 }
                 Event::Wake(shared) => HttpCycle::on_wake(py, &shared),
+                Event::WsConnect(shared, head) => {
+                    let scope = match connection_scope(py, ScopeKind::WebSocket, &head, &self.scope)
+                    {
+                        Ok(scope) => scope,
+                        Err(err) => {
+                            err.write_unraisable(py, None);
+                            continue;
+                        }
+                    };
+                    let cycle = WsCycleHandle::new(shared, self.hooks.clone(), head);
+                    let Some(on_websocket) = &self.on_websocket else {
+                        continue;
+                    };
+                    let result =
+                        Bound::new(py, cycle).and_then(|c| on_websocket.call1(py, (scope, c)));
+                    if let Err(err) = result {
+                        err.write_unraisable(py, None);
+                    }
+                }
+                Event::WsWake(shared) => WsCycleHandle::on_wake(py, &shared),
                 Event::Log(level, message) => {
                     if let Err(err) = self.on_log.call1(py, (level.as_python(), message)) {
                         err.write_unraisable(py, None);

@@ -10,6 +10,35 @@ use tokio::sync::watch;
 use crate::bridge::Bridge;
 use crate::common::date::date_header;
 
+/// WebSocket behaviour fixed at start-up (uvicorn's `--ws-*` options).
+pub struct WsSettings {
+    /// `--ws none` turns upgrades off: upgrade requests are served as plain HTTP.
+    pub enabled: bool,
+    /// `--ws-max-size`: largest incoming message; bigger ones close the socket with 1009.
+    pub max_size: usize,
+    /// `--ws-max-queue`: received messages buffered for the app before reading pauses.
+    pub max_queue: usize,
+    /// `--ws-ping-interval` (`None` disables pings).
+    pub ping_interval: Option<Duration>,
+    /// `--ws-ping-timeout`: no pong within it closes with 1011.
+    pub ping_timeout: Option<Duration>,
+    /// `--ws-per-message-deflate`.
+    pub per_message_deflate: bool,
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        WsSettings {
+            enabled: true,
+            max_size: 16 * 1024 * 1024,
+            max_queue: 32,
+            ping_interval: Some(Duration::from_secs(20)),
+            ping_timeout: Some(Duration::from_secs(20)),
+            per_message_deflate: true,
+        }
+    }
+}
+
 /// HTTP behaviour fixed at start-up.
 pub struct HttpSettings {
     /// Add `date` unless the app sets one.
@@ -28,6 +57,8 @@ pub struct HttpSettings {
     pub header_read_timeout: Duration,
     /// Cap on the request line plus headers.
     pub max_head_bytes: usize,
+    /// WebSocket options.
+    pub ws: WsSettings,
 }
 
 impl HttpSettings {
@@ -93,6 +124,7 @@ mod tests {
             timeout_keep_alive: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(30),
             max_head_bytes: 65536,
+            ws: WsSettings::default(),
         }
     }
 

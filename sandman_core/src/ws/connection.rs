@@ -1,0 +1,177 @@
+//! An accepted WebSocket: move messages between the socket and the app's queues.
+//!
+//! One task per socket. It writes what the app queued, reads only while the app's inbox
+//! has room (`--ws-max-queue` messages: the fast-client back-pressure), pings every
+//! `--ws-ping-interval` and closes with 1011 when no pong comes within `--ws-ping-timeout`,
+//! sends 1012 when the server shuts down, and after any close waits a bounded time for the
+//! peer's close frame. Every way the connection ends is reported to the app exactly once
+//! as `websocket.disconnect` with the right code.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Sink, SinkExt};
+use tokio::time::{sleep_until, Instant};
+use yawc::close::CloseCode;
+use yawc::frame::{Frame, OpCode};
+use yawc::{HttpStream, WebSocket, WebSocketError};
+
+use crate::asgi::websocket::{Inbound, Outbound, WsShared};
+
+type Socket = WebSocket<HttpStream>;
+
+/// How long we wait for the peer's close frame after sending ours (uvicorn's is 10 s).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The close code a read error ends the connection with (the frame yawc already queued
+/// carries the same code; RFC 6455 §7.4.1).
+fn error_code(err: &WebSocketError) -> u16 {
+    match err {
+        WebSocketError::FrameTooLarge => 1009,
+        WebSocketError::InvalidUTF8 => 1007,
+        WebSocketError::ConnectionClosed | WebSocketError::IoError(_) => 1006,
+        WebSocketError::InvalidOpCode(_)
+        | WebSocketError::ReservedBitsNotZero
+        | WebSocketError::ControlFrameFragmented
+        | WebSocketError::PingFrameTooLarge
+        | WebSocketError::InvalidFragment
+        | WebSocketError::InvalidCloseFrame
+        | WebSocketError::InvalidCloseCode
+        | WebSocketError::InvalidContinuationFrame
+        | WebSocketError::CompressionNotSupported => 1002,
+        _ => 1011,
+    }
+}
+
+/// Send whatever yawc owes the peer (pong, close echo, error close) and flush.
+async fn flush_owed(ws: &mut Socket) -> Result<(), WebSocketError> {
+    poll_fn(|cx| Pin::new(&mut *ws).poll_ready(cx)).await?;
+    ws.flush().await
+}
+
+struct Counted(Arc<WsShared>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.server.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Drive an upgraded socket until it is closed.
+pub async fn run(mut ws: Socket, shared: Arc<WsShared>) {
+    shared.server.connections.fetch_add(1, Ordering::AcqRel);
+    let _counted = Counted(shared.clone());
+    let settings = &shared.server.settings.ws;
+    let mut shutdown = shared.server.shutdown.subscribe();
+    let mut shutting_down = false;
+    let mut pending: Vec<Outbound> = Vec::new();
+    let far = Instant::now() + Duration::from_secs(86400 * 365);
+    let mut next_ping = settings.ping_interval.map_or(far, |d| Instant::now() + d);
+    let mut pong_deadline: Option<Instant> = None;
+    let mut close_deadline: Option<Instant> = None;
+
+    loop {
+        // 1. Write what the app queued (its close included).
+        shared.take_outbound(&mut pending);
+        if !pending.is_empty() {
+            let mut failed = false;
+            for item in pending.drain(..) {
+                let frame = match item {
+                    Outbound::Text(data) => Frame::text(data),
+                    Outbound::Binary(data) => Frame::binary(data),
+                    Outbound::Close(code, reason) => {
+                        close_deadline.get_or_insert(Instant::now() + CLOSE_TIMEOUT);
+                        Frame::close(CloseCode::from(code), reason)
+                    }
+                };
+                if close_deadline.is_some() && frame.opcode() != OpCode::Close {
+                    continue; // nothing may follow our close frame
+                }
+                if ws.feed(frame).await.is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+            if failed || ws.flush().await.is_err() {
+                shared.end(1006, "");
+                return;
+            }
+        }
+
+        // 2. Wait for the next thing to do.
+        let room = shared.lock().inbox.len() < settings.max_queue.max(1);
+        tokio::select! {
+            biased;
+            _ = shared.signal.notified() => {}
+            changed = shutdown.changed(), if !shutting_down => {
+                if changed.is_err() || *shutdown.borrow() {
+                    shutting_down = true;
+                    // 1012 Service Restart: the server is going away (D-PROC-3).
+                    let _ = ws.send(Frame::close(CloseCode::from(1012u16), "")).await;
+                    shared.end(1012, "");
+                    close_deadline = Some(Instant::now() + Duration::from_secs(2));
+                }
+            }
+            () = sleep_until(next_ping), if pong_deadline.is_none() && close_deadline.is_none() => {
+                if ws.send(Frame::ping(&b"sandman"[..])).await.is_err() {
+                    shared.end(1006, "");
+                    return;
+                }
+                pong_deadline = settings.ping_timeout.map(|t| Instant::now() + t);
+                next_ping = settings.ping_interval.map_or(far, |d| Instant::now() + d);
+            }
+            () = sleep_until(pong_deadline.unwrap_or(far)), if pong_deadline.is_some() => {
+                let reason = "keepalive ping timeout";
+                let _ = ws.send(Frame::close(CloseCode::from(1011u16), reason)).await;
+                shared.end(1011, reason);
+                return;
+            }
+            () = sleep_until(close_deadline.unwrap_or(far)), if close_deadline.is_some() => {
+                // The peer never answered our close frame.
+                shared.end(1006, "");
+                return;
+            }
+            frame = ws.next_frame(), if room => match frame {
+                Ok(frame) => match frame.opcode() {
+                    OpCode::Text | OpCode::Binary if close_deadline.is_some() => {
+                        // After our close, incoming data is dropped (RFC 6455 §5.5.1).
+                    }
+                    OpCode::Text => {
+                        let text = String::from_utf8(frame.into_payload().to_vec())
+                            .unwrap_or_default(); // yawc validated UTF-8 already
+                        shared.push_inbound(Inbound::Text(text));
+                    }
+                    OpCode::Binary => shared.push_inbound(Inbound::Binary(frame.into_payload())),
+                    OpCode::Pong => {
+                        pong_deadline = None;
+                    }
+                    OpCode::Close => {
+                        let code = frame.close_code().map_or(1005, u16::from);
+                        let reason = frame.close_reason().ok().flatten().unwrap_or("").to_owned();
+                        if close_deadline.is_none() {
+                            let _ = flush_owed(&mut ws).await; // echo the close
+                        }
+                        shared.end(code, &reason);
+                        return;
+                    }
+                    _ => {}
+                },
+                Err(err) => {
+                    let code = error_code(&err);
+                    if code != 1006 {
+                        // yawc queues a close for framing errors but not for the UTF-8
+                        // check of whole messages: flush its frame, then send ours (a no-op
+                        // once a close has gone out).
+                        let _ = flush_owed(&mut ws).await;
+                        let _ = ws.send(Frame::close(CloseCode::from(code), "")).await;
+                    }
+                    shared.end(code, "");
+                    return;
+                }
+            },
+        }
+    }
+}
