@@ -9,7 +9,6 @@ from compat.checks.base import (
     ASGI,
     LEGACY,
     ROOT_PATH,
-    TLS,
     UDS,
     WWW,
     Fail,
@@ -319,34 +318,6 @@ def server_unix(ctx: CheckContext) -> str:
     ok = isinstance(value, (list, tuple)) and list(value) == [ctx.endpoint.uds, None]
     expect(ok, f"server is {value!r}, want [{ctx.endpoint.uds!r}, None]")
     return ""
-
-
-@check(
-    "http.scope.extensions",
-    "extensions, if present, is a dict whose values are dicts",
-    f"{ASGI} Extensions",
-    MUST,
-)
-def extensions(ctx: CheckContext) -> str:
-    scope = ctx.baseline()
-    if scope.get("extensions") is None:
-        return "absent"
-    value = scope["extensions"]
-    expect(isinstance(value, dict), f"extensions is {type(value).__name__}")
-    bad = {k: v for k, v in value.items() if not isinstance(v, dict)}
-    expect(not bad, f"non-dict extension values {bad!r}")
-    return f"advertised: {sorted(value) or 'none'}"
-
-
-@check(
-    "http.scope.no_tls_on_plaintext",
-    "the tls extension is not in the scope of a plaintext connection",
-    f"{TLS} TLS Extension",
-    MUST,
-)
-def no_tls(ctx: CheckContext) -> None:
-    tls = ctx.extensions().get("tls")
-    expect(tls is None, f"tls advertised on plaintext: {tls!r}")
 
 
 @check(
