@@ -202,6 +202,9 @@ class Config:
         if self.reload and self.workers > 1:
             logger.warning('"workers" flag is ignored when reloading is enabled.')
 
+        if self.reload and self.workers > 1:
+            logger.warning('"workers" flag is ignored when reloading is enabled.')
+
     @property
     def asgi_version(self) -> Literal["2.0", "3.0"]:
         """``"2.0"`` when running a legacy double-callable app, as uvicorn reports it."""
@@ -231,6 +234,8 @@ class Config:
         """Apply ``log_config`` and ``log_level`` (``log_config=None`` leaves logging alone)."""
         logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
         if self.log_config is not None:
+            if isinstance(self.log_config, os.PathLike):
+                self.log_config = os.fspath(self.log_config)
             if isinstance(self.log_config, dict):
                 config = self.log_config
                 if self.use_colors in (True, False):
@@ -261,17 +266,34 @@ class Config:
             access.handlers = []
             access.propagate = False
 
+    def load_app(self) -> Any:
+        """Import the app named by an import string (objects pass through); exit 3 on
+        failure. ``run()`` calls it early so a bad path fails before any loop starts."""
+        try:
+            return import_from_string(self.app)
+        except ImportFromStringError as exc:
+            logger.error("Error loading ASGI app. %s", exc)
+            sys.exit(STARTUP_FAILURE)
+
+    def get_loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop] | None:
+        """The event loop factory ``Server.run`` uses: uvloop for ``auto`` when installed,
+        None for ``none`` (asyncio's default), or the factory a ``module:attr`` string names.
+        A custom string that does not import exits 3, as in uvicorn."""
+        from sandman_asgi.server import _loop_factory
+
+        try:
+            return _loop_factory(self.loop)
+        except ImportFromStringError as exc:
+            logger.error("Error loading custom loop setup function. %s", exc)
+            sys.exit(STARTUP_FAILURE)
+
     def load(self) -> None:
         """Import and wrap the app, encode default headers. Exits 3 on a loading error."""
         assert not self.loaded
         self.encoded_headers = [
             (key.lower().encode("latin1"), value.encode("latin1")) for key, value in self.headers
         ]
-        try:
-            self.loaded_app = import_from_string(self.app)
-        except ImportFromStringError as exc:
-            logger.error("Error loading ASGI app. %s", exc)
-            sys.exit(STARTUP_FAILURE)
+        self.loaded_app = self.load_app()
 
         try:
             self.loaded_app = self.loaded_app()

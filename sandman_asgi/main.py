@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import ssl
 import sys
-from typing import Any
+from collections.abc import Callable
+from configparser import RawConfigParser
+from typing import IO, Any
 
 import click
 
@@ -20,8 +23,12 @@ from sandman_asgi.config import (
     STARTUP_FAILURE,
     WS_PROTOCOLS,
     Config,
+    InterfaceType,
+    LifespanType,
 )
 from sandman_asgi.server import Server
+
+logger = logging.getLogger("uvicorn.error")
 
 LEVEL_CHOICES = click.Choice(list(LOG_LEVELS.keys()))
 LIFESPAN_CHOICES = click.Choice(list(LIFESPAN))
@@ -357,21 +364,84 @@ def main(**kwargs: Any) -> None:
     run(**kwargs)
 
 
-def run(app: Any, *, app_dir: str | None = "", **kwargs: Any) -> None:
-    """Run ``app`` (an ASGI app or an import string) with uvicorn's ``run()`` semantics."""
+def run(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    uds: str | None = None,
+    fd: int | None = None,
+    loop: str = "auto",
+    http: str | type = "auto",
+    http2: bool = False,
+    ws: str | type = "auto",
+    ws_max_size: int = 16777216,
+    ws_max_queue: int = 32,
+    ws_ping_interval: float | None = 20.0,
+    ws_ping_timeout: float | None = 20.0,
+    ws_per_message_deflate: bool = True,
+    lifespan: LifespanType = "auto",
+    interface: InterfaceType = "auto",
+    reload: bool = False,
+    reload_dirs: list[str] | str | None = None,
+    reload_includes: list[str] | str | None = None,
+    reload_excludes: list[str] | str | None = None,
+    reload_delay: float = 0.25,
+    workers: int | None = None,
+    env_file: str | os.PathLike[str] | None = None,
+    log_config: dict[str, Any] | str | os.PathLike[str] | RawConfigParser | IO[Any] | None = (
+        LOGGING_CONFIG
+    ),
+    log_level: str | int | None = None,
+    access_log: bool = True,
+    proxy_headers: bool = True,
+    server_header: bool = True,
+    date_header: bool = True,
+    forwarded_allow_ips: list[str] | str | None = None,
+    root_path: str = "",
+    limit_concurrency: int | None = None,
+    backlog: int = 2048,
+    limit_max_requests: int | None = None,
+    limit_max_requests_jitter: int = 0,
+    timeout_keep_alive: int = 5,
+    timeout_graceful_shutdown: int | None = None,
+    timeout_worker_healthcheck: int = 5,
+    ssl_keyfile: str | os.PathLike[str] | None = None,
+    ssl_certfile: str | os.PathLike[str] | None = None,
+    ssl_keyfile_password: str | None = None,
+    ssl_version: int = SSL_PROTOCOL_VERSION,
+    ssl_cert_reqs: int = ssl.CERT_NONE,
+    ssl_ca_certs: str | os.PathLike[str] | None = None,
+    ssl_ciphers: str | None = None,
+    ssl_context_factory: Callable[..., ssl.SSLContext] | None = None,
+    headers: list[tuple[str, str]] | None = None,
+    use_colors: bool | None = None,
+    app_dir: str | None = None,
+    factory: bool = False,
+    h11_max_incomplete_event_size: int | None = None,
+    reset_contextvars: bool = False,
+    header_read_timeout: float = 30.0,
+    io_threads: int = 1,
+) -> None:
+    """Run ``app`` (an ASGI app or an import string) until it is stopped, as
+    ``uvicorn.run()`` does: same keywords, same defaults, same exit statuses. The last two
+    keywords are Sandman's own (see ``Config``)."""
+    # Every keyword but app/app_dir goes to Config unchanged (locals() is just the arguments).
+    settings = {k: v for k, v in locals().items() if k not in ("app", "app_dir")}
     if app_dir is not None:
         sys.path.insert(0, app_dir)
 
-    config = Config(app, **kwargs)
+    config = Config(app, **settings)
+    if config.reload or config.workers > 1:
+        if not isinstance(app, str):
+            logger.warning(
+                "You must pass the application as an import string to enable 'reload' or 'workers'."
+            )
+            sys.exit(STARTUP_FAILURE)
+    else:
+        # Import before any event loop exists, so a bad app path fails fast with status 3.
+        config.load_app()
     server = Server(config=config)
-
-    if (config.reload or config.workers > 1) and not isinstance(app, str):
-        import logging
-
-        logging.getLogger("uvicorn.error").warning(
-            "You must pass the application as an import string to enable 'reload' or 'workers'."
-        )
-        sys.exit(STARTUP_FAILURE)
 
     try:
         if config.should_reload:
@@ -383,7 +453,7 @@ def run(app: Any, *, app_dir: str | None = "", **kwargs: Any) -> None:
             from sandman_asgi.supervisors import Multiprocess
 
             sock = config.bind_socket()
-            Multiprocess(config, target=server.run, sockets=[sock]).run()
+            Multiprocess(config, sockets=[sock], target=server.run).run()
         else:
             server.run()
     except KeyboardInterrupt:

@@ -82,7 +82,7 @@ class Server:
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         """Run ``serve()`` on a fresh event loop (uvloop when available)."""
-        loop_factory = _loop_factory(self.config.loop)
+        loop_factory = self.config.get_loop_factory()
         if sys.version_info >= (3, 12):
             asyncio.run(self.serve(sockets=sockets), loop_factory=loop_factory)
         else:
@@ -317,5 +317,6 @@ def _loop_factory(name: str) -> Any:
         return asyncio.new_event_loop if name == "asyncio" else None
     from sandman_asgi.importer import import_from_string
 
-    # uvicorn: an import string names a callable that returns the loop factory.
-    return import_from_string(name)()
+    # uvicorn 0.54: an import string names the loop factory itself (called with no
+    # arguments to make the loop), e.g. "uvloop:new_event_loop".
+    return import_from_string(name)
