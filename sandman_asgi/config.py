@@ -202,9 +202,6 @@ class Config:
         if self.reload and self.workers > 1:
             logger.warning('"workers" flag is ignored when reloading is enabled.')
 
-        if self.reload and self.workers > 1:
-            logger.warning('"workers" flag is ignored when reloading is enabled.')
-
     @property
     def asgi_version(self) -> Literal["2.0", "3.0"]:
         """``"2.0"`` when running a legacy double-callable app, as uvicorn reports it."""
