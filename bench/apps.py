@@ -101,6 +101,26 @@ async def stream(scope: dict, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
+async def ws_echo(scope: dict, receive: Any, send: Any) -> None:
+    """WebSocket echo; plain HTTP requests get a 200 so the harness can check readiness."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ws"})
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+
 try:  # FastAPI JSON route: the framework dominates, the server must not lose anything.
     from fastapi import FastAPI
 

@@ -41,6 +41,7 @@ class Workload:
     wrk_script: str | None = None  # lua body for POST / pipelining
     nginx_file: str | None = None  # static file nginx serves for this workload
     needs_fastapi: bool = False
+    ws_message: int = 0  # > 0: a WebSocket echo workload with messages of this size
 
 
 def _post_script(kib: int) -> str:
@@ -67,6 +68,8 @@ WORKLOADS = {
     "echo64k": Workload("echo64k", "apps:echo", "/", wrk_script=_post_script(64)),
     "stream1m": Workload("stream1m", "apps:stream", "/", nginx_file="stream"),
     "fastapi": Workload("fastapi", "apps:api", "/json", needs_fastapi=True),
+    "ws16": Workload("ws16", "apps:ws_echo", "/", ws_message=16),
+    "ws64k": Workload("ws64k", "apps:ws_echo", "/", ws_message=64 * 1024),
     "pipeline16": Workload(
         "pipeline16", "apps:hello", "/", wrk_script=PIPELINE_SCRIPT, nginx_file="hello"
     ),
@@ -105,7 +108,9 @@ def ensure_venv(venv: Path) -> Path:
     return venv / "bin"
 
 
-def server_command(server: str, app: str, port: int, peer_bin: Path, io_threads: int) -> list[str]:
+def server_command(
+    server: str, app: str, port: int, peer_bin: Path, io_threads: int, ws: bool = False
+) -> list[str]:
     if server == "sandman":
         return [
             sys.executable,
@@ -142,7 +147,7 @@ def server_command(server: str, app: str, port: int, peer_bin: Path, io_threads:
             str(port),
             "--log-level",
             "warning",
-            "--no-ws",
+            *([] if ws else ["--no-ws"]),
             "--workers",
             "1",
             "--runtime-threads",
@@ -259,7 +264,7 @@ def run_one(server: str, wl: Workload, args: argparse.Namespace, peer_bin: Path)
         cmd, tmp_root = nginx_setup(port)
         path = "/" + wl.nginx_file
     else:
-        cmd = server_command(server, wl.app, port, peer_bin, args.io_threads)
+        cmd = server_command(server, wl.app, port, peer_bin, args.io_threads, ws=wl.ws_message > 0)
         path = wl.path
     env = dict(os.environ)
     env["PYTHONPATH"] = str(HERE) + os.pathsep + env.get("PYTHONPATH", "")
@@ -285,6 +290,8 @@ def run_one(server: str, wl: Workload, args: argparse.Namespace, peer_bin: Path)
             return Result(
                 server, wl.name, None, "-", "-", "-", None, f"not ready / wrong server ({answered})"
             )
+        if wl.ws_message:
+            return run_wsbench(server, wl, args, port, proc)
         wrk = ["taskset", "-c", args.client_cpu, "wrk", "-t1", f"-c{args.conns}", "--latency"]
         script_args: list[str] = []
         if wl.wrk_script:
@@ -310,6 +317,59 @@ def run_one(server: str, wl: Workload, args: argparse.Namespace, peer_bin: Path)
         log.close()
         if tmp_root:
             shutil.rmtree(tmp_root, ignore_errors=True)
+
+
+WSBENCH = HERE / "wsbench" / "target" / "release" / "wsbench"
+
+
+def build_wsbench() -> None:
+    if not WSBENCH.exists():
+        subprocess.run(
+            [
+                "cargo",
+                "build",
+                "--release",
+                "--manifest-path",
+                str(HERE / "wsbench" / "Cargo.toml"),
+            ],
+            check=True,
+        )
+
+
+def run_wsbench(
+    server: str, wl: Workload, args: argparse.Namespace, port: int, proc: subprocess.Popen
+) -> Result:
+    import json  # noqa: PLC0415
+
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            args.client_cpu,
+            str(WSBENCH),
+            f"ws://127.0.0.1:{port}/",
+            str(min(args.conns, 64)),
+            str(args.duration),
+            str(wl.ws_message),
+            str(args.warmup),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=args.duration + args.warmup + 60,
+    ).stdout
+    try:
+        data = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return Result(server, wl.name, None, "-", "-", "-", None, "wsbench failed")
+    return Result(
+        server,
+        wl.name,
+        data["messages_per_sec"],
+        f"{data['p50_us'] / 1000:.2f}ms",
+        f"{data['p99_us'] / 1000:.2f}ms",
+        str(data["errors"]),
+        peak_rss_mib(proc.pid),
+    )
 
 
 def fmt_rps(v: float | None) -> str:
@@ -382,6 +442,8 @@ def main() -> int:
         print("missing nginx (apt-get install nginx-light)", file=sys.stderr)
         return 2
     peer_bin = ensure_venv(Path(args.venv)) if set(servers) - {"sandman", "nginx"} else Path()
+    if any(WORKLOADS[w].ws_message for w in args.workloads.split(",")):
+        build_wsbench()
     results = []
     print(
         f"{'workload':<12} {'server':<10} {'req/s':>10} {'p50':>9} {'p99':>9}  errors  rss",

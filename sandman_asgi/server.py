@@ -25,7 +25,7 @@ import click
 
 from sandman_asgi._core import CoreServer
 from sandman_asgi.config import STARTUP_FAILURE, Config
-from sandman_asgi.cycle import run_http
+from sandman_asgi.cycle import run_http, run_websocket
 from sandman_asgi.lifespan import LifespanOff, LifespanOn
 from sandman_asgi.sockets import BindError, bind_socket, log_running
 
@@ -145,6 +145,13 @@ class Server:
             header_read_timeout=float(config.header_read_timeout),
             max_head_bytes=config.h11_max_incomplete_event_size or 64 * 1024,
             io_threads=config.io_threads,
+            on_websocket=self._on_websocket if config.ws != "none" else None,
+            ws_log=_log_websocket,
+            ws_max_size=config.ws_max_size,
+            ws_max_queue=config.ws_max_queue,
+            ws_ping_interval=config.ws_ping_interval,
+            ws_ping_timeout=config.ws_ping_timeout,
+            ws_per_message_deflate=config.ws_per_message_deflate,
         )
         self._app = config.loaded_app
         self._create_task = loop.create_task
@@ -180,6 +187,13 @@ class Server:
             )
         else:
             task = self._create_task(run_http(self._app, scope, cycle))
+        tasks = self.server_state.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def _on_websocket(self, scope: dict[str, Any], cycle: Any) -> None:
+        # Called by the core's drain for each WebSocket upgrade request, on the loop thread.
+        task = self._create_task(run_websocket(self._app, scope, cycle))
         tasks = self.server_state.tasks
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -297,6 +311,14 @@ class Server:
             self.force_exit = True
         else:
             self.should_exit = True
+
+
+def _log_websocket(client: str, path: str, status: int | None) -> None:
+    # WebSocket handshake lines go to uvicorn.error, not the access log (uvicorn §4.3).
+    if status is None:
+        logger.info('%s - "WebSocket %s" [accepted]', client, path)
+    else:
+        logger.info('%s - "WebSocket %s" %d', client, path, status)
 
 
 def _on_core_log(level: int, message: str) -> None:
