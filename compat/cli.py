@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 from compat.checks import REGISTRY
@@ -47,6 +48,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, help="write the report here instead of stdout")
     p.add_argument("--bin-dir", type=Path, help="where the servers' executables are")
     p.add_argument("--list", action="store_true", help="list the checks and exit")
+    p.add_argument(
+        "--keep-workdir",
+        action="store_true",
+        help="keep each run's server logs and probe records (the path is printed)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument(
         "--strict",
@@ -90,7 +96,13 @@ def main(argv: list[str] | None = None) -> int:
 
     reports = []
     for profile in profiles:
-        report = run_server(profile, checks, bin_dir=args.bin_dir, progress=progress)
+        workroot = None
+        if args.keep_workdir:
+            workroot = Path(tempfile.mkdtemp(prefix=f"compat-{profile.name}-"))
+            print(f"{profile.name}: work directory {workroot}", file=sys.stderr)
+        report = run_server(
+            profile, checks, bin_dir=args.bin_dir, workroot=workroot, progress=progress
+        )
         if not args.quiet:
             print(f"{profile.name}: {headline(report)}", file=sys.stderr, flush=True)
         reports.append(report)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import tempfile
 import threading
 import time
@@ -52,11 +53,14 @@ def run_server(
     bin_dir: Path | None = None,
     workroot: Path | None = None,
     progress: Progress | None = None,
+    startup_timeout: float = 20.0,
 ) -> RunReport:
-    """Run ``checks`` against ``profile`` and report every one of them."""
+    """Run ``checks`` against ``profile`` and report every one of them. Server logs and
+    records live under ``workroot`` (kept), or in a temporary directory removed after."""
     began = time.monotonic()
     root = workroot or Path(tempfile.mkdtemp(prefix="compat-run-"))
     launcher = Launcher(profile, bin_dir, root / profile.name)
+    launcher.startup_timeout = startup_timeout
     try:
         command = shlex.join(launcher.argv("APP", _placeholder_endpoint(), None))
     except (FileNotFoundError, NotConfigurable) as exc:
@@ -71,6 +75,8 @@ def run_server(
                     progress(profile.name, result)
     finally:
         launcher.close()
+        if workroot is None:
+            shutil.rmtree(root, ignore_errors=True)
     order = {c.id: i for i, c in enumerate(checks)}
     report.results.sort(key=lambda r: order[r.check.id])
     report.seconds = time.monotonic() - began

@@ -119,7 +119,8 @@ def scope_type(ctx: CheckContext) -> str:
 )
 def http_version_scheme(ctx: CheckContext) -> None:
     scope = ws_scope(ctx)
-    expect(scope.get("http_version", "1.1") == "1.1", f"http_version {scope['http_version']!r}")
+    version = scope.get("http_version", "1.1")
+    expect(version == "1.1", f"http_version is {version!r}")
     expect(scope.get("scheme", "ws") == "ws", f"scheme is {scope.get('scheme')!r}")
 
 

@@ -96,6 +96,8 @@ class Launcher:
         full_env["PYTHONUNBUFFERED"] = "1"
         full_env["COMPAT_RECORD_DIR"] = str(records.directory)
         full_env.update(env or {})
+        # The exact command, for whoever reads a failure in a kept work directory.
+        (workdir / "command.txt").write_text(" ".join(argv) + "\n")
         process = ServerProcess(argv, workdir / "server.log", env=full_env, cwd=PACKAGE_PARENT)
         self._started.append(process)
         server = RunningServer(process, endpoint, records, workdir)

@@ -1,0 +1,51 @@
+"""A stand-in "server" for the harness tests: ``fake_server.py MODE PORT``.
+
+``ok``: answers every HTTP request with 200 "ok", and exits with status 7 on ``GET /die``
+(a crash); ``silent``: never listens; ``exit``: exits with status 4 at once.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+
+
+def serve(port: int) -> None:
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(16)
+    while True:
+        conn, _ = listener.accept()
+        conn.settimeout(2.0)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        if data.startswith(b"GET /die "):
+            os._exit(7)
+        if data:
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+        conn.close()
+
+
+def main() -> None:
+    mode, port = sys.argv[1], int(sys.argv[2])
+    if mode == "exit":
+        print("fake server: giving up", flush=True)
+        sys.exit(4)
+    if mode == "silent":
+        time.sleep(60)
+        return
+    serve(port)
+
+
+if __name__ == "__main__":
+    main()
