@@ -152,6 +152,7 @@ class Server:
             ws_ping_interval=config.ws_ping_interval,
             ws_ping_timeout=config.ws_ping_timeout,
             ws_per_message_deflate=config.ws_per_message_deflate,
+            forwarded_allow_ips=config.forwarded_allow_ips if config.proxy_headers else None,
         )
         self._app = config.loaded_app
         self._create_task = loop.create_task

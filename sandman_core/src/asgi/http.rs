@@ -292,7 +292,7 @@ impl HttpCycle {
             return Ok(());
         };
         let head = &self.head;
-        let client = match &head.conn.client {
+        let client = match &head.client {
             Some((host, port)) => format!("{host}:{port}"),
             None => String::new(),
         };

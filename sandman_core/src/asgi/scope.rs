@@ -51,6 +51,11 @@ pub struct RequestHead {
     pub query: Bytes,
     /// Request headers; names arrive lowercased from hyper, values untouched.
     pub headers: HeaderMap,
+    /// The client as the scope reports it: the peer, or a trusted proxy's
+    /// `X-Forwarded-For` hop.
+    pub client: Option<(String, u16)>,
+    /// Whether the scheme is https/wss (TLS, or a trusted proxy's `X-Forwarded-Proto`).
+    pub tls: bool,
     /// The connection this request came on.
     pub conn: Arc<ConnInfo>,
 }
@@ -90,7 +95,24 @@ impl RequestHead {
             raw_path,
             query,
             headers,
+            client: conn.client.clone(),
+            tls: conn.tls,
             conn,
+        }
+    }
+
+    /// Apply `X-Forwarded-For`/`-Proto` if the direct peer is trusted (D-HTTP-13).
+    pub fn apply_proxy_headers(&mut self, trusted: &crate::http::proxy::TrustedHosts) {
+        let peer = self.conn.client.as_ref().map(|(host, _)| host.as_str());
+        if !trusted.contains(peer) {
+            return;
+        }
+        let forwarded = crate::http::proxy::forwarded(trusted, &self.headers);
+        if let Some(client) = forwarded.client {
+            self.client = Some(client);
+        }
+        if let Some(https) = forwarded.https {
+            self.tls = https;
         }
     }
 }
@@ -196,12 +218,12 @@ pub fn connection_scope<'py>(
         None => py.None().into_bound(py),
     };
     scope.set_item(intern!(py, "server"), server)?;
-    let client = match &head.conn.client {
+    let client = match &head.client {
         Some((host, port)) => addr_tuple(py, host, Some(*port))?,
         None => py.None().into_bound(py),
     };
     scope.set_item(intern!(py, "client"), client)?;
-    let scheme = match (ws, head.conn.tls) {
+    let scheme = match (ws, head.tls) {
         (false, false) => intern!(py, "http"),
         (false, true) => intern!(py, "https"),
         (true, false) => intern!(py, "ws"),

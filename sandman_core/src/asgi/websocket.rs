@@ -301,7 +301,7 @@ impl WsCycleHandle {
         let Some(hook) = &self.hooks.ws_log else {
             return Ok(());
         };
-        let client = match &self.head.conn.client {
+        let client = match &self.head.client {
             Some((host, port)) => format!("{host}:{port}"),
             None => String::new(),
         };

@@ -5,4 +5,5 @@
 
 pub mod body;
 pub mod canned;
+pub mod proxy;
 pub mod service;

@@ -89,7 +89,7 @@ async fn route(
 
     if handshake::wants_upgrade(&req) {
         if settings.ws.enabled && handshake::is_websocket(&req) {
-            let head = RequestHead::new(
+            let mut head = RequestHead::new(
                 req.method().clone(),
                 req.version(),
                 req.uri(),
@@ -97,6 +97,9 @@ async fn route(
                 &settings.root_path,
                 conn.info.clone(),
             );
+            if let Some(trusted) = &settings.proxy {
+                head.apply_proxy_headers(trusted);
+            }
             return handshake::serve(req, conn, head).await;
         }
         // h2c, unknown protocols, or WebSockets turned off: plain HTTP (D-HTTP-11).
@@ -108,7 +111,7 @@ async fn route(
     let (parts, incoming) = req.into_parts();
     let shared = RequestShared::new(server.clone(), parts.method == Method::HEAD);
     let expect = expects_continue(&parts.headers);
-    let head = RequestHead::new(
+    let mut head = RequestHead::new(
         parts.method,
         parts.version,
         &parts.uri,
@@ -116,6 +119,9 @@ async fn route(
         &settings.root_path,
         conn.info.clone(),
     );
+    if let Some(trusted) = &settings.proxy {
+        head.apply_proxy_headers(trusted);
+    }
 
     if incoming.is_end_stream() {
         shared.lock().body_done = true;

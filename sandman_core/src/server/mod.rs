@@ -51,7 +51,7 @@ impl CoreServer {
         header_read_timeout = DEFAULT_HEADER_READ_TIMEOUT_SECS, max_head_bytes = DEFAULT_MAX_HEAD_BYTES,
         io_threads = 1, on_websocket = None, ws_log = None, ws_max_size = 16 * 1024 * 1024,
         ws_max_queue = 32, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
-        ws_per_message_deflate = true,
+        ws_per_message_deflate = true, forwarded_allow_ips = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -78,6 +78,7 @@ impl CoreServer {
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
         ws_per_message_deflate: bool,
+        forwarded_allow_ips: Option<Vec<String>>,
     ) -> PyResult<CoreServer> {
         let positive = |v: Option<f64>, what: &str| -> PyResult<Option<Duration>> {
             match v {
@@ -120,6 +121,7 @@ impl CoreServer {
             header_read_timeout: duration(header_read_timeout, "header_read_timeout")?,
             max_head_bytes: max_head_bytes.max(MIN_HEAD_BYTES),
             ws,
+            proxy: forwarded_allow_ips.map(|list| crate::http::proxy::TrustedHosts::parse(&list)),
         };
         let bridge = Arc::new(Bridge::new().map_err(|e| PyOSError::new_err(e.to_string()))?);
         let (shutdown, _) = watch::channel(false);

@@ -59,6 +59,8 @@ pub struct HttpSettings {
     pub max_head_bytes: usize,
     /// WebSocket options.
     pub ws: WsSettings,
+    /// `--forwarded-allow-ips` when `--proxy-headers` is on.
+    pub proxy: Option<crate::http::proxy::TrustedHosts>,
 }
 
 impl HttpSettings {
@@ -125,6 +127,7 @@ mod tests {
             header_read_timeout: Duration::from_secs(30),
             max_head_bytes: 65536,
             ws: WsSettings::default(),
+            proxy: None,
         }
     }
 
