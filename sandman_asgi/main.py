@@ -364,6 +364,36 @@ def main(**kwargs: Any) -> None:
     run(**kwargs)
 
 
+def _read_sandman_env_too(command: click.Command) -> None:
+    # Every parameter reads SANDMAN_<NAME> first, then uvicorn's UVICORN_<NAME> (the name
+    # auto_envvar_prefix would give); the command line beats both. SANDMAN_ wins because
+    # it is the more specific spelling: set both, and Sandman does what SANDMAN_ says.
+    for param in command.params:
+        if param.name:
+            name = param.name.upper()
+            param.envvar = [f"SANDMAN_{name}", f"UVICORN_{name}"]
+
+
+_read_sandman_env_too(main)
+
+
+def _note_ignored_selectors(config: Config) -> None:
+    # uvicorn chooses between protocol implementations with these; Sandman has one of each,
+    # in its Rust core. Accept uvicorn's values (so command lines keep working) and say so.
+    if isinstance(config.http, str) and config.http != "auto":
+        logger.info(
+            "--http %s has no effect: Sandman always uses its own HTTP/1.1 implementation.",
+            config.http,
+        )
+    if config.http2:
+        logger.info("--http2 has no effect: Sandman serves HTTP/1.x.")
+    if isinstance(config.ws, str) and config.ws not in ("auto", "none"):
+        logger.info(
+            "--ws %s has no effect: Sandman always uses its own WebSocket implementation.",
+            config.ws,
+        )
+
+
 def run(
     app: Any,
     *,
@@ -432,6 +462,7 @@ def run(
         sys.path.insert(0, app_dir)
 
     config = Config(app, **settings)
+    _note_ignored_selectors(config)
     if config.reload or config.workers > 1:
         if not isinstance(app, str):
             logger.warning(

@@ -30,7 +30,7 @@ from tests.signatures import dump
 
 HERE = Path(__file__).resolve().parent
 UVICORN_PYTHON = Path(os.environ.get("UVICORN_ANCHOR_PYTHON", "/tmp/anch/bin/python"))
-SNAPSHOT = HERE / "uvicorn_0_54_signatures.json"
+SNAPSHOT = HERE / "uvicorn_0_54_surface.json"
 
 # Sandman's own keywords, beyond uvicorn's; they must come after all of uvicorn's.
 EXTRAS = {

@@ -1,0 +1,225 @@
+"""Logging as uvicorn configures it (D-LOG-1..5; uvicorn-surface §4.3, §4.4): ``--log-config``
+in JSON, YAML and ini, ``--log-level`` on top of it, colours, the access record's ``args``."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import textwrap
+import time
+
+import httpx
+import pytest
+
+from tests.serverproc import free_port, raw_exchange, sandman
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+DICT_CONFIG = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "CUSTOM %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "err": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "uvicorn.error": {"handlers": ["err"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": ["err"], "level": "INFO", "propagate": False},
+    },
+}
+
+INI_CONFIG = """
+[loggers]
+keys=root,error,access
+
+[handlers]
+keys=err
+
+[formatters]
+keys=plain
+
+[logger_root]
+level=WARNING
+handlers=
+
+[logger_error]
+level=INFO
+handlers=err
+propagate=0
+qualname=uvicorn.error
+
+[logger_access]
+level=INFO
+handlers=err
+propagate=0
+qualname=uvicorn.access
+
+[handler_err]
+class=StreamHandler
+formatter=plain
+args=(sys.stderr,)
+
+[formatter_plain]
+format=CUSTOM %(levelname)s %(name)s %(message)s
+"""
+
+
+def _write_config(tmp_path, kind: str):
+    if kind == "json":
+        path = tmp_path / "log.json"
+        path.write_text(json.dumps(DICT_CONFIG))
+    elif kind in ("yaml", "yml"):
+        import yaml
+
+        path = tmp_path / f"log.{kind}"
+        path.write_text(yaml.safe_dump(DICT_CONFIG))
+    else:
+        path = tmp_path / "log.ini"
+        path.write_text(textwrap.dedent(INI_CONFIG))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["json", "yaml", "yml", "ini"])
+def test_log_config_file_formats(tmp_path, kind):
+    path = _write_config(tmp_path, kind)
+    with sandman("tests.apps:hello", "--log-config", str(path)) as server:
+        httpx.get(server.url + "/q?a=1")
+        # No AccessFormatter: the raw message, without the reason phrase (as uvicorn).
+        access = r'(?m)CUSTOM INFO uvicorn\.access 127\.0\.0\.1:\d+ - "GET /q\?a=1 HTTP/1\.1" 200$'
+        server.wait_for(access)
+        server.stop()
+    pid = server.proc.pid
+    assert f"CUSTOM INFO uvicorn.error Started server process [{pid}]" in server.stderr
+    assert "CUSTOM INFO uvicorn.error Application startup complete." in server.stderr
+    # Nothing went through the built-in formatters.
+    assert "INFO:     " not in server.stderr + server.stdout
+
+
+def _wait_listening(port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listening on {port}")
+
+
+def test_log_level_applies_on_top_of_the_log_config(tmp_path):
+    path = _write_config(tmp_path, "json")
+    port = free_port()
+    flags = ("--port", str(port), "--log-config", str(path), "--log-level", "warning")
+    with sandman("tests.apps:hello", *flags, ready=False, port=False) as server:
+        _wait_listening(port)
+        httpx.get(f"http://127.0.0.1:{port}/")
+        raw_exchange(port, b"NOT HTTP\r\n\r\n")
+        server.wait_for("CUSTOM WARNING uvicorn.error Invalid HTTP request received.")
+        server.stop()
+    assert "CUSTOM INFO" not in server.stderr
+
+
+def test_access_record_args_are_uvicorns_tuple(tmp_path):
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"args": {"()": "tests.log_helpers.ArgsFormatter"}},
+        "handlers": {"out": {"class": "logging.StreamHandler", "formatter": "args"}},
+        "loggers": {"uvicorn.access": {"handlers": ["out"], "level": "INFO"}},
+    }
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps(config))
+    port = free_port()
+    flags = ("--port", str(port), "--log-config", str(path))
+    with sandman("tests.apps:hello", *flags, ready=False, port=False) as server:
+        _wait_listening(port)
+        httpx.get(f"http://127.0.0.1:{port}/a%20b?x=1")
+        args = r"ARGS \('127\.0\.0\.1:(\d+)', 'GET', '/a%20b\?x=1', '1\.1', 200\)"
+        assert int(server.wait_for(args).group(1)) > 0
+
+
+def test_formatter_class_paths_for_log_configs(tmp_path):
+    # The classes a log config names to get uvicorn's look (D-API-6).
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "default": {
+                "()": "sandman_asgi.logging.DefaultFormatter",
+                "fmt": "[%(name)s] %(levelprefix)s %(message)s",
+                "use_colors": False,
+            },
+            "access": {
+                "()": "sandman_asgi.logging.AccessFormatter",
+                "fmt": '[%(name)s] %(levelprefix)s %(client_addr)s "%(request_line)s" '
+                "%(status_code)s",
+                "use_colors": False,
+            },
+        },
+        "handlers": {
+            "default": {"class": "logging.StreamHandler", "formatter": "default"},
+            "access": {"class": "logging.StreamHandler", "formatter": "access"},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+    }
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps(config))
+    with sandman("tests.apps:hello", "--log-config", str(path)) as server:
+        httpx.get(server.url + "/x")
+        server.wait_for(r'\[uvicorn\.access\] INFO:     127\.0\.0\.1:\d+ "GET /x HTTP/1\.1" 200 OK')
+    assert "[uvicorn.error] INFO:     Application startup complete." in server.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "coloured"), [("--use-colors", True), ("--no-use-colors", False), (None, False)]
+)
+def test_use_colors_overrides_tty_detection(flag, coloured):
+    flags = (flag,) if flag else ()
+    with sandman("tests.apps:hello", *flags, ready=False) as server:
+        # The running line's address is bold when coloured: find the port around that.
+        running = server.wait_for(r"running on (?:\x1b\[1m)?http://127\.0\.0\.1:(\d+)")
+        server.port = int(running.group(1))
+        httpx.get(server.url)
+        server.wait_for(r"GET / HTTP/1\.1", stream="stdout")
+        server.stop()
+    for text in (server.stderr, server.stdout):
+        assert bool(ANSI.search(text)) is coloured
+    if coloured:
+        plain = ANSI.sub("", server.stderr)
+        assert f"INFO:     Sandman running on http://127.0.0.1:{server.port}" in plain
+        assert "\x1b[32m200 OK\x1b[0m" in server.stdout  # 2xx in green
+
+
+def test_default_streams_errors_to_stderr_access_to_stdout():
+    with sandman("tests.apps:hello") as server:
+        httpx.get(server.url)
+        server.wait_for(r'"GET / HTTP/1\.1" 200 OK', stream="stdout")
+        server.stop()
+    assert "GET /" not in server.stderr
+    assert "Started server process" not in server.stdout
+
+
+def test_trace_level_is_accepted_and_named_trace(tmp_path):
+    (tmp_path / "traceapp.py").write_text(
+        "import logging\n"
+        "from tests.apps import hello\n"
+        "async def app(scope, receive, send):\n"
+        "    logging.getLogger('uvicorn.error').log(5, 'from the app at level 5')\n"
+        "    await hello(scope, receive, send)\n"
+    )
+    with sandman("traceapp:app", "--log-level", "trace", "--app-dir", str(tmp_path)) as server:
+        httpx.get(server.url)
+        server.wait_for("TRACE:    from the app at level 5")
+    with sandman("traceapp:app", "--app-dir", str(tmp_path)) as server:
+        httpx.get(server.url)
+        server.wait_for(r'"GET / HTTP/1\.1" 200 OK', stream="stdout")
+        server.stop()
+    assert "from the app at level 5" not in server.stderr
