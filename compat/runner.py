@@ -131,6 +131,10 @@ def _run_target(
                     continue
             ctx = CheckContext(server, launcher, shared, scenarios, root)
             result = _execute(c, ctx)
+            if result.status is not Status.PASS:
+                # A server that just died may not be reaped yet: give it a moment, so a
+                # crash is reported as a crash and not as the failure it caused.
+                server.process.wait(0.3)
             if not server.process.alive():
                 code = server.process.returncode
                 result = Result(

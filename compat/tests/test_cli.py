@@ -1,0 +1,77 @@
+"""Command line, check selection, profiles and report formats."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from compat.checks import REGISTRY
+from compat.checks.base import GROUPS, Status, Strength, select
+from compat.cli import comma_list, main
+from compat.harness.servers import PROFILES, custom_profile, render
+from compat.report import as_json, as_markdown, as_text, failing_strict, headline
+from compat.runner import Result, RunReport
+
+
+def test_comma_list() -> None:
+    assert comma_list("http, lifespan,,") == ["http", "lifespan"]
+
+
+def test_select_groups_and_prefixes() -> None:
+    chosen = select(REGISTRY, ["http", "lifespan"])
+    assert chosen and {c.group for c in chosen} == {"http", "lifespan"}
+    assert all(c.id.startswith("http.scope") for c in select(REGISTRY, ["http.scope"]))
+    assert select(REGISTRY, []) == REGISTRY
+
+
+def test_every_check_is_well_formed() -> None:
+    ids = [c.id for c in REGISTRY]
+    assert len(ids) == len(set(ids))
+    for c in REGISTRY:
+        assert c.group in GROUPS and c.title and c.source
+        assert isinstance(c.strength, Strength)
+
+
+def test_custom_profile_needs_app_and_port() -> None:
+    with pytest.raises(ValueError):
+        custom_profile("myserver --port {port}")
+    profile = custom_profile("{python} -m myserver {app} --port {port}")
+    argv = render(profile.tcp, None, app="a:b", host="127.0.0.1", port="8000")
+    assert argv[1:] == ["-m", "myserver", "a:b", "--port", "8000"]
+
+
+def test_known_profiles_have_placeholders() -> None:
+    for profile in PROFILES.values():
+        joined = " ".join(profile.tcp)
+        assert "{app}" in joined and "{port}" in joined
+
+
+def test_list_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--list", "--only", "lifespan"]) == 0
+    out = capsys.readouterr().out
+    assert "lifespan.state_copied" in out and "http.scope" not in out
+    with pytest.raises(SystemExit):
+        main(["--server", "nosuchserver"])
+    with pytest.raises(SystemExit):
+        main([])
+
+
+def fake_report() -> RunReport:
+    checks = REGISTRY[:3]
+    statuses = [Status.PASS, Status.FAIL, Status.NOT_ADVERTISED]
+    results = [
+        Result(c, s, f"detail {i}") for i, (c, s) in enumerate(zip(checks, statuses, strict=True))
+    ]
+    return RunReport("fake", "1.0", "fake APP", results, 1.0)
+
+
+def test_reports() -> None:
+    report = fake_report()
+    assert "1 not advertised" in headline(report)
+    assert [r.status for r in failing_strict(report)] == [Status.FAIL]
+    md = as_markdown([report, report], "python -m compat ...")
+    assert "| fake | 1.0 |" in md and "**FAIL**" in md and "detail 1" in md
+    assert "[     fail     ]" in as_text([report])
+    data = json.loads(as_json([report]))
+    assert data[0]["results"][1]["status"] == "fail"

@@ -1,0 +1,74 @@
+"""Sandman's column of the compat/ conformance suite (HTTP and lifespan).
+
+The suite runs once per session against ``python -m sandman_asgi``; every check becomes a
+test here. A failing MUST or SHOULD check is a Sandman bug; so is a failing de facto check
+unless it is listed in ``KNOWN`` with the reason. Checks that cannot apply to what Sandman
+advertises are listed in ``NOT_APPLICABLE`` and must keep reporting so.
+
+WebSocket is left out until the core's WebSocket support (issue #4) is in every build; run
+``python -m compat --server sandman --only websocket`` to see where it stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from compat.checks import REGISTRY
+from compat.checks.base import Status, select
+from compat.harness.servers import PROFILES
+from compat.runner import Result, RunReport, run_server
+
+GROUPS = ["http", "lifespan"]
+CHECKS = select(REGISTRY, GROUPS)
+
+# Deviations from a de facto rule, with the reason; strict xfail, so fixing one shows.
+KNOWN: dict[str, str] = {
+    "http.errors.return_value_closes": (
+        "an app returning a non-None value after a complete response leaves the connection "
+        "open (sandman_asgi/cycle.py promises 'connection closed'; app_failed(False) after "
+        "completion does not close it)"
+    ),
+}
+
+# Rules superseded by what Sandman advertises (the expected status is checked too).
+NOT_APPLICABLE: dict[str, Status] = {
+    # Sandman advertises HTTP spec 2.4+, which replaces the no-op rule by an OSError.
+    "http.disconnect.send_noop": Status.NOT_APPLICABLE,
+}
+
+
+@pytest.fixture(scope="session")
+def sandman_report() -> Iterator[RunReport]:
+    yield run_server(PROFILES["sandman"], CHECKS)
+
+
+def _explain(result: Result) -> str:
+    text = f"{result.check.id} [{result.check.strength.value}] {result.status.value}: "
+    text += result.detail
+    if result.evidence:
+        text += "\n" + result.evidence
+    return text
+
+
+@pytest.mark.parametrize(
+    "check_id",
+    [
+        pytest.param(c.id, marks=pytest.mark.xfail(strict=True, reason=KNOWN[c.id]))
+        if c.id in KNOWN
+        else c.id
+        for c in CHECKS
+    ],
+)
+def test_sandman_keeps_rule(sandman_report: RunReport, check_id: str) -> None:
+    [result] = [r for r in sandman_report.results if r.check.id == check_id]
+    if check_id in NOT_APPLICABLE:
+        assert result.status is NOT_APPLICABLE[check_id], _explain(result)
+        return
+    assert result.status is Status.PASS, _explain(result)
+
+
+def test_the_run_is_quick(sandman_report: RunReport) -> None:
+    # The whole column must stay well under two minutes to keep CI useful.
+    assert sandman_report.seconds < 90, f"took {sandman_report.seconds:.0f} s"
