@@ -129,7 +129,24 @@ class Server:
         config = self.config
         loop = asyncio.get_running_loop()
         access_on = config.access_log and access_logger.hasHandlers()
-        self.core = CoreServer(
+        try:
+            ssl = _ssl_settings(config)
+            self.core = self._make_core(config, loop, access_on, ssl)
+        except ValueError as exc:
+            # A TLS setting that cannot work: one line and the startup-failure status.
+            logger.error("%s", exc)
+            await self.lifespan.shutdown()
+            sys.exit(STARTUP_FAILURE)
+        self._app = config.loaded_app
+        self._create_task = loop.create_task
+        self._task_context = None
+        loop.add_reader(self.core.wake_fd, self.core.drain)
+        await self._listen(config, sockets)
+
+    def _make_core(
+        self, config: Config, loop: asyncio.AbstractEventLoop, access_on: bool, ssl: tuple | None
+    ) -> CoreServer:
+        return CoreServer(
             on_request=self._on_request,
             on_log=_on_core_log,
             create_future=loop.create_future,
@@ -153,12 +170,12 @@ class Server:
             ws_ping_timeout=config.ws_ping_timeout,
             ws_per_message_deflate=config.ws_per_message_deflate,
             forwarded_allow_ips=config.forwarded_allow_ips if config.proxy_headers else None,
+            ssl=ssl,
         )
-        self._app = config.loaded_app
-        self._create_task = loop.create_task
-        self._task_context = None
-        loop.add_reader(self.core.wake_fd, self.core.drain)
 
+    async def _listen(self, config: Config, sockets: list[socket.socket] | None) -> None:
+        assert self.core is not None and self.lifespan is not None
+        loop = asyncio.get_running_loop()
         if sockets is not None:
             listening = list(sockets)
         else:
@@ -312,6 +329,28 @@ class Server:
             self.force_exit = True
         else:
             self.should_exit = True
+
+
+def _ssl_settings(config: Config) -> tuple | None:
+    """The ``--ssl-*`` options for the Rust core (rustls), or None without TLS."""
+    if config.ssl_context_factory is not None:
+        raise ValueError(
+            "ssl_context_factory is not supported: Sandman terminates TLS in Rust (rustls) "
+            "and cannot use a Python SSLContext; pass ssl_certfile/ssl_keyfile instead"
+        )
+    if not config.ssl_certfile:
+        if config.ssl_keyfile:
+            raise ValueError("--ssl-keyfile needs --ssl-certfile")
+        return None
+    return (
+        os.fspath(config.ssl_certfile),
+        os.fspath(config.ssl_keyfile) if config.ssl_keyfile else None,
+        config.ssl_keyfile_password,
+        config.ssl_ca_certs,
+        int(config.ssl_cert_reqs),
+        int(config.ssl_version),
+        config.ssl_ciphers,
+    )
 
 
 def _log_websocket(client: str, path: str, status: int | None) -> None:

@@ -59,6 +59,33 @@ fn is_fd_exhaustion(err: &io::Error) -> bool {
     )
 }
 
+/// How long a client may take to complete the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serve an accepted stream, after the TLS handshake when TLS is on.
+fn spawn_connection<IO>(stream: IO, server: Arc<ServerShared>, mut info: ConnInfo)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    match server.tls.clone() {
+        None => {
+            tokio::spawn(conn::serve(stream, server, info));
+        }
+        Some(acceptor) => {
+            tokio::spawn(async move {
+                // A client that fails or stalls the handshake just goes away (no log spam:
+                // scanners and health checks do this constantly).
+                if let Ok(Ok(tls)) =
+                    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                {
+                    info.tls = true;
+                    conn::serve(tls, server, info).await;
+                }
+            });
+        }
+    }
+}
+
 /// Accept until the server shuts down. Must run inside the tokio runtime.
 pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
     let mut shutdown = server.shutdown.subscribe();
@@ -104,7 +131,7 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                                 server: server_addr,
                                 tls: false,
                             };
-                            tokio::spawn(conn::serve(stream, server.clone(), info));
+                            spawn_connection(stream, server.clone(), info);
                         }
                         Err(err) => on_error!(err),
                     },
@@ -132,7 +159,7 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                                 server: Some(ServerAddr::Unix(path.clone())),
                                 tls: false,
                             };
-                            tokio::spawn(conn::serve(stream, server.clone(), info));
+                            spawn_connection(stream, server.clone(), info);
                         }
                         Err(err) => on_error!(err),
                     },

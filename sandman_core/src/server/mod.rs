@@ -3,6 +3,7 @@
 pub mod conn;
 pub mod listener;
 pub mod shared;
+pub mod tls;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,17 @@ pub struct CoreServer {
     batch: Mutex<Vec<Event>>,
 }
 
+/// `(certfile, keyfile, password, ca_certs, cert_reqs, ssl_version, ciphers)`.
+type SslArgs = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i32,
+    i32,
+    Option<String>,
+);
+
 fn duration(secs: f64, what: &str) -> PyResult<Duration> {
     Duration::try_from_secs_f64(secs)
         .map_err(|_| PyValueError::new_err(format!("invalid {what}: {secs}")))
@@ -51,7 +63,7 @@ impl CoreServer {
         header_read_timeout = DEFAULT_HEADER_READ_TIMEOUT_SECS, max_head_bytes = DEFAULT_MAX_HEAD_BYTES,
         io_threads = 1, on_websocket = None, ws_log = None, ws_max_size = 16 * 1024 * 1024,
         ws_max_queue = 32, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
-        ws_per_message_deflate = true, forwarded_allow_ips = None,
+        ws_per_message_deflate = true, forwarded_allow_ips = None, ssl = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -79,7 +91,24 @@ impl CoreServer {
         ws_ping_timeout: Option<f64>,
         ws_per_message_deflate: bool,
         forwarded_allow_ips: Option<Vec<String>>,
+        ssl: Option<SslArgs>,
     ) -> PyResult<CoreServer> {
+        let tls = match ssl {
+            Some((certfile, keyfile, password, ca_certs, cert_reqs, version, ciphers)) => {
+                let options = tls::TlsOptions {
+                    certfile,
+                    keyfile,
+                    password,
+                    ca_certs,
+                    cert_reqs,
+                    version,
+                    ciphers,
+                };
+                let config = tls::server_config(&options).map_err(PyValueError::new_err)?;
+                Some(tokio_rustls::TlsAcceptor::from(config))
+            }
+            None => None,
+        };
         let positive = |v: Option<f64>, what: &str| -> PyResult<Option<Duration>> {
             match v {
                 Some(s) if s > 0.0 => Ok(Some(duration(s, what)?)),
@@ -132,6 +161,7 @@ impl CoreServer {
             active_requests: AtomicUsize::new(0),
             total_requests: AtomicU64::new(0),
             shutdown,
+            tls,
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(io_threads.max(1))

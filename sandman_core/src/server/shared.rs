@@ -107,6 +107,8 @@ pub struct ServerShared {
     pub total_requests: AtomicU64,
     /// Set to true to stop accepting and close connections gracefully.
     pub shutdown: watch::Sender<bool>,
+    /// TLS termination (`--ssl-certfile` given).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 #[cfg(test)]
