@@ -158,3 +158,23 @@ def early_hint(ctx: CheckContext) -> None:
     responses = ctx.http(plan).responses
     hints = [r for r in responses if r.status == 103]
     expect(hints and link in hints[0].header_values("link"), f"responses {responses!r}")
+
+
+@check(
+    "extensions.push",
+    "with http.response.push advertised, a push message is accepted and the response completes",
+    f"{EXT} HTTP/2 Server Push",
+    MUST,
+)
+def push(ctx: CheckContext) -> None:
+    advertised(ctx, "http.response.push")
+    plan = [
+        plans.drain(),
+        plans.start(),
+        plans.send({"type": "http.response.push", "path": "/pushed", "headers": []}),
+        plans.body(b"pushed-from"),
+    ]
+    exchange = ctx.http(plan)
+    outcome = ctx.trace(exchange.token).send_at(2)
+    expect(outcome is not None and outcome["error"] is None, f"push outcome {outcome!r}")
+    expect(exchange.response.body == b"pushed-from", f"body {exchange.response.body!r}")

@@ -161,21 +161,24 @@ def _pseudo_exchange(token: str, conn):  # noqa: ANN202 - evidence holder
     MUST,
 )
 def flushed(ctx: CheckContext) -> str:
+    # The app holds the second part until the client, having seen the first, creates a
+    # file: a server that buffers the first part deadlocks until the app gives up (5 s).
+    release = ctx.workdir / f"release-{ctx.token()}"
     plan = [
         plans.drain(),
         plans.start(),
         plans.body(b"first-part", more=True),
-        plans.mark("sent-first"),
-        plans.sleep(2.0),
+        plans.wait_file(str(release), 5.0),
         plans.body(b"second-part"),
     ]
-    token = ctx.token()
     conn = ctx.connection()
-    conn.send(ctx.request_bytes(plan, token))
+    conn.send(ctx.request_bytes(plan, ctx.token()))
     began = time.monotonic()
-    got = conn.read_until(b"first-part", 1.8)
+    got = conn.read_until(b"first-part", 4.0)
     waited = time.monotonic() - began
-    expect(got, f"first part not received within 1.8 s (got {conn.received[-200:]!r})")
+    release.touch()
+    expect(got, f"first part not received while the app waited (got {conn.received[-200:]!r})")
+    expect(conn.read_until(b"second-part", 5.0), "second part never arrived")
     return f"first part after {waited:.2f} s"
 
 
