@@ -13,7 +13,6 @@ use hyper::body::Incoming;
 use crate::asgi::cycle::Phase;
 use crate::asgi::http::RequestShared;
 use crate::common::limits::{REQUEST_BODY_HIGH_WATER, RESPONSE_BODY_LOW_WATER};
-use crate::server::conn::BusyGuard;
 
 enum Kind {
     Full(Option<Bytes>),
@@ -24,8 +23,6 @@ enum Kind {
 /// the app's `send()` calls.
 pub struct ResponseBody {
     kind: Kind,
-    /// Marks the connection busy until hyper has taken the whole body.
-    busy: Option<BusyGuard>,
 }
 
 impl ResponseBody {
@@ -33,7 +30,6 @@ impl ResponseBody {
     pub fn empty() -> ResponseBody {
         ResponseBody {
             kind: Kind::Full(None),
-            busy: None,
         }
     }
 
@@ -42,7 +38,6 @@ impl ResponseBody {
         let data = if data.is_empty() { None } else { Some(data) };
         ResponseBody {
             kind: Kind::Full(data),
-            busy: None,
         }
     }
 
@@ -50,13 +45,7 @@ impl ResponseBody {
     pub fn stream(shared: Arc<RequestShared>) -> ResponseBody {
         ResponseBody {
             kind: Kind::Stream(shared),
-            busy: None,
         }
-    }
-
-    /// Keep the connection marked busy for as long as hyper holds this body.
-    pub fn attach(&mut self, busy: BusyGuard) {
-        self.busy = Some(busy);
     }
 }
 

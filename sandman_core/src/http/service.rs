@@ -18,7 +18,7 @@ use crate::bridge::{Event, Level};
 use crate::common::limits::EAGER_BODY_LIMIT;
 use crate::http::body::{self, BodyError, ResponseBody};
 use crate::http::canned;
-use crate::server::conn::{BusyGuard, ConnState};
+use crate::server::conn::ConnState;
 use crate::ws::handshake;
 
 /// The log line uvicorn writes for a request it refuses (D-HTTP-2).
@@ -30,10 +30,7 @@ pub async fn serve(
     req: Request<Incoming>,
     conn: Arc<ConnState>,
 ) -> Result<Response<ResponseBody>, io::Error> {
-    let busy = BusyGuard::new(conn.clone());
-    let mut response = route(req, &conn).await?;
-    response.body_mut().attach(busy);
-    Ok(response)
+    route(req, &conn).await
 }
 
 /// RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without exactly one Host.

@@ -2,6 +2,7 @@
 
 pub mod conn;
 pub mod listener;
+pub mod runtime;
 pub mod shared;
 pub mod tls;
 
@@ -27,7 +28,7 @@ use shared::{HttpSettings, ServerShared, WsSettings};
 /// The Rust half of a running server. Created and driven by `sandman_asgi.server.Server`.
 #[pyclass(frozen, module = "sandman_asgi._core")]
 pub struct CoreServer {
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    runtime: Mutex<Option<runtime::IoRuntime>>,
     shared: Arc<ServerShared>,
     hooks: Arc<LoopHooks>,
     scope: ScopeSettings,
@@ -163,12 +164,8 @@ impl CoreServer {
             shutdown,
             tls,
         });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(io_threads.max(1))
-            .thread_name("sandman-io")
-            .enable_all()
-            .build()
-            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let runtime =
+            runtime::IoRuntime::start(io_threads).map_err(|e| PyOSError::new_err(e.to_string()))?;
         Ok(CoreServer {
             runtime: Mutex::new(Some(runtime)),
             shared,
@@ -286,7 +283,7 @@ impl CoreServer {
     fn close(&self, py: Python<'_>) {
         let runtime = self.runtime.lock().unwrap().take();
         if let Some(runtime) = runtime {
-            py.detach(|| runtime.shutdown_timeout(Duration::from_secs(1)));
+            py.detach(|| runtime.shutdown());
         }
     }
 }

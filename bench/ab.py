@@ -1,0 +1,114 @@
+"""A/B two builds of ``sandman_asgi._core`` on one workload, interleaved to cancel drift.
+
+Usage: python bench/ab.py OLD.so NEW.so [--app apps:hello] [--rounds 3] [--duration 5]
+Each round runs A then B (server on CPU 0, wrk on CPU 1, 128 connections) by swapping the
+extension file in place; prints req/s per run and the median ratio B/A. Restores the
+original file at the end. Used for the before/after figures in bench/NOTES.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def one_run(app: str, duration: int, conns: int, path: str, extra: list[str]) -> float:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "0",
+            sys.executable,
+            "-m",
+            "sandman_asgi",
+            app,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            *extra,
+        ],
+        cwd=HERE,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}{path}"
+        wrk = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}"]
+        subprocess.run([*wrk, "-d1s", url], capture_output=True, timeout=60)
+        out = subprocess.run(
+            [*wrk, f"-d{duration}s", url], capture_output=True, text=True, timeout=120
+        ).stdout
+        m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        return float(m.group(1)) if m else 0.0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("old")
+    parser.add_argument("new")
+    parser.add_argument("--app", default="apps:hello")
+    parser.add_argument("--path", default="/")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--conns", type=int, default=128)
+    parser.add_argument("--server-arg", action="append", default=[])
+    args = parser.parse_args()
+    import sandman_asgi._core as core
+
+    target = Path(core.__file__)
+    backup = target.with_suffix(".ab-backup")
+    shutil.copy2(target, backup)
+    a, b = [], []
+    try:
+        for i in range(args.rounds):
+            for label, so, sink in (("A", args.old, a), ("B", args.new, b)):
+                shutil.copy2(so, target)
+                rps = one_run(args.app, args.duration, args.conns, args.path, args.server_arg)
+                sink.append(rps)
+                print(f"round {i + 1} {label}: {rps:,.0f} req/s", flush=True)
+    finally:
+        shutil.copy2(backup, target)
+        backup.unlink()
+    ratios = [y / x for x, y in zip(a, b) if x]
+    print(
+        f"median A {statistics.median(a):,.0f}  median B {statistics.median(b):,.0f}  "
+        f"median B/A {statistics.median(ratios):.3f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
