@@ -102,7 +102,7 @@ def main() -> int:
     finally:
         shutil.copy2(backup, target)
         backup.unlink()
-    ratios = [y / x for x, y in zip(a, b) if x]
+    ratios = [y / x for x, y in zip(a, b, strict=True) if x]
     print(
         f"median A {statistics.median(a):,.0f}  median B {statistics.median(b):,.0f}  "
         f"median B/A {statistics.median(ratios):.3f}"
