@@ -218,8 +218,7 @@ def test_fragmented_messages_are_reassembled_with_interleaved_ping(echo_server):
     [
         (wsframes.frame(0x1, b"\xff\xfe invalid"), {1007}),
         (
-            wsframes.frame(0x1, b"ok"[:1] + b"\xc3", fin=False)
-            + wsframes.frame(0x0, b"\x28"),
+            wsframes.frame(0x1, b"ok"[:1] + b"\xc3", fin=False) + wsframes.frame(0x0, b"\x28"),
             {1007},
         ),
         (wsframes.frame(0x3, b"reserved opcode"), {1002, 1003}),

@@ -43,9 +43,21 @@ def main() -> int:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     server = subprocess.Popen(
-        [sys.executable, "-m", "sandman_asgi", "tests.autobahn.echo_app:app", "--port", str(port),
-         "--log-level", "warning", "--ws-max-size", str(64 * 1024 * 1024)],
-        cwd=ROOT, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "sandman_asgi",
+            "tests.autobahn.echo_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--ws-max-size",
+            str(64 * 1024 * 1024),
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 15
@@ -65,8 +77,11 @@ def main() -> int:
         }
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(spec, f)
-        subprocess.run([args.wstest, "-m", "fuzzingclient", "-s", f.name], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [args.wstest, "-m", "fuzzingclient", "-s", f.name],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     finally:
         os.killpg(server.pid, signal.SIGINT)
         try:
@@ -79,7 +94,9 @@ def main() -> int:
     closes = collections.Counter(r["behaviorClose"] for r in results.values())
     print("behaviour:", dict(verdicts))
     print("close behaviour:", dict(closes))
-    failed = sorted(c for c, r in results.items() if r["behavior"] == "FAILED" or r["behaviorClose"] == "FAILED")
+    failed = sorted(
+        c for c, r in results.items() if r["behavior"] == "FAILED" or r["behaviorClose"] == "FAILED"
+    )
     for case in failed:
         print("FAILED", case)
     return 1 if failed else 0
