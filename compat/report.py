@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import platform
 from collections import Counter
+from datetime import datetime, timezone
 from typing import Any
 
 from compat.checks.base import Status, Strength
@@ -78,7 +80,16 @@ def _cell(text: str) -> str:
 def as_markdown(reports: list[RunReport], command: str | None = None) -> str:
     out = ["# ASGI server conformance matrix", ""]
     if command:
-        out += ["Produced by:", "", "```", command, "```", ""]
+        when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        out += [
+            f"Produced {when} on {platform.system()} {platform.machine()}, "
+            f"Python {platform.python_version()}, by:",
+            "",
+            "```",
+            command,
+            "```",
+            "",
+        ]
     out += ["| server | version | result | time |", "| --- | --- | --- | --- |"]
     for r in reports:
         out.append(f"| {r.server} | {r.version} | {headline(r)} | {r.seconds:.0f} s |")

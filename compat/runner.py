@@ -111,8 +111,14 @@ def _run_target(
         return results
     server: RunningServer | None = None
     shared: dict[str, object] = {}
+    cannot_start: Result | None = None  # once a start failed, the rest of the target fails alike
     try:
         for c in checks:
+            if cannot_start is not None:
+                results.append(
+                    Result(c, cannot_start.status, cannot_start.detail, cannot_start.evidence)
+                )
+                continue
             if server is None or not server.process.alive():
                 shared = {}
                 try:
@@ -120,13 +126,15 @@ def _run_target(
                         app=target.app, uds=target.uds, root_path=target.root_path
                     )
                 except NotConfigurable as exc:
-                    results.append(Result(c, Status.NOT_APPLICABLE, str(exc)))
+                    cannot_start = Result(c, Status.NOT_APPLICABLE, str(exc))
+                    results.append(cannot_start)
                     server = None
                     continue
                 except (ServerStartError, FileNotFoundError) as exc:
                     tail = getattr(exc, "log_tail", "")
                     detail = f"server did not start: {exc}"
-                    results.append(Result(c, Status.CRASH, detail, tail[-EVIDENCE_LIMIT:]))
+                    cannot_start = Result(c, Status.CRASH, detail, tail[-EVIDENCE_LIMIT:])
+                    results.append(cannot_start)
                     server = None
                     continue
             ctx = CheckContext(server, launcher, shared, scenarios, root)
