@@ -290,7 +290,7 @@ def startup_failed_status(ctx: CheckContext) -> None:
     expect(outcome.returncode not in (None, 0), f"exit status {outcome.returncode}")
 
 
-def raising_app(ctx: CheckContext, mode: str) -> Scenario:
+def odd_lifespan(ctx: CheckContext, mode: str) -> Scenario:
     def run() -> Scenario:
         known_unsupported(ctx)
         server = ctx.launcher.start(env={"COMPAT_LIFESPAN": mode})
@@ -315,7 +315,7 @@ def raising_app(ctx: CheckContext, mode: str) -> Scenario:
     timeout=SCENARIO_TIMEOUT,
 )
 def raise_on_call(ctx: CheckContext) -> None:
-    outcome = raising_app(ctx, "raise-call")
+    outcome = odd_lifespan(ctx, "raise-call")
     expect(outcome.served == 200, f"request status {outcome.served}")
 
 
@@ -328,7 +328,7 @@ def raise_on_call(ctx: CheckContext) -> None:
     timeout=SCENARIO_TIMEOUT,
 )
 def raise_in_startup(ctx: CheckContext) -> None:
-    outcome = raising_app(ctx, "raise-startup")
+    outcome = odd_lifespan(ctx, "raise-startup")
     expect(outcome.served == 200, f"request status {outcome.served}")
 
 
@@ -341,10 +341,23 @@ def raise_in_startup(ctx: CheckContext) -> None:
     timeout=SCENARIO_TIMEOUT,
 )
 def raise_no_more(ctx: CheckContext) -> None:
-    trace = raising_app(ctx, "raise-startup").trace
+    trace = odd_lifespan(ctx, "raise-startup").trace
     calls = len(trace.of("scope"))
     expect(calls == 1, f"the app was called {calls} times with a lifespan scope")
     expect(lifespan_events(trace) == ["lifespan.startup"], f"events {lifespan_events(trace)}")
+
+
+@check(
+    "lifespan.return_in_startup_continues",
+    "an app returning from lifespan.startup without an answer: the server serves anyway",
+    "checklist §2.3 GAP (uvicorn and granian proceed)",
+    DE_FACTO,
+    target=LIFECYCLE,
+    timeout=SCENARIO_TIMEOUT,
+)
+def return_in_startup(ctx: CheckContext) -> None:
+    outcome = odd_lifespan(ctx, "return-startup")
+    expect(outcome.served == 200, f"request status {outcome.served}")
 
 
 def slow_startup(ctx: CheckContext) -> Scenario:

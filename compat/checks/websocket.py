@@ -183,6 +183,21 @@ def subprotocols(ctx: CheckContext) -> None:
 
 
 @check(
+    "websocket.scope.state",
+    "the WebSocket scope carries a copy of the lifespan state",
+    "lifespan.rst Lifespan State",
+    MUST,
+)
+def ws_state(ctx: CheckContext) -> None:
+    scope = ws_scope(ctx)
+    if "state" not in ctx.baseline():
+        raise NotAdvertised("no lifespan state in HTTP scopes either")
+    state = scope.get("state")
+    expect(isinstance(state, dict), f"state is {state!r}")
+    expect(state.get("compat_value") == "from-lifespan", f"state is {state!r}")
+
+
+@check(
     "websocket.connect_first",
     "the first event is websocket.connect",
     f"{WWW} Connect - receive event",

@@ -9,6 +9,7 @@ harness starts one process per lifespan scenario:
 
 * ``COMPAT_LIFESPAN``: ``normal`` (default), ``fail`` (``startup.failed``), ``raise-call``
   (raise on the lifespan scope before receiving), ``raise-startup`` (raise after
+  ``lifespan.startup``), ``return-startup`` (return without answering
   ``lifespan.startup``), ``fail-shutdown`` (``shutdown.failed``);
 * ``COMPAT_STARTUP_DELAY`` / ``COMPAT_SHUTDOWN_DELAY``: seconds to wait before answering.
 """
@@ -100,7 +101,18 @@ async def _plain_page(kind: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"compat probe\n"})
 
 
+class _Return(Exception):
+    """Unwinds ``_lifespan`` so the app returns normally (see ``return-startup``)."""
+
+
 async def _lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    try:
+        await _lifespan_events(scope, receive, send)
+    except _Return:
+        return
+
+
+async def _lifespan_events(scope: dict[str, Any], receive: Any, send: Any) -> None:
     mode = os.environ.get("COMPAT_LIFESPAN", "normal")
     rec = Recorder(LIFESPAN_TOKEN)
     rec.write("scope", scope=encode(scope), loop=id(asyncio.get_running_loop()), mode=mode)
@@ -129,6 +141,9 @@ async def _startup(scope: dict[str, Any], send: Any, rec: Recorder, mode: str) -
     if mode == "raise-startup":
         rec.write("raised")
         raise ProbeFailure("compat probe: failing inside lifespan.startup")
+    if mode == "return-startup":
+        rec.write("returned")
+        raise _Return()
     state = scope.get("state")
     if isinstance(state, dict):
         # Checks look for these in request scopes: a value, and a shared mutable object.
