@@ -108,6 +108,11 @@ class Config:
         reset_contextvars: bool = False,
         header_read_timeout: float = 30.0,
         io_threads: int = 1,
+        limit_request_line: int = 16384,
+        limit_request_fields: int = 100,
+        limit_request_body: int | None = None,
+        limit_connections: int | None = None,
+        timeout_request_body: float = 60.0,
     ) -> None:
         self.app = app
         self.host = host
@@ -160,6 +165,12 @@ class Config:
         self.reset_contextvars = reset_contextvars
         self.header_read_timeout = header_read_timeout
         self.io_threads = io_threads
+        # Sandman's own limits (README, "Hardening").
+        self.limit_request_line = limit_request_line
+        self.limit_request_fields = limit_request_fields
+        self.limit_request_body = limit_request_body
+        self.limit_connections = limit_connections
+        self.timeout_request_body = timeout_request_body
 
         self.loaded = False
         self.loaded_app: Any = None

@@ -346,6 +346,48 @@ def _check_selector(value: str, known: tuple[str, ...], option: str) -> str:
     help="Treat APP as an application factory, i.e. a () -> <ASGI app> callable.",
     show_default=True,
 )
+@click.option(
+    "--limit-request-line",
+    type=click.IntRange(min=1),
+    default=16384,
+    show_default=True,
+    help="[Sandman] Longest request target (path and query) in bytes; 414 beyond it.",
+)
+@click.option(
+    "--limit-request-fields",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="[Sandman] Most request header lines; 431 beyond it.",
+)
+@click.option(
+    "--limit-request-body",
+    type=click.IntRange(min=0),
+    default=None,
+    help="[Sandman] Largest request body in bytes; 413 beyond it. Default: no limit.",
+)
+@click.option(
+    "--limit-connections",
+    type=click.IntRange(min=1),
+    default=None,
+    help="[Sandman] Most open connections; further clients wait in the listen backlog.",
+)
+@click.option(
+    "--timeout-request-header",
+    "header_read_timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="[Sandman] Seconds a client may take to send a request head (the keep-alive "
+    "timeout applies too, whichever is shorter).",
+)
+@click.option(
+    "--timeout-request-body",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="[Sandman] Seconds a request body may stall between bytes; 408 after. 0 disables.",
+)
 def main(**kwargs: Any) -> None:
     """Run an ASGI application with Sandman (accepts uvicorn's options)."""
     headers = kwargs.pop("headers")
@@ -452,6 +494,11 @@ def run(
     reset_contextvars: bool = False,
     header_read_timeout: float = 30.0,
     io_threads: int = 1,
+    limit_request_line: int = 16384,
+    limit_request_fields: int = 100,
+    limit_request_body: int | None = None,
+    limit_connections: int | None = None,
+    timeout_request_body: float = 60.0,
 ) -> None:
     """Run ``app`` (an ASGI app or an import string) until it is stopped, as
     ``uvicorn.run()`` does: same keywords, same defaults, same exit statuses. The last two

@@ -171,6 +171,11 @@ class Server:
             ws_per_message_deflate=config.ws_per_message_deflate,
             forwarded_allow_ips=config.forwarded_allow_ips if config.proxy_headers else None,
             ssl=ssl,
+            max_target=config.limit_request_line,
+            max_headers=config.limit_request_fields,
+            max_body=config.limit_request_body,
+            body_read_timeout=config.timeout_request_body or None,
+            max_connections=config.limit_connections,
         )
 
     async def _listen(self, config: Config, sockets: list[socket.socket] | None) -> None:

@@ -36,6 +36,11 @@ SNAPSHOT = HERE / "uvicorn_0_54_surface.json"
 EXTRAS = {
     "header_read_timeout": 30.0,  # a request head must arrive within this many seconds
     "io_threads": 1,  # Rust IO threads per process
+    "limit_request_line": 16384,  # longest request target, 414 beyond
+    "limit_request_fields": 100,  # most header lines, 431 beyond
+    "limit_request_body": None,  # largest body, 413 beyond
+    "limit_connections": None,  # most open connections
+    "timeout_request_body": 60.0,  # longest stall between body bytes, 408 after
 }
 
 

@@ -30,6 +30,20 @@ pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 /// hyper's read buffer never goes below 8 KiB (`max_buf_size` asserts it).
 pub const MIN_HEAD_BYTES: usize = 8 * 1024;
 
+/// Longest request target (path + query) accepted, 414 beyond. nginx allows 8 KiB per
+/// header line by default, gunicorn 4 KiB for the request line; httptools (uvicorn) has no
+/// limit. 16 KiB fits every sane URL and generous query strings.
+pub const DEFAULT_MAX_TARGET_BYTES: usize = 16 * 1024;
+
+/// Most request header lines accepted, 431 beyond (hyper's default; Apache's and gunicorn's
+/// is 100 too).
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+
+/// How long a request body may go without new bytes while the app waits for it (408 if the
+/// response has not started, else the request ends as disconnected). Counts idle time, not
+/// the whole upload, so a large upload on a slow link is fine.
+pub const DEFAULT_BODY_READ_TIMEOUT_SECS: f64 = 60.0;
+
 /// How long a client may take to send a complete request head, counted from the moment the
 /// server starts waiting for it (accept, or the end of the previous response). Stops
 /// slowloris. nginx's `client_header_timeout` is 60 s, hyper's default 30 s.

@@ -114,6 +114,32 @@ pub enum BodyError {
     Malformed,
     /// The connection ended mid-body: the client is gone.
     Gone,
+    /// More than `--limit-request-body` bytes: 413.
+    TooLarge,
+    /// No body bytes for `--timeout-request-body`: 408.
+    Timeout,
+}
+
+/// Limits applied while reading a body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BodyLimits {
+    /// Largest body accepted.
+    pub max: Option<u64>,
+    /// Longest wait for the next bytes.
+    pub idle: Option<std::time::Duration>,
+}
+
+/// The next frame, bounded by the idle timeout.
+async fn next_frame(
+    body: &mut Incoming,
+    idle: Option<std::time::Duration>,
+) -> Result<Option<Result<Frame<Bytes>, hyper::Error>>, BodyError> {
+    match idle {
+        None => Ok(body.frame().await),
+        Some(limit) => tokio::time::timeout(limit, body.frame())
+            .await
+            .map_err(|_| BodyError::Timeout),
+    }
 }
 
 fn classify(err: hyper::Error) -> BodyError {
@@ -138,11 +164,18 @@ fn classify(err: hyper::Error) -> BodyError {
 }
 
 /// Read a small body completely (the eager path, see `EAGER_BODY_LIMIT`).
-pub async fn read_whole(mut body: Incoming) -> Result<Bytes, BodyError> {
+pub async fn read_whole(mut body: Incoming, limits: BodyLimits) -> Result<Bytes, BodyError> {
     let mut first: Option<Bytes> = None;
     let mut rest: Option<BytesMut> = None;
-    while let Some(frame) = body.frame().await {
+    let mut total: u64 = 0;
+    while let Some(frame) = next_frame(&mut body, limits.idle).await? {
         let frame = frame.map_err(classify)?;
+        if let Some(data) = frame.data_ref() {
+            total += data.len() as u64;
+            if limits.max.is_some_and(|max| total > max) {
+                return Err(BodyError::TooLarge);
+            }
+        }
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -166,7 +199,12 @@ pub async fn read_whole(mut body: Incoming) -> Result<Bytes, BodyError> {
 /// Feed a streamed request body into the request's buffer, never holding more than
 /// `REQUEST_BODY_HIGH_WATER` bytes the app has not taken (back-pressure: hyper stops
 /// reading the socket while the pump waits).
-pub async fn pump(shared: Arc<RequestShared>, mut body: Incoming) -> Option<BodyError> {
+pub async fn pump(
+    shared: Arc<RequestShared>,
+    mut body: Incoming,
+    limits: BodyLimits,
+) -> Option<BodyError> {
+    let mut total: u64 = 0;
     loop {
         // Wait until reading is allowed and there is room.
         loop {
@@ -182,7 +220,10 @@ pub async fn pump(shared: Arc<RequestShared>, mut body: Incoming) -> Option<Body
             shared.pump_signal.notified().await;
         }
         let frame = tokio::select! {
-            frame = body.frame() => frame,
+            frame = next_frame(&mut body, limits.idle) => match frame {
+                Ok(frame) => frame,
+                Err(err) => return Some(err),
+            },
             // Re-check the state (the app may have finished while we waited for data).
             _ = shared.pump_signal.notified() => continue,
         };
@@ -195,6 +236,10 @@ pub async fn pump(shared: Arc<RequestShared>, mut body: Incoming) -> Option<Body
             }
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
+                    total += data.len() as u64;
+                    if limits.max.is_some_and(|max| total > max) {
+                        return Some(BodyError::TooLarge);
+                    }
                     if !data.is_empty() {
                         inner.body_len += data.len();
                         inner.body.push_back(data);

@@ -57,6 +57,21 @@ pub fn bad_request(settings: &HttpSettings) -> Response<ResponseBody> {
     )
 }
 
+/// The request target is over `--limit-request-line` (RFC 9112 §3: 414).
+pub fn uri_too_long(settings: &HttpSettings) -> Response<ResponseBody> {
+    text(settings, StatusCode::URI_TOO_LONG, "URI Too Long")
+}
+
+/// The body is over `--limit-request-body` (RFC 9110 §15.5.14: 413).
+pub fn payload_too_large(settings: &HttpSettings) -> Response<ResponseBody> {
+    text(settings, StatusCode::PAYLOAD_TOO_LARGE, "Content Too Large")
+}
+
+/// The body stopped arriving (RFC 9110 §15.5.9: 408).
+pub fn request_timeout(settings: &HttpSettings) -> Response<ResponseBody> {
+    text(settings, StatusCode::REQUEST_TIMEOUT, "Request Timeout")
+}
+
 /// A transfer coding we do not implement (RFC 9112 §6.1: SHOULD answer 501).
 pub fn not_implemented(settings: &HttpSettings) -> Response<ResponseBody> {
     text(settings, StatusCode::NOT_IMPLEMENTED, "Not Implemented")

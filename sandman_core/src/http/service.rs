@@ -16,7 +16,7 @@ use crate::asgi::http::RequestShared;
 use crate::asgi::scope::RequestHead;
 use crate::bridge::{Event, Level};
 use crate::common::limits::EAGER_BODY_LIMIT;
-use crate::http::body::{self, BodyError, ResponseBody};
+use crate::http::body::{self, BodyError, BodyLimits, ResponseBody};
 use crate::http::canned;
 use crate::server::conn::ConnState;
 use crate::ws::handshake;
@@ -105,6 +105,22 @@ async fn route(
             .log(Level::Warning, "Unsupported upgrade request.");
     }
 
+    let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target_len > settings.max_target {
+        server.bridge.log(Level::Warning, INVALID_REQUEST);
+        return Ok(canned::uri_too_long(settings));
+    }
+    let limits = BodyLimits {
+        max: settings.max_body,
+        idle: settings.body_read_timeout,
+    };
+    if let (Some(max), Some(len)) = (limits.max, req.body().size_hint().exact()) {
+        if len > max {
+            // Refused before the app runs and before a byte of the body is read.
+            return Ok(canned::payload_too_large(settings));
+        }
+    }
+
     let (parts, incoming) = req.into_parts();
     let shared = RequestShared::new(server.clone(), parts.method == Method::HEAD);
     let expect = expects_continue(&parts.headers);
@@ -128,7 +144,7 @@ async fn route(
             .exact()
             .is_some_and(|n| n <= EAGER_BODY_LIMIT)
     {
-        match body::read_whole(incoming).await {
+        match body::read_whole(incoming, limits).await {
             Ok(data) => {
                 let mut inner = shared.lock();
                 inner.body_len = data.len();
@@ -146,15 +162,23 @@ async fn route(
                 shared.lock().finished = true;
                 return Err(io::Error::from(io::ErrorKind::ConnectionAborted));
             }
+            Err(BodyError::TooLarge) => {
+                shared.lock().finished = true;
+                return Ok(canned::payload_too_large(settings));
+            }
+            Err(BodyError::Timeout) => {
+                shared.lock().finished = true;
+                return Ok(canned::request_timeout(settings));
+            }
         }
     } else {
         shared.lock().body_go = !expect;
         let pumped = shared.clone();
         tokio::spawn(async move {
-            match body::pump(pumped.clone(), incoming).await {
+            match body::pump(pumped.clone(), incoming, limits).await {
                 None => {}
                 Some(BodyError::Gone) => pumped.mark_disconnected(),
-                Some(BodyError::Malformed) => reject_malformed_body(&pumped),
+                Some(error) => reject_body(&pumped, error),
             }
         });
     }
@@ -168,15 +192,25 @@ async fn route(
     response.map_err(|_| io::Error::other("response aborted before it started"))
 }
 
-/// A streamed body turned out malformed (bad chunk framing): answer 400 if the app has not
-/// started its response, then treat the request as disconnected so the app stops.
-fn reject_malformed_body(shared: &Arc<RequestShared>) {
-    shared.server.bridge.log(Level::Warning, INVALID_REQUEST);
+/// A streamed body went wrong (bad chunk framing 400, over the size limit 413, stalled
+/// 408): answer that if the app has not started its response, then treat the request as
+/// disconnected so the app stops.
+fn reject_body(shared: &Arc<RequestShared>, error: BodyError) {
+    let settings = &shared.server.settings;
+    let response = match error {
+        BodyError::Malformed => {
+            shared.server.bridge.log(Level::Warning, INVALID_REQUEST);
+            canned::bad_request(settings)
+        }
+        BodyError::TooLarge => canned::payload_too_large(settings),
+        BodyError::Timeout => canned::request_timeout(settings),
+        BodyError::Gone => return shared.mark_disconnected(),
+    };
     {
         let mut inner = shared.lock();
         if inner.cycle.phase() == Phase::AwaitingStart {
             if let Some(tx) = inner.responder.take() {
-                let _ = tx.send(canned::bad_request(&shared.server.settings));
+                let _ = tx.send(response);
             }
         }
     }

@@ -7,6 +7,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::asgi::scope::ConnInfo;
 use crate::bridge::Level;
@@ -19,6 +20,8 @@ pub struct ConnState {
     pub server: Arc<ServerShared>,
     /// Peer and local addresses for the scope.
     pub info: Arc<ConnInfo>,
+    /// The `--limit-connections` permit; a WebSocket takes it over when it upgrades.
+    pub permit: std::sync::Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 /// Counts the connection as open for as long as its task lives.
@@ -32,8 +35,12 @@ impl Drop for OpenGuard {
 
 /// Serve HTTP/1.x on an accepted stream until the client leaves, the keep-alive timer
 /// fires on an idle connection, or the server shuts down.
-pub async fn serve<IO>(io: IO, server: Arc<ServerShared>, info: ConnInfo)
-where
+pub async fn serve<IO>(
+    io: IO,
+    server: Arc<ServerShared>,
+    info: ConnInfo,
+    permit: Option<OwnedSemaphorePermit>,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     server.connections.fetch_add(1, Ordering::AcqRel);
@@ -41,6 +48,7 @@ where
     let state = Arc::new(ConnState {
         server: server.clone(),
         info: Arc::new(info),
+        permit: std::sync::Mutex::new(permit),
     });
     let settings = &server.settings;
     let mut builder = http1::Builder::new();
@@ -58,6 +66,10 @@ where
                 .min(settings.header_read_timeout),
         )
         .max_buf_size(settings.max_head_bytes);
+    if settings.max_headers != crate::common::limits::DEFAULT_MAX_HEADERS {
+        // Only when changed: a non-default count moves hyper's header array to the heap.
+        builder.max_headers(settings.max_headers);
+    }
     let svc_state = state.clone();
     let svc = service_fn(move |req| service::serve(req, svc_state.clone()));
     let conn = builder

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::Socket;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::asgi::scope::{ConnInfo, ServerAddr};
 use crate::bridge::Level;
@@ -63,13 +64,17 @@ fn is_fd_exhaustion(err: &io::Error) -> bool {
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serve an accepted stream, after the TLS handshake when TLS is on.
-fn spawn_connection<IO>(stream: IO, server: Arc<ServerShared>, mut info: ConnInfo)
-where
+fn spawn_connection<IO>(
+    stream: IO,
+    server: Arc<ServerShared>,
+    mut info: ConnInfo,
+    permit: Option<OwnedSemaphorePermit>,
+) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     match server.tls.clone() {
         None => {
-            tokio::spawn(conn::serve(stream, server, info));
+            tokio::spawn(conn::serve(stream, server, info, permit));
         }
         Some(acceptor) => {
             tokio::spawn(async move {
@@ -79,10 +84,26 @@ where
                     tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                 {
                     info.tls = true;
-                    conn::serve(tls, server, info).await;
+                    conn::serve(tls, server, info, permit).await;
                 }
             });
         }
+    }
+}
+
+/// Wait for a `--limit-connections` permit (`Some(None)` when there is no limit); `None`
+/// when the server shuts down while waiting. Past the limit the kernel's backlog holds new
+/// clients until a connection closes.
+async fn next_permit(
+    server: &Arc<ServerShared>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Option<OwnedSemaphorePermit>> {
+    let Some(permits) = &server.connection_permits else {
+        return Some(None);
+    };
+    tokio::select! {
+        permit = permits.clone().acquire_owned() => permit.ok().map(Some),
+        _ = shutdown.changed() => None,
     }
 }
 
@@ -120,6 +141,9 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                 }
             };
             loop {
+                let Some(permit) = next_permit(&server, &mut shutdown).await else {
+                    break;
+                };
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
                         Ok((stream, peer)) => {
@@ -131,7 +155,7 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                                 server: server_addr,
                                 tls: false,
                             };
-                            spawn_connection(stream, server.clone(), info);
+                            spawn_connection(stream, server.clone(), info, permit);
                         }
                         Err(err) => on_error!(err),
                     },
@@ -150,6 +174,9 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                 }
             };
             loop {
+                let Some(permit) = next_permit(&server, &mut shutdown).await else {
+                    break;
+                };
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
                         Ok((stream, _)) => {
@@ -159,7 +186,7 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                                 server: Some(ServerAddr::Unix(path.clone())),
                                 tls: false,
                             };
-                            spawn_connection(stream, server.clone(), info);
+                            spawn_connection(stream, server.clone(), info, permit);
                         }
                         Err(err) => on_error!(err),
                     },

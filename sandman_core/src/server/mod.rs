@@ -21,7 +21,8 @@ use crate::asgi::scope::{connection_scope, ScopeKind, ScopeSettings};
 use crate::asgi::websocket::WsCycleHandle;
 use crate::bridge::{Bridge, Event};
 use crate::common::limits::{
-    DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_HEAD_BYTES, MIN_HEAD_BYTES,
+    DEFAULT_BODY_READ_TIMEOUT_SECS, DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_HEADERS,
+    DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_TARGET_BYTES, MIN_HEAD_BYTES,
 };
 use shared::{HttpSettings, ServerShared, WsSettings};
 
@@ -65,6 +66,9 @@ impl CoreServer {
         io_threads = 1, on_websocket = None, ws_log = None, ws_max_size = 16 * 1024 * 1024,
         ws_max_queue = 32, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0),
         ws_per_message_deflate = true, forwarded_allow_ips = None, ssl = None,
+        max_target = DEFAULT_MAX_TARGET_BYTES, max_headers = DEFAULT_MAX_HEADERS,
+        max_body = None, body_read_timeout = Some(DEFAULT_BODY_READ_TIMEOUT_SECS),
+        max_connections = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -93,6 +97,11 @@ impl CoreServer {
         ws_per_message_deflate: bool,
         forwarded_allow_ips: Option<Vec<String>>,
         ssl: Option<SslArgs>,
+        max_target: usize,
+        max_headers: usize,
+        max_body: Option<u64>,
+        body_read_timeout: Option<f64>,
+        max_connections: Option<usize>,
     ) -> PyResult<CoreServer> {
         let tls = match ssl {
             Some((certfile, keyfile, password, ca_certs, cert_reqs, version, ciphers)) => {
@@ -150,6 +159,10 @@ impl CoreServer {
             timeout_keep_alive: duration(timeout_keep_alive, "timeout_keep_alive")?,
             header_read_timeout: duration(header_read_timeout, "header_read_timeout")?,
             max_head_bytes: max_head_bytes.max(MIN_HEAD_BYTES),
+            max_target,
+            max_headers: max_headers.max(1),
+            max_body,
+            body_read_timeout: positive(body_read_timeout, "body_read_timeout")?,
             ws,
             proxy: forwarded_allow_ips.map(|list| crate::http::proxy::TrustedHosts::parse(&list)),
         };
@@ -163,6 +176,8 @@ impl CoreServer {
             total_requests: AtomicU64::new(0),
             shutdown,
             tls,
+            connection_permits: max_connections
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
         });
         let runtime =
             runtime::IoRuntime::start(io_threads).map_err(|e| PyOSError::new_err(e.to_string()))?;

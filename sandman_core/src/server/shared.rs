@@ -57,6 +57,14 @@ pub struct HttpSettings {
     pub header_read_timeout: Duration,
     /// Cap on the request line plus headers.
     pub max_head_bytes: usize,
+    /// Longest request target (414 beyond).
+    pub max_target: usize,
+    /// Most header lines (431 beyond).
+    pub max_headers: usize,
+    /// Largest request body (413 beyond); `None` = unlimited, as uvicorn.
+    pub max_body: Option<u64>,
+    /// Idle time allowed between request body bytes (408).
+    pub body_read_timeout: Option<Duration>,
     /// WebSocket options.
     pub ws: WsSettings,
     /// `--forwarded-allow-ips` when `--proxy-headers` is on.
@@ -109,6 +117,8 @@ pub struct ServerShared {
     pub shutdown: watch::Sender<bool>,
     /// TLS termination (`--ssl-certfile` given).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `--limit-connections`: permits for open connections (accepting waits when none).
+    pub connection_permits: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 #[cfg(test)]
@@ -128,6 +138,10 @@ mod tests {
             timeout_keep_alive: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(30),
             max_head_bytes: 65536,
+            max_target: 16384,
+            max_headers: 100,
+            max_body: None,
+            body_read_timeout: None,
             ws: WsSettings::default(),
             proxy: None,
         }

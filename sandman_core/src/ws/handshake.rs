@@ -125,7 +125,10 @@ pub async fn serve(
             *answer.status_mut() = response.status();
             *answer.headers_mut() = map;
             let task_shared = shared.clone();
+            // The socket keeps its --limit-connections permit for as long as it lives.
+            let permit = conn.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
             tokio::spawn(async move {
+                let _permit = permit;
                 match upgrade.await {
                     Ok(ws) => connection::run(ws, task_shared).await,
                     Err(_) => task_shared.end(1006, ""),
