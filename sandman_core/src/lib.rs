@@ -29,6 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "ClientDisconnected",
         py.get_type::<asgi::awaitable::ClientDisconnected>(),
     )?;
+    m.add_function(pyo3::wrap_pyfunction!(asgi::message::validate_send, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(
         "build_profile",

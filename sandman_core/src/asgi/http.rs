@@ -25,7 +25,7 @@ use std::task::Waker;
 use bytes::{Bytes, BytesMut};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -332,21 +332,7 @@ impl HttpCycle {
         if inner.disconnected {
             return Err(ClientDisconnected::new_err("client disconnected"));
         }
-        let declared = match start
-            .headers
-            .iter()
-            .find(|(n, _)| n == header::CONTENT_LENGTH)
-        {
-            Some((_, v)) => match v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
-                Some(n) => Some(n),
-                None => {
-                    return Err(PyValueError::new_err(format!(
-                        "invalid content-length header value {v:?}"
-                    )));
-                }
-            },
-            None => None,
-        };
+        let declared = start.declared_length;
         inner
             .cycle
             .start(start.status, declared)

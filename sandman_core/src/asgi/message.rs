@@ -18,6 +18,8 @@ pub struct ResponseStart {
     pub status: u16,
     /// Validated headers, in the app's order.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The app's `content-length`, if it gave one.
+    pub declared_length: Option<u64>,
 }
 
 /// The app's message as a dict (a `TypeError` for anything else).
@@ -158,8 +160,204 @@ pub fn response_start(message: &Bound<'_, PyDict>) -> PyResult<ResponseStart> {
             "invalid final HTTP status {status}: must be 200..999"
         )));
     }
+    let headers = headers(message)?;
+    let declared_length = match headers
+        .iter()
+        .find(|(n, _)| n == hyper::header::CONTENT_LENGTH)
+    {
+        Some((_, v)) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    PyValueError::new_err(format!("invalid content-length header value {v:?}"))
+                })?,
+        ),
+        None => None,
+    };
     Ok(ResponseStart {
         status: status as u16,
-        headers: headers(message)?,
+        headers,
+        declared_length,
     })
+}
+
+/// A WebSocket message from the app, fully validated.
+pub enum WsMessage {
+    /// `websocket.accept`
+    Accept {
+        /// Chosen subprotocol (a valid header token).
+        subprotocol: Option<String>,
+        /// Extra handshake headers.
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
+    /// `websocket.send` with `text`.
+    Text(Bytes),
+    /// `websocket.send` with `bytes`.
+    Binary(Bytes),
+    /// `websocket.close`
+    Close {
+        /// A code allowed on the wire (RFC 6455 §7.4).
+        code: u16,
+        /// At most 123 bytes (a close frame's limit), cut on a char boundary.
+        reason: String,
+    },
+    /// `websocket.http.response.start`
+    ResponseStart(ResponseStart),
+    /// `websocket.http.response.body`
+    ResponseBody {
+        /// Body bytes.
+        body: Bytes,
+        /// More parts follow.
+        more_body: bool,
+    },
+}
+
+/// Close codes an endpoint may put on the wire (RFC 6455 §7.4).
+fn sendable_close_code(code: i64) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// Cut a close reason to the 123 bytes a close frame can carry, on a char boundary.
+fn clip_reason(reason: String) -> String {
+    if reason.len() <= 123 {
+        return reason;
+    }
+    let mut end = 123;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
+}
+
+/// Parse any app message on a WebSocket; nothing about the socket changes until this has
+/// succeeded.
+pub fn websocket_message(message: &Bound<'_, PyDict>) -> PyResult<WsMessage> {
+    let py = message.py();
+    let kind = message_type(message)?;
+    Ok(match kind.to_str()? {
+        "websocket.accept" => {
+            let subprotocol = match message.get_item(intern!(py, "subprotocol"))? {
+                Some(s) if !s.is_none() => {
+                    let s: String = s
+                        .extract()
+                        .map_err(|_| PyTypeError::new_err("'subprotocol' must be a str or None"))?;
+                    if s.is_empty() || !s.is_ascii() || HeaderValue::from_str(&s).is_err() {
+                        return Err(PyValueError::new_err(format!(
+                            "invalid WebSocket subprotocol {s:?}: must be an ASCII token"
+                        )));
+                    }
+                    Some(s)
+                }
+                _ => None,
+            };
+            let headers = headers(message)?;
+            if headers
+                .iter()
+                .any(|(n, _)| n == hyper::header::SEC_WEBSOCKET_PROTOCOL)
+            {
+                return Err(PyValueError::new_err(
+                    "use 'subprotocol', not a sec-websocket-protocol header, in websocket.accept",
+                ));
+            }
+            WsMessage::Accept {
+                subprotocol,
+                headers,
+            }
+        }
+        "websocket.send" => {
+            let bytes = message
+                .get_item(intern!(py, "bytes"))?
+                .filter(|v| !v.is_none());
+            let text = message
+                .get_item(intern!(py, "text"))?
+                .filter(|v| !v.is_none());
+            match (bytes, text) {
+                (Some(b), None) => WsMessage::Binary(extract_bytes(&b, "'bytes'")?),
+                (None, Some(t)) => {
+                    let t = t.cast::<PyString>().map_err(|_| {
+                        PyTypeError::new_err("'text' of websocket.send must be a str")
+                    })?;
+                    WsMessage::Text(Bytes::copy_from_slice(t.to_str()?.as_bytes()))
+                }
+                _ => {
+                    return Err(PyValueError::new_err(
+                        "websocket.send needs exactly one of 'bytes' or 'text'",
+                    ))
+                }
+            }
+        }
+        "websocket.close" => {
+            let mut code = 1000;
+            if let Some(c) = message.get_item(intern!(py, "code"))? {
+                if !c.is_none() {
+                    if c.is_instance_of::<pyo3::types::PyBool>() {
+                        return Err(PyTypeError::new_err(
+                            "'code' of websocket.close must be an int",
+                        ));
+                    }
+                    let c: i64 = c.extract().map_err(|_| {
+                        PyTypeError::new_err("'code' of websocket.close must be an int")
+                    })?;
+                    if !sendable_close_code(c) {
+                        return Err(PyValueError::new_err(format!(
+                            "invalid WebSocket close code {c}"
+                        )));
+                    }
+                    code = c as u16;
+                }
+            }
+            let mut reason = String::new();
+            if let Some(r) = message.get_item(intern!(py, "reason"))? {
+                if !r.is_none() {
+                    reason = clip_reason(r.extract().map_err(|_| {
+                        PyTypeError::new_err("'reason' of websocket.close must be a str")
+                    })?);
+                }
+            }
+            WsMessage::Close { code, reason }
+        }
+        "websocket.http.response.start" => WsMessage::ResponseStart(response_start(message)?),
+        "websocket.http.response.body" => WsMessage::ResponseBody {
+            body: body(message)?,
+            more_body: flag(message, intern!(py, "more_body"))?,
+        },
+        other => {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "Unexpected ASGI message '{other}' on a WebSocket."
+            )))
+        }
+    })
+}
+
+/// Validate a message the way `send()` would, without a connection: returns its type or
+/// raises `TypeError`/`ValueError`/`RuntimeError`. For fuzzing and property tests of the
+/// conversion code (`protocol` is "http" or "websocket").
+#[pyfunction]
+pub fn validate_send(protocol: &str, message: Bound<'_, PyAny>) -> PyResult<String> {
+    let dict = as_dict(&message)?;
+    let kind = message_type(dict)?.to_str()?.to_owned();
+    match (protocol, kind.as_str()) {
+        ("http", "http.response.start") => {
+            response_start(dict)?;
+        }
+        ("http", "http.response.body") => {
+            body(dict)?;
+            flag(dict, intern!(message.py(), "more_body"))?;
+        }
+        ("http", other) => {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "Unexpected ASGI message '{other}' on HTTP."
+            )))
+        }
+        ("websocket", _) => {
+            websocket_message(dict)?;
+        }
+        _ => {
+            return Err(PyValueError::new_err(
+                "protocol must be 'http' or 'websocket'",
+            ))
+        }
+    }
+    Ok(kind)
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::{Bytes, BytesMut};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
@@ -24,7 +24,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::asgi::awaitable::{ready_none, ready_value, resolve, ClientDisconnected};
 use crate::asgi::http::{quote_path, LoopHooks};
-use crate::asgi::message;
+use crate::asgi::message::{self, WsMessage};
 use crate::asgi::scope::RequestHead;
 use crate::asgi::ws_cycle::{WsAction, WsCycle, WsEnding, WsError, WsSend};
 use crate::bridge::Event;
@@ -356,23 +356,6 @@ impl WsCycleHandle {
     }
 }
 
-/// Close codes an endpoint may put on the wire (RFC 6455 §7.4).
-fn sendable_close_code(code: i64) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
-}
-
-/// Cut a close reason to the 123 bytes a close frame can carry, on a char boundary.
-fn clip_reason(reason: String) -> String {
-    if reason.len() <= 123 {
-        return reason;
-    }
-    let mut end = 123;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    reason[..end].to_owned()
-}
-
 #[pymethods]
 impl WsCycleHandle {
     /// ASGI `receive()`.
@@ -390,78 +373,15 @@ impl WsCycleHandle {
 
     /// ASGI `send(message)`.
     fn send(&self, py: Python<'_>, message: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let msg = message::as_dict(&message)?;
-        let kind_obj = message::message_type(msg)?;
-        let kind = match kind_obj.to_str()? {
-            "websocket.accept" => WsSend::Accept,
-            "websocket.send" => WsSend::Send,
-            "websocket.close" => WsSend::Close,
-            "websocket.http.response.start" => WsSend::ResponseStart,
-            "websocket.http.response.body" => WsSend::ResponseBody,
-            other => {
-                return Err(PyRuntimeError::new_err(format!(
-                    "Unexpected ASGI message '{other}' on a WebSocket."
-                )))
-            }
+        // Parse and validate everything before the socket's state changes.
+        let parsed = message::websocket_message(message::as_dict(&message)?)?;
+        let (kind, close_code, more_body) = match &parsed {
+            WsMessage::Accept { .. } => (WsSend::Accept, 0, false),
+            WsMessage::Text(_) | WsMessage::Binary(_) => (WsSend::Send, 0, false),
+            WsMessage::Close { code, .. } => (WsSend::Close, *code, false),
+            WsMessage::ResponseStart(_) => (WsSend::ResponseStart, 0, false),
+            WsMessage::ResponseBody { more_body, .. } => (WsSend::ResponseBody, 0, *more_body),
         };
-        // Parse and validate before changing any state.
-        let mut close_code: u16 = 1000;
-        let mut reason = String::new();
-        let mut data: Option<Outbound> = None;
-        let mut size = 0;
-        let mut more_body = false;
-        match kind {
-            WsSend::Close => {
-                if let Some(code) = msg.get_item(intern!(py, "code"))? {
-                    if !code.is_none() {
-                        let code: i64 = code.extract().map_err(|_| {
-                            PyTypeError::new_err("'code' of websocket.close must be an int")
-                        })?;
-                        if !sendable_close_code(code) {
-                            return Err(PyValueError::new_err(format!(
-                                "invalid WebSocket close code {code}"
-                            )));
-                        }
-                        close_code = code as u16;
-                    }
-                }
-                if let Some(r) = msg.get_item(intern!(py, "reason"))? {
-                    if !r.is_none() {
-                        reason = clip_reason(r.extract().map_err(|_| {
-                            PyTypeError::new_err("'reason' of websocket.close must be a str")
-                        })?);
-                    }
-                }
-            }
-            WsSend::Send => {
-                let bytes = msg.get_item(intern!(py, "bytes"))?.filter(|v| !v.is_none());
-                let text = msg.get_item(intern!(py, "text"))?.filter(|v| !v.is_none());
-                data = Some(match (bytes, text) {
-                    (Some(b), None) => {
-                        let b = message::extract_bytes(&b, "'bytes'")?;
-                        size = b.len();
-                        Outbound::Binary(b)
-                    }
-                    (None, Some(t)) => {
-                        let t = t.cast::<PyString>().map_err(|_| {
-                            PyTypeError::new_err("'text' of websocket.send must be a str")
-                        })?;
-                        let t = Bytes::copy_from_slice(t.to_str()?.as_bytes());
-                        size = t.len();
-                        Outbound::Text(t)
-                    }
-                    _ => {
-                        return Err(PyValueError::new_err(
-                            "websocket.send needs exactly one of 'bytes' or 'text'",
-                        ))
-                    }
-                });
-            }
-            WsSend::ResponseBody => {
-                more_body = message::flag(msg, intern!(py, "more_body"))?;
-            }
-            _ => {}
-        }
         let mut inner = self.shared.lock();
         let action = inner
             .cycle
@@ -470,23 +390,14 @@ impl WsCycleHandle {
                 WsError::Disconnected => ClientDisconnected::new_err("client disconnected"),
                 WsError::Unexpected(text) => PyRuntimeError::new_err(text),
             })?;
-        match action {
-            WsAction::Accept => {
-                let subprotocol = match msg.get_item(intern!(py, "subprotocol"))? {
-                    Some(s) if !s.is_none() => Some(s.extract::<String>().map_err(|_| {
-                        PyTypeError::new_err("'subprotocol' must be a str or None")
-                    })?),
-                    _ => None,
-                };
-                let headers = message::headers(msg)?;
-                if headers
-                    .iter()
-                    .any(|(n, _)| n == hyper::header::SEC_WEBSOCKET_PROTOCOL)
-                {
-                    return Err(PyValueError::new_err(
-                        "use 'subprotocol', not a sec-websocket-protocol header, in websocket.accept",
-                    ));
-                }
+        match (action, parsed) {
+            (
+                WsAction::Accept,
+                WsMessage::Accept {
+                    subprotocol,
+                    headers,
+                },
+            ) => {
                 Self::decide(
                     &mut inner,
                     Decision::Accept {
@@ -498,7 +409,7 @@ impl WsCycleHandle {
                 self.log_handshake(py, None)?;
                 ready_none(py)
             }
-            WsAction::Reject => {
+            (WsAction::Reject, _) => {
                 let response = canned::forbidden(&self.shared.server.settings);
                 Self::decide(&mut inner, Decision::Respond(response));
                 // The client never gets a WebSocket: the app sees 1006 (as uvicorn reports).
@@ -507,10 +418,18 @@ impl WsCycleHandle {
                 self.log_handshake(py, Some(403))?;
                 ready_none(py)
             }
-            WsAction::Send => self.queue(py, &mut inner, data.expect("parsed above"), size),
-            WsAction::Close(code) => self.queue(py, &mut inner, Outbound::Close(code, reason), 0),
-            WsAction::DenyStart => {
-                let start = message::response_start(msg)?;
+            (WsAction::Send, WsMessage::Text(data)) => {
+                let size = data.len();
+                self.queue(py, &mut inner, Outbound::Text(data), size)
+            }
+            (WsAction::Send, WsMessage::Binary(data)) => {
+                let size = data.len();
+                self.queue(py, &mut inner, Outbound::Binary(data), size)
+            }
+            (WsAction::Close(code), WsMessage::Close { reason, .. }) => {
+                self.queue(py, &mut inner, Outbound::Close(code, reason), 0)
+            }
+            (WsAction::DenyStart, WsMessage::ResponseStart(start)) => {
                 let headers = self.shared.server.settings.response_headers(start.headers);
                 let status = StatusCode::from_u16(start.status).expect("validated range");
                 inner.denial = Some((status, headers, BytesMut::new()));
@@ -518,8 +437,7 @@ impl WsCycleHandle {
                 self.log_handshake(py, Some(start.status))?;
                 ready_none(py)
             }
-            WsAction::DenyBody(last) => {
-                let body = message::body(msg)?;
+            (WsAction::DenyBody(last), WsMessage::ResponseBody { body, .. }) => {
                 if let Some((_, _, buf)) = inner.denial.as_mut() {
                     buf.extend_from_slice(&body);
                 }
@@ -534,6 +452,7 @@ impl WsCycleHandle {
                 }
                 ready_none(py)
             }
+            _ => unreachable!("the cycle's action always matches the message kind"),
         }
     }
 
