@@ -25,6 +25,10 @@ logger = logging.getLogger("uvicorn.error")
 class BindError(OSError):
     """The address could not be bound; the message is uvicorn's log line."""
 
+    def __str__(self) -> str:
+        # The message already starts with "[Errno N]"; OSError's str() would add another.
+        return str(self.strerror)
+
 
 def _bind_error(exc: OSError, address: object) -> BindError:
     reason = (exc.strerror or str(exc)).lower()
