@@ -95,9 +95,12 @@ def as_markdown(reports: list[RunReport], command: str | None = None) -> str:
         out.append(f"| {r.server} | {r.version} | {headline(r)} | {r.seconds:.0f} s |")
     out += [
         "",
-        "Counts are passed/judged per strength; `not adv.` = the server does not advertise the "
-        "feature or spec version, `unsupported` = the protocol is missing altogether, "
-        "`n/a` = the suite does not know how to configure it for that server.",
+        "Counts are passed/judged per strength (MUST and SHOULD from the asgiref specs, "
+        "de facto = what the major servers do where the spec is silent). `not adv.`: the "
+        "server does not advertise the extension or spec version, so the rule does not "
+        "bind it; `unsupported`: the whole protocol is missing (the check for the protocol "
+        "itself fails); `n/a`: the rule is superseded by what the server advertises, or "
+        "the suite cannot set it up for that server.",
         "",
     ]
     names = " | ".join(r.server for r in reports)

@@ -10,6 +10,24 @@ from compat.checks import (  # noqa: F401 - imported for their @check registrati
     lifespan,
     websocket,
 )
-from compat.checks.base import REGISTRY
+from compat.checks.base import GROUPS, REGISTRY
+
+# Reports read best from the scope outwards: registration order is import order, so sort.
+_MODULES = [
+    http_scope,
+    http_body,
+    http_response,
+    http_disconnect,
+    http_errors,
+    websocket,
+    lifespan,
+    extensions,
+]
+REGISTRY.sort(
+    key=lambda c: (
+        GROUPS.index(c.group),
+        [m.__name__ for m in _MODULES].index(c.func.__module__),
+    )
+)
 
 __all__ = ["REGISTRY"]
