@@ -334,6 +334,10 @@ class Config:
             sys.exit(STARTUP_FAILURE)
         if self.interface == "asgi2":
             self.loaded_app = ASGI2Middleware(self.loaded_app)
+        if logger.getEffectiveLevel() <= TRACE_LOG_LEVEL:
+            from sandman_asgi.middleware.message_logger import MessageLoggerMiddleware
+
+            self.loaded_app = MessageLoggerMiddleware(self.loaded_app)
         self.loaded = True
 
     def bind_socket(self) -> socket.socket:

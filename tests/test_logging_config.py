@@ -223,3 +223,37 @@ def test_trace_level_is_accepted_and_named_trace(tmp_path):
         server.wait_for(r'"GET / HTTP/1\.1" 200 OK', stream="stdout")
         server.stop()
     assert "from the app at level 5" not in server.stderr
+
+
+def test_trace_level_logs_every_asgi_message():
+    with sandman("tests.apps:hello", "--log-level", "trace") as server:
+        httpx.get(server.url + "/t")
+        server.wait_for(r"ASGI \[2\] Completed")
+        server.stop()
+    trace = [line for line in server.stderr.splitlines() if line.startswith("TRACE:")]
+    client = r"127\.0\.0\.1:\d+ - ASGI \[2\]"
+    expected = [
+        r"TRACE:    ASGI \[1\] Started scope=\{'type': 'lifespan'",
+        r"TRACE:    ASGI \[1\] Receive \{'type': 'lifespan\.startup'\}",
+        r"TRACE:    ASGI \[1\] Send \{'type': 'lifespan\.startup\.complete'\}",
+        rf"TRACE:    {client} Started scope=\{{'type': 'http'.*'headers': '<\.\.\.>'",
+        rf"TRACE:    {client} Send \{{'type': 'http\.response\.start', 'status': 200, "
+        r"'headers': '<\.\.\.>'\}",
+        rf"TRACE:    {client} Send \{{'type': 'http\.response\.body', 'body': '<13 bytes>'\}}",
+        rf"TRACE:    {client} Completed",
+        r"TRACE:    ASGI \[1\] Receive \{'type': 'lifespan\.shutdown'\}",
+        r"TRACE:    ASGI \[1\] Send \{'type': 'lifespan\.shutdown\.complete'\}",
+        r"TRACE:    ASGI \[1\] Completed",
+    ]
+    asgi = [line for line in trace if "ASGI [" in line]
+    assert len(asgi) == len(expected), asgi
+    for line, pattern in zip(asgi, expected, strict=True):
+        assert re.match(pattern, line), (line, pattern)
+
+
+def test_no_asgi_trace_at_debug():
+    with sandman("tests.apps:hello", "--log-level", "debug") as server:
+        httpx.get(server.url)
+        server.wait_for(r'"GET / HTTP/1\.1" 200 OK', stream="stdout")
+        server.stop()
+    assert "ASGI [" not in server.stderr
