@@ -75,3 +75,11 @@ def test_readiness_times_out() -> None:
     began = time.monotonic()
     assert not wait_accepting(Endpoint(port=free_port()), 0.3)
     assert time.monotonic() - began < 2
+
+
+def test_free_ports_stay_out_of_the_ephemeral_range() -> None:
+    from compat.harness.endpoint import ephemeral_range
+
+    low, high = ephemeral_range()
+    ports = {free_port() for _ in range(20)}
+    assert all(p < low or p > high for p in ports)
