@@ -223,13 +223,16 @@ def exchange(port: int, data: bytes | list[bytes], methods: list[str]) -> Exchan
 # -- log lines ------------------------------------------------------------------------------
 
 LEVEL_LINE = re.compile(r"^(TRACE|DEBUG|INFO|WARNING|ERROR|CRITICAL):\s")
+# Lines that only make sense for uvicorn's packaging (documented difference): with --ws none
+# uvicorn also suggests installing a WebSocket library; Sandman's is built in.
+UVICORN_ONLY = ("WARNING:  No supported WebSocket library detected.",)
 
 
 def normalise_log(lines: list[str]) -> list[str]:
     """Keep record lines (not tracebacks or app prints); mask what differs run to run."""
     out = []
     for line in lines:
-        if not LEVEL_LINE.match(line):
+        if not LEVEL_LINE.match(line) or line.startswith(UVICORN_ONLY):
             continue
         line = line.replace("Uvicorn running on", "Sandman running on")
         line = re.sub(r"\[\d+\]", "[PID]", line)
@@ -345,6 +348,13 @@ SCRIPTS: dict[str, Script] = {
     ),
     "no-server-no-date": Script(
         "tests.apps:hello", GET % b"/", ["GET"], ("--no-server-header", "--no-date-header")
+    ),
+    "ws-none-upgrade-served-as-http": Script(
+        "tests.differential_apps:ws_echo",
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        ["GET"],
+        ("--ws", "none"),
     ),
     "limit-concurrency": Script(
         "tests.apps:hello", GET % b"/", ["GET"], ("--limit-concurrency", "1")
@@ -480,6 +490,16 @@ DIFFERENCES: dict[str, Difference] = {
         lambda ex: ex.closed and not ex.responses,
         must_differ=False,
     ),
+    "ws-bad-version": Difference(
+        "RFC 6455 §4.4: an unsupported Sec-WebSocket-Version gets 426 and the versions we "
+        "speak (uvicorn's websockets library answers 400)",
+        lambda ex: _status(ex).startswith("HTTP/1.1 400"),
+        lambda ex: (
+            _status(ex) == "HTTP/1.1 426 Upgrade Required"
+            and ("sec-websocket-version", "13") in ex.responses[0].headers
+        ),
+        logs_differ=True,  # uvicorn's library logs "connection rejected (400 Bad Request)"
+    ),
     "spec-version": Difference(
         "HTTP spec 2.4 advertised (send after disconnect raises ClientDisconnected)",
         lambda ex: b'"spec_version": "2.3"' in ex.responses[0].body,
@@ -488,6 +508,12 @@ DIFFERENCES: dict[str, Difference] = {
 }
 
 DIFFERENT_SCRIPTS: dict[str, Script] = {
+    "ws-bad-version": Script(
+        "tests.differential_apps:ws_echo",
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 11\r\n\r\n",
+        ["GET"],
+    ),
     "status-204": Script("tests.apps:status", GET % b"/204", ["GET"]),
     "status-304": Script("tests.apps:status", GET % b"/304", ["GET"]),
     "raise-after-start": Script("tests.apps:errors", GET % b"/raise-after", ["GET"]),
@@ -719,6 +745,47 @@ def test_trace_asgi_messages():
     ]
     assert any("HTTP connection made" in line for line in theirs[1])
     assert not any("HTTP connection made" in line for line in ours[1])
+
+
+def _websocket_session(port: int) -> list[Any]:
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.sync.client import connect
+
+    seen: list[Any] = []
+    with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5) as ws:
+        ws.send("one")
+        seen.append(ws.recv(timeout=5))
+        ws.send("close 4001")
+        with contextlib.suppress(ConnectionClosed):
+            ws.recv(timeout=5)
+        seen.append((ws.close_code, ws.close_reason))
+    try:
+        connect(f"ws://127.0.0.1:{port}/deny", open_timeout=5)
+    except InvalidStatus as exc:
+        seen.append(exc.response.status_code)
+    return seen
+
+
+def test_websocket_session(pool):
+    servers = pool.pair("tests.differential_apps:ws_echo", ())
+    results = {}
+    for kind in KINDS:
+        since = mark(servers[kind])
+        session = _websocket_session(servers[kind].port)
+        time.sleep(0.3)
+        results[kind] = (session, logs_since(servers[kind], since))
+    assert results["uvicorn"][0] == ["echo one", (4001, ""), 403]
+    assert results["sandman"][0] == results["uvicorn"][0]
+    # uvicorn's websockets library adds its own "connection open/closed/rejected" lines;
+    # the server's own lines must match.
+    library = ("connection open", "connection closed", "connection rejected")
+    theirs = [
+        line
+        for line in results["uvicorn"][1][0]
+        if not line.endswith(library) and "connection rejected" not in line
+    ]
+    ours = results["sandman"][1][0]
+    assert ours == theirs
 
 
 def test_limit_max_requests_exit():
