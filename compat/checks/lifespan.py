@@ -33,6 +33,7 @@ from compat.probe.plan import pack_plan
 
 MUST, SHOULD, DE_FACTO = Strength.MUST, Strength.SHOULD, Strength.DE_FACTO
 SCENARIO_TIMEOUT = 30.0
+EVIDENCE = 600
 
 
 def lifespan_trace(ctx: CheckContext) -> Trace:
@@ -369,14 +370,16 @@ def slow_startup(ctx: CheckContext) -> Scenario:
             # Hammer the port while startup is in progress: the first request that the
             # app sees must come after startup.complete.
             deadline = time.monotonic() + 15.0
-            status, token = None, None
-            while time.monotonic() < deadline:
+            status, token, last_error = None, None, "none"
+            while time.monotonic() < deadline and server.process.alive():
                 try:
                     status, token = simple_get(server, timeout=8.0)
                     break
-                except OSError:
+                except OSError as exc:
+                    last_error = repr(exc)
                     time.sleep(0.05)
             request = server.records.wait_end(token, 3.0) if token else None
+            alive = server.process.alive()
         finally:
             code = server.stop()
         return Scenario(
@@ -384,7 +387,7 @@ def slow_startup(ctx: CheckContext) -> Scenario:
             server.process.log_text(),
             code,
             served=status,
-            extra={"request": request},
+            extra={"request": request, "last_error": last_error, "alive": alive},
         )
 
     return ctx.scenario("slow-startup", run)
@@ -401,7 +404,13 @@ def slow_startup(ctx: CheckContext) -> Scenario:
 def startup_before_requests(ctx: CheckContext) -> str:
     outcome = slow_startup(ctx)
     request = (outcome.extra or {}).get("request")
-    expect(request is not None and request.of("scope"), f"no request served ({outcome.served})")
+    extra = outcome.extra or {}
+    if request is None or not request.of("scope"):
+        raise Fail(
+            f"no request served in 15 s (status {outcome.served}, last error "
+            f"{extra.get('last_error')}, server alive: {extra.get('alive')})",
+            outcome.log[-EVIDENCE:],
+        )
     replying = [r for r in outcome.trace.of("replying")]
     expect(replying, "startup never completed")
     gap = request.of("scope")[0]["time"] - replying[0]["time"]
