@@ -788,6 +788,29 @@ def test_websocket_session(pool):
     assert ours == theirs
 
 
+def test_second_sigint_forces_exit():
+    results = {}
+    for kind in KINDS:
+        with served(kind, "tests.apps:slow") as server:
+            client = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            client.sendall(b"GET /?s=30 HTTP/1.1\r\nHost: x\r\n\r\n")
+            server.wait_for('"GET /\\?s=30 HTTP/1\\.1" 200', stream="stdout")
+            server.send_signal(signal.SIGINT)
+            server.wait_for("Waiting for connections to close")
+            start = time.monotonic()
+            server.send_signal(signal.SIGINT)
+            rc = server.wait(timeout=10)
+            elapsed = time.monotonic() - start
+            client.close()
+        lines = normalise_log(server.stderr.splitlines())
+        # After the forced stop the loop cancels the request and lifespan tasks, on both
+        # servers; which of their two lines comes first is a race.
+        finished = lines.index("INFO:     Finished server process [PID]") + 1
+        results[kind] = (rc, lines[:finished] + sorted(lines[finished:]), elapsed < 2)
+    assert results["sandman"] == results["uvicorn"]
+    assert results["uvicorn"][0] == 0 and results["uvicorn"][2]
+
+
 def test_limit_max_requests_exit():
     results = {}
     for kind in KINDS:

@@ -388,3 +388,32 @@ def test_resolve_patterns_collects_directories_and_drops_nested(tmp_path, monkey
     patterns, dirs = resolve_patterns(["templates", "*.html", ".*"], ["pkg", "pkg/sub"])
     assert patterns == ["templates", "*.html", ".*"]
     assert dirs == sorted([(tmp_path / "pkg").resolve(), (tmp_path / "templates").resolve()])
+
+
+def test_limit_max_requests_jitter_is_drawn_once_per_process():
+    flags = ("--limit-max-requests", "2", "--limit-max-requests-jitter", "3")
+    with supervised("tests.supervised_apps:pid", *flags) as server:
+        served = 0
+        while server.proc.poll() is None and served < 10:
+            with contextlib.suppress(httpx.HTTPError):
+                get_pid(server)
+                served += 1
+            time.sleep(0.3)  # past the 0.1 s tick: the limit is acted on before the next one
+        assert server.wait(timeout=10) == 0
+    limit = int(server.wait_for(r"Maximum request limit of (\d+) exceeded").group(1))
+    assert 2 <= limit <= 5 and served == limit
+
+
+def test_workers_on_a_unix_socket(tmp_path):
+    path = tmp_path / "s.sock"
+    flags = ("--uds", str(path), "--workers", "2")
+    with supervised("tests.supervised_apps:pid", *flags, port=False, ready=0) as server:
+        server.wait_for(rf"Sandman running on unix socket {re.escape(str(path))} ")
+        wait_until(lambda: ready_count(server) == 2, 20, "workers")
+        assert oct(path.stat().st_mode & 0o777) == oct(0o666)
+        transport = httpx.HTTPTransport(uds=str(path))
+        with httpx.Client(transport=transport) as client:
+            pids = {int(client.get("http://sandman/").text) for _ in range(20)}
+        assert pids <= set(started_workers(server))
+        assert server.stop(signal.SIGINT) == 0
+    assert not path.exists()
