@@ -29,7 +29,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def one_run(app: str, duration: int, conns: int, path: str, extra: list[str]) -> float:
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """User + system CPU per thread name (and "total"), clock ticks -> seconds."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        used = (int(fields[11]) + int(fields[12])) / tick
+        out[name] = out.get(name, 0.0) + used
+        out["total"] = out.get("total", 0.0) + used
+    return out
+
+
+def one_run(
+    app: str, duration: int, conns: int, path: str, extra: list[str]
+) -> tuple[float, float]:
+    """Requests/s and server CPU microseconds per request (robust to a noisy machine:
+    other processes steal wall time, not the server's CPU time per request)."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -62,11 +85,24 @@ def one_run(app: str, duration: int, conns: int, path: str, extra: list[str]) ->
         url = f"http://127.0.0.1:{port}{path}"
         wrk = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}"]
         subprocess.run([*wrk, "-d1s", url], capture_output=True, timeout=60)
+        cpu0 = cpu_seconds(proc.pid)
         out = subprocess.run(
             [*wrk, f"-d{duration}s", url], capture_output=True, text=True, timeout=120
         ).stdout
+        cpu1 = cpu_seconds(proc.pid)
+        cpu = cpu1["total"] - cpu0["total"]
+        io = cpu1.get("sandman-io", 0.0) - cpu0.get("sandman-io", 0.0)
         m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-        return float(m.group(1)) if m else 0.0
+        done = re.search(r"(\d+) requests in", out)
+        rps = float(m.group(1)) if m else 0.0
+        n = int(done.group(1)) if done else 0
+        per_req = cpu / n * 1e6 if n else 0.0
+        if n:
+            print(
+                f"    CPU/request: {per_req:.1f} us total, {io / n * 1e6:.1f} us on IO threads",
+                flush=True,
+            )
+        return rps, per_req
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -91,17 +127,22 @@ def main() -> int:
     target = Path(core.__file__)
     backup = target.with_suffix(".ab-backup")
     shutil.copy2(target, backup)
-    a, b = [], []
+    a, b, ca, cb = [], [], [], []
     try:
         for i in range(args.rounds):
-            for label, so, sink in (("A", args.old, a), ("B", args.new, b)):
+            for label, so, sink, csink in (("A", args.old, a, ca), ("B", args.new, b, cb)):
                 shutil.copy2(so, target)
-                rps = one_run(args.app, args.duration, args.conns, args.path, args.server_arg)
+                rps, us = one_run(args.app, args.duration, args.conns, args.path, args.server_arg)
                 sink.append(rps)
-                print(f"round {i + 1} {label}: {rps:,.0f} req/s", flush=True)
+                csink.append(us)
+                print(f"round {i + 1} {label}: {rps:,.0f} req/s  {us:.1f} us CPU/req", flush=True)
     finally:
         shutil.copy2(backup, target)
         backup.unlink()
+    print(
+        f"median CPU/request A {statistics.median(ca):.1f} us  B {statistics.median(cb):.1f} us"
+        f"  B/A {statistics.median(cb) / statistics.median(ca):.3f}"
+    )
     ratios = [y / x for x, y in zip(a, b, strict=True) if x]
     print(
         f"median A {statistics.median(a):,.0f}  median B {statistics.median(b):,.0f}  "

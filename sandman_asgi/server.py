@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -35,14 +36,29 @@ logger = logging.getLogger("uvicorn.error")
 access_logger = logging.getLogger("uvicorn.access")
 
 
+_APP_RUNNERS = frozenset({run_http.__code__, run_websocket.__code__})
+
+
 class ServerState:
     """State shared with request handling: counters, running tasks, default headers."""
 
     def __init__(self) -> None:
         self.total_requests = 0
         self.connections: set[Any] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
         self.default_headers: list[tuple[bytes, bytes]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def tasks(self) -> set[asyncio.Task[None]]:
+        """The request and WebSocket tasks still running (as uvicorn's ``tasks``).
+
+        Computed when asked instead of maintained per request: the Rust core holds each
+        running task strongly, so the hot path pays for no set and no done-callback.
+        """
+        if self.loop is None:
+            return set()
+        running = asyncio.all_tasks(self.loop)  # safe from other threads too
+        return {t for t in running if getattr(t.get_coro(), "cr_code", None) in _APP_RUNNERS}
 
 
 class Listeners:
@@ -129,6 +145,7 @@ class Server:
         config = self.config
         loop = asyncio.get_running_loop()
         access_on = config.access_log and access_logger.hasHandlers()
+        self.server_state.loop = loop
         try:
             ssl = _ssl_settings(config)
             self.core = self._make_core(config, loop, access_on, ssl)
@@ -137,9 +154,6 @@ class Server:
             logger.error("%s", exc)
             await self.lifespan.shutdown()
             sys.exit(STARTUP_FAILURE)
-        self._app = config.loaded_app
-        self._create_task = loop.create_task
-        self._task_context = None
         loop.add_reader(self.core.wake_fd, self.core.drain)
         await self._listen(config, sockets)
 
@@ -147,7 +161,9 @@ class Server:
         self, config: Config, loop: asyncio.AbstractEventLoop, access_on: bool, ssl: tuple | None
     ) -> CoreServer:
         return CoreServer(
-            on_request=self._on_request,
+            on_request=functools.partial(run_http, config.loaded_app),
+            create_task=loop.create_task,
+            fresh_context=config.reset_contextvars,
             on_log=_on_core_log,
             create_future=loop.create_future,
             access_log=_log_access if access_on else None,
@@ -162,7 +178,9 @@ class Server:
             header_read_timeout=float(config.header_read_timeout),
             max_head_bytes=config.h11_max_incomplete_event_size or 64 * 1024,
             io_threads=config.io_threads,
-            on_websocket=self._on_websocket if config.ws != "none" else None,
+            on_websocket=(
+                functools.partial(run_websocket, config.loaded_app) if config.ws != "none" else None
+            ),
             ws_log=_log_websocket,
             ws_max_size=config.ws_max_size,
             ws_max_queue=config.ws_max_queue,
@@ -199,27 +217,6 @@ class Server:
         if sockets is None:
             log_running(config, listening[0])
         self.started = True
-
-    def _on_request(self, scope: dict[str, Any], cycle: Any) -> None:
-        # Called by the core's drain for each new request, on the loop thread.
-        if self.config.reset_contextvars:
-            import contextvars
-
-            task = self._create_task(
-                run_http(self._app, scope, cycle), context=contextvars.Context()
-            )
-        else:
-            task = self._create_task(run_http(self._app, scope, cycle))
-        tasks = self.server_state.tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    def _on_websocket(self, scope: dict[str, Any], cycle: Any) -> None:
-        # Called by the core's drain for each WebSocket upgrade request, on the loop thread.
-        task = self._create_task(run_websocket(self._app, scope, cycle))
-        tasks = self.server_state.tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
 
     async def main_loop(self) -> None:
         """Tick every 0.1 s until ``on_tick`` says stop."""
@@ -278,10 +275,11 @@ class Server:
                 "Cancel %s running task(s), timeout graceful shutdown exceeded",
                 len(self.server_state.tasks),
             )
-            for task in list(self.server_state.tasks):
+            running = self.server_state.tasks
+            for task in running:
                 task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
-            if self.server_state.tasks:
-                await asyncio.wait(list(self.server_state.tasks), timeout=1.0)
+            if running:
+                await asyncio.wait(running, timeout=1.0)
 
         self._close_core(loop)
         if not self.force_exit and self.lifespan is not None:

@@ -48,7 +48,10 @@ def test_return_without_response_is_500(server):
 
 def test_incomplete_response_closes(server):
     raw = raw_exchange(server.port, b"GET /incomplete HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert raw.startswith(b"HTTP/1.1 200 OK") and not raw.endswith(b"0\r\n\r\n")
+    # As after an error: whatever part of the 200 got out first, then the close; never a
+    # body that looks complete.
+    assert raw == b"" or raw.startswith(b"HTTP/1.1 200 OK")
+    assert not raw.endswith(b"0\r\n\r\n")
     server.wait_for("ERROR:    ASGI callable returned without completing response.")
 
 

@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -29,7 +29,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 
 use crate::asgi::awaitable::{ready_none, ready_value, resolve, ClientDisconnected};
 use crate::asgi::cycle::{BodyStep, Cycle, Ending, Phase};
@@ -47,8 +47,8 @@ use crate::server::shared::ServerShared;
 pub struct Inner {
     /// Response ordering rules.
     pub cycle: Cycle,
-    /// Hands the response head (and a body) to the waiting service future.
-    pub responder: Option<oneshot::Sender<Response<ResponseBody>>>,
+    /// The response for the waiting service future, which polls it.
+    pub reply: Reply,
     /// `http.response.start` is held here until the first body.
     held: Option<(StatusCode, HeaderMap)>,
 
@@ -77,6 +77,10 @@ pub struct Inner {
     /// The app's coroutine has ended; the pump may stop.
     pub finished: bool,
 
+    /// The app's task, held here (out of the garbage collector's sight) until the app
+    /// ends: the strong reference a server must keep to a running task, without a
+    /// per-request done-callback.
+    pub task: Option<Py<PyAny>>,
     /// A `receive()` future waiting for data or disconnect (loop thread only).
     recv_waiter: Option<Py<PyAny>>,
     /// A `send()` future waiting for room in `out` (loop thread only).
@@ -101,7 +105,7 @@ impl RequestShared {
         Arc::new(RequestShared {
             inner: Mutex::new(Inner {
                 cycle: Cycle::new(head_request),
-                responder: None,
+                reply: Reply::Taken,
                 held: None,
                 body: VecDeque::new(),
                 body_len: 0,
@@ -114,6 +118,7 @@ impl RequestShared {
                 out_waker: None,
                 disconnected: false,
                 finished: false,
+                task: None,
                 recv_waiter: None,
                 send_waiter: None,
                 wake_queued: false,
@@ -146,10 +151,69 @@ impl RequestShared {
         }
         inner.disconnected = true;
         inner.cycle.abort();
-        inner.responder = None;
+        let waker = inner.reply.abandon();
         self.wake_python(&mut inner);
         drop(inner);
+        if let Some(w) = waker {
+            w.wake();
+        }
         self.pump_signal.notify_one();
+    }
+
+    /// The service future's side of the reply slot.
+    pub fn poll_reply(&self, cx: &mut Context<'_>) -> Poll<Option<Response<ResponseBody>>> {
+        let mut inner = self.lock();
+        match std::mem::replace(&mut inner.reply, Reply::Taken) {
+            Reply::Ready(response) => Poll::Ready(Some(response)),
+            Reply::Waiting(_) => {
+                inner.reply = Reply::Waiting(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+            Reply::Abandoned | Reply::Taken => Poll::Ready(None),
+        }
+    }
+}
+
+/// Where the response head travels from `send()` to the service future.
+pub enum Reply {
+    /// The service future waits (with its waker once it has polled).
+    Waiting(Option<Waker>),
+    /// The response is ready to be taken.
+    Ready(Response<ResponseBody>),
+    /// Nothing will come: close the connection without a response.
+    Abandoned,
+    /// Taken (or never expected).
+    Taken,
+}
+
+impl Reply {
+    /// Whether the service future still waits for a response.
+    pub fn waiting(&self) -> bool {
+        matches!(self, Reply::Waiting(_))
+    }
+
+    /// Deliver a response if one is awaited; returns the waker to wake.
+    pub fn deliver(&mut self, response: Response<ResponseBody>) -> Option<Waker> {
+        match self {
+            Reply::Waiting(waker) => {
+                let waker = waker.take();
+                *self = Reply::Ready(response);
+                waker
+            }
+            _ => None,
+        }
+    }
+
+    /// Give up on the response; returns the waker to wake.
+    pub fn abandon(&mut self) -> Option<Waker> {
+        match self {
+            Reply::Waiting(waker) => {
+                let waker = waker.take();
+                *self = Reply::Abandoned;
+                waker
+            }
+            _ => None,
+        }
     }
 }
 
@@ -169,6 +233,10 @@ pub struct LoopHooks {
     /// `ws_access(client, path_with_query, status)` for WebSocket handshake lines
     /// (`status` is `None` for "[accepted]"), or `None` when nobody listens.
     pub ws_log: Option<Py<PyAny>>,
+    /// `loop.call_soon`, to schedule one wake-up flush per loop iteration.
+    pub call_soon: Py<PyAny>,
+    /// The flush callable (`bridge::wakeups::Flusher`).
+    pub flush: Py<PyAny>,
 }
 
 fn disconnect_message(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
@@ -310,17 +378,33 @@ impl HttpCycle {
         Ok(())
     }
 
+    /// Wake an IO task from the loop thread: batched into one cross-thread wake per loop
+    /// iteration (`bridge::wakeups`).
+    fn wake_io(&self, py: Python<'_>, waker: Option<Waker>) {
+        if let Some(waker) = waker {
+            if self.shared.server.wakeups.defer(waker) {
+                let scheduled = self
+                    .hooks
+                    .call_soon
+                    .call1(py, (self.hooks.flush.clone_ref(py),));
+                if scheduled.is_err() {
+                    // The loop is closing: wake now rather than never.
+                    self.shared.server.wakeups.flush();
+                }
+            }
+        }
+    }
+
     /// Hand the held head plus a body to the service future.
-    fn respond(inner: &mut Inner, body: ResponseBody) {
+    fn respond(&self, py: Python<'_>, inner: &mut Inner, body: ResponseBody) {
         let (status, headers) = inner.held.take().expect("head held before first body");
         let mut response = Response::new(body);
         *response.status_mut() = status;
         *response.headers_mut() = headers;
-        if let Some(tx) = inner.responder.take() {
-            // The service future may have been dropped (client gone) a moment ago; the
-            // disconnect path reports that, so a failed send needs no handling here.
-            let _ = tx.send(response);
-        }
+        // The service future may be gone (client left a moment ago); the disconnect path
+        // reports that, so an undelivered response needs no handling here.
+        let waker = inner.reply.deliver(response);
+        self.wake_io(py, waker);
     }
 
     fn start(&self, py: Python<'_>, msg: &Bound<'_, PyDict>) -> PyResult<()> {
@@ -373,9 +457,9 @@ impl HttpCycle {
                             h.insert(header::CONTENT_LENGTH, len);
                         }
                     }
-                    Self::respond(&mut inner, ResponseBody::empty());
+                    self.respond(py, &mut inner, ResponseBody::empty());
                 } else {
-                    Self::respond(&mut inner, ResponseBody::full(body));
+                    self.respond(py, &mut inner, ResponseBody::full(body));
                 }
                 self.complete_locked(py, inner);
                 Ok(ready_none(py)?)
@@ -389,9 +473,10 @@ impl HttpCycle {
                     inner.out_end = true;
                 }
                 if step == BodyStep::Begin {
-                    Self::respond(&mut inner, ResponseBody::stream(self.shared.clone()));
-                } else if let Some(w) = inner.out_waker.take() {
-                    w.wake();
+                    self.respond(py, &mut inner, ResponseBody::stream(self.shared.clone()));
+                } else {
+                    let waker = inner.out_waker.take();
+                    self.wake_io(py, waker);
                 }
                 if step == BodyStep::End {
                     self.complete_locked(py, inner);
@@ -423,9 +508,12 @@ impl HttpCycle {
     /// Cut the response short: the service future answers nothing more and a streamed body
     /// ends with an error, so hyper closes the connection.
     fn abort_locked(&self, inner: &mut Inner) {
+        // Error paths wake directly: rare, and some run without the loop (Drop).
         inner.cycle.abort();
-        inner.responder = None;
         inner.held = None;
+        if let Some(w) = inner.reply.abandon() {
+            w.wake();
+        }
         if let Some(w) = inner.out_waker.take() {
             w.wake();
         }
@@ -506,7 +594,7 @@ impl HttpCycle {
     fn app_returned(&self) -> u8 {
         let mut inner = self.shared.lock();
         self.finish_locked(&mut inner);
-        match inner.cycle.finish() {
+        let code = match inner.cycle.finish() {
             Ending::Complete => 0,
             Ending::NotStarted => {
                 self.send_500(&mut inner);
@@ -517,7 +605,12 @@ impl HttpCycle {
                 2
             }
             Ending::Aborted => 3,
-        }
+        };
+        // Released after the lock: a decref may run arbitrary Python.
+        let task = inner.task.take();
+        drop(inner);
+        drop(task);
+        code
     }
 
     /// The app raised (or returned a value). Sends a 500 if nothing was sent yet and
@@ -526,13 +619,18 @@ impl HttpCycle {
     fn app_failed(&self, error_response: bool) -> bool {
         let mut inner = self.shared.lock();
         self.finish_locked(&mut inner);
-        if error_response && inner.cycle.phase() == Phase::AwaitingStart && !inner.disconnected {
+        let sent_500 =
+            error_response && inner.cycle.phase() == Phase::AwaitingStart && !inner.disconnected;
+        if sent_500 {
             inner.cycle.abort();
             self.send_500(&mut inner);
-            return true;
+        } else {
+            self.abort_locked(&mut inner);
         }
-        self.abort_locked(&mut inner);
-        false
+        let task = inner.task.take();
+        drop(inner);
+        drop(task);
+        sent_500
     }
 
     /// Request method, path and client for log lines.
@@ -548,17 +646,19 @@ impl HttpCycle {
 
 impl HttpCycle {
     fn send_500(&self, inner: &mut Inner) {
-        if let Some(tx) = inner.responder.take() {
-            let _ = tx.send(canned::internal_server_error(&self.shared.server.settings));
+        let response = canned::internal_server_error(&self.shared.server.settings);
+        if let Some(w) = inner.reply.deliver(response) {
+            w.wake();
         }
     }
 }
 
 impl Drop for HttpCycle {
     fn drop(&mut self) {
-        // A cycle dropped without its app finishing (a task that was garbage collected)
-        // must not leave the service future waiting forever.
+        // A cycle dropped without its app finishing (never started, or cancelled before
+        // its first step) must not leave the service future waiting forever.
         let mut inner = self.shared.lock();
+        let task = inner.task.take();
         if !inner.finished {
             inner.finished = true;
             if inner.cycle.phase() == Phase::AwaitingStart {
@@ -569,6 +669,19 @@ impl Drop for HttpCycle {
             }
             drop(inner);
             self.shared.pump_signal.notify_one();
+        } else {
+            drop(inner);
+        }
+        drop(task);
+    }
+}
+
+impl HttpCycle {
+    /// Keep the app's task alive until the app ends (see `Inner::task`).
+    pub fn hold_task(&self, task: Py<PyAny>) {
+        let mut inner = self.shared.lock();
+        if !inner.finished {
+            inner.task = Some(task);
         }
     }
 }

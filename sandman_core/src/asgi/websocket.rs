@@ -83,6 +83,8 @@ pub struct WsInner {
     connect_delivered: bool,
     /// The app's coroutine has ended.
     pub finished: bool,
+    /// The app's task, held until the app ends (see `asgi::http::Inner::task`).
+    pub task: Option<Py<PyAny>>,
     recv_waiter: Option<Py<PyAny>>,
     send_waiter: Option<Py<PyAny>>,
     wake_queued: bool,
@@ -111,6 +113,7 @@ impl WsShared {
                 disconnect: None,
                 connect_delivered: false,
                 finished: false,
+                task: None,
                 recv_waiter: None,
                 send_waiter: None,
                 wake_queued: false,
@@ -461,6 +464,9 @@ impl WsCycleHandle {
         let mut inner = self.shared.lock();
         let ending = inner.cycle.finish();
         self.end_with(&mut inner, ending, false);
+        let task = inner.task.take();
+        drop(inner);
+        drop(task);
         u8::from(ending == WsEnding::NoHandshake)
     }
 
@@ -469,15 +475,31 @@ impl WsCycleHandle {
         let mut inner = self.shared.lock();
         let ending = inner.cycle.finish();
         self.end_with(&mut inner, ending, true);
+        let task = inner.task.take();
+        drop(inner);
+        drop(task);
     }
 }
 
 impl Drop for WsCycleHandle {
     fn drop(&mut self) {
         let mut inner = self.shared.lock();
+        let task = inner.task.take();
         if !inner.finished {
             let ending = inner.cycle.finish();
             self.end_with(&mut inner, ending, true);
+        }
+        drop(inner);
+        drop(task);
+    }
+}
+
+impl WsCycleHandle {
+    /// Keep the app's task alive until the app ends.
+    pub fn hold_task(&self, task: Py<PyAny>) {
+        let mut inner = self.shared.lock();
+        if !inner.finished {
+            inner.task = Some(task);
         }
     }
 }

@@ -13,6 +13,8 @@
 //! event pushed at any moment is either in the batch being taken or causes a fresh write.
 //! The worst a race can do is one spurious wake-up that finds an empty queue.
 
+pub mod wakeups;
+
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};

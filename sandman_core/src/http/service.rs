@@ -9,10 +9,9 @@ use http_body::Body;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request, Response, Version};
-use tokio::sync::oneshot;
 
 use crate::asgi::cycle::Phase;
-use crate::asgi::http::RequestShared;
+use crate::asgi::http::{Reply, RequestShared};
 use crate::asgi::scope::RequestHead;
 use crate::bridge::{Event, Level};
 use crate::common::limits::EAGER_BODY_LIMIT;
@@ -183,13 +182,14 @@ async fn route(
         });
     }
 
-    let (tx, rx) = oneshot::channel();
-    shared.lock().responder = Some(tx);
+    shared.lock().reply = Reply::Waiting(None);
     let guard = AbandonGuard(Some(shared.clone()));
-    server.bridge.push(Event::Request(shared, Box::new(head)));
-    let response = rx.await;
+    server
+        .bridge
+        .push(Event::Request(shared.clone(), Box::new(head)));
+    let response = std::future::poll_fn(|cx| shared.poll_reply(cx)).await;
     drop(guard);
-    response.map_err(|_| io::Error::other("response aborted before it started"))
+    response.ok_or_else(|| io::Error::other("response aborted before it started"))
 }
 
 /// A streamed body went wrong (bad chunk framing 400, over the size limit 413, stalled
@@ -209,8 +209,8 @@ fn reject_body(shared: &Arc<RequestShared>, error: BodyError) {
     {
         let mut inner = shared.lock();
         if inner.cycle.phase() == Phase::AwaitingStart {
-            if let Some(tx) = inner.responder.take() {
-                let _ = tx.send(response);
+            if let Some(w) = inner.reply.deliver(response) {
+                w.wake();
             }
         }
     }
@@ -224,7 +224,7 @@ struct AbandonGuard(Option<Arc<RequestShared>>);
 impl Drop for AbandonGuard {
     fn drop(&mut self) {
         if let Some(shared) = self.0.take() {
-            let waiting = shared.lock().responder.is_some();
+            let waiting = shared.lock().reply.waiting();
             if waiting {
                 shared.mark_disconnected();
             }

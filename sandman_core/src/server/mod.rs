@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::asgi::http::{HttpCycle, LoopHooks};
 use crate::asgi::scope::{connection_scope, ScopeKind, ScopeSettings};
 use crate::asgi::websocket::WsCycleHandle;
+use crate::bridge::wakeups::{Flusher, Wakeups};
 use crate::bridge::{Bridge, Event};
 use crate::common::limits::{
     DEFAULT_BODY_READ_TIMEOUT_SECS, DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_HEADERS,
@@ -33,9 +34,14 @@ pub struct CoreServer {
     shared: Arc<ServerShared>,
     hooks: Arc<LoopHooks>,
     scope: ScopeSettings,
+    /// `runner(scope, cycle)` -> the coroutine that runs the app for one request.
     on_request: Py<PyAny>,
+    /// The same for WebSockets (`None`: `--ws none`).
     on_websocket: Option<Py<PyAny>>,
     on_log: Py<PyAny>,
+    create_task: Py<PyAny>,
+    /// `contextvars.Context` when each task gets a fresh context.
+    fresh_context: Option<Py<PyAny>>,
     batch: Mutex<Vec<Event>>,
 }
 
@@ -55,6 +61,28 @@ fn duration(secs: f64, what: &str) -> PyResult<Duration> {
         .map_err(|_| PyValueError::new_err(format!("invalid {what}: {secs}")))
 }
 
+impl CoreServer {
+    /// Start `runner(scope, cycle)` as a task on the loop (a fresh contextvars context per
+    /// task with `--reset-contextvars`).
+    fn spawn<'py>(
+        &self,
+        py: Python<'py>,
+        runner: &Py<PyAny>,
+        scope: Bound<'py, PyDict>,
+        cycle: &Bound<'py, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        let coro = runner.bind(py).call1((scope, cycle))?;
+        match &self.fresh_context {
+            None => self.create_task.call1(py, (coro,)),
+            Some(context) => {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item(pyo3::intern!(py, "context"), context.bind(py).call0()?)?;
+                self.create_task.call(py, (coro,), Some(&kwargs))
+            }
+        }
+    }
+}
+
 #[pymethods]
 impl CoreServer {
     #[new]
@@ -68,7 +96,7 @@ impl CoreServer {
         ws_per_message_deflate = true, forwarded_allow_ips = None, ssl = None,
         max_target = DEFAULT_MAX_TARGET_BYTES, max_headers = DEFAULT_MAX_HEADERS,
         max_body = None, body_read_timeout = Some(DEFAULT_BODY_READ_TIMEOUT_SECS),
-        max_connections = None,
+        max_connections = None, call_soon = None, create_task = None, fresh_context = false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -102,7 +130,20 @@ impl CoreServer {
         max_body: Option<u64>,
         body_read_timeout: Option<f64>,
         max_connections: Option<usize>,
+        call_soon: Option<Py<PyAny>>,
+        create_task: Option<Py<PyAny>>,
+        fresh_context: bool,
     ) -> PyResult<CoreServer> {
+        let event_loop = create_future.bind(py).getattr("__self__")?;
+        let create_task = match create_task {
+            Some(c) => c,
+            None => event_loop.getattr("create_task")?.unbind(),
+        };
+        let fresh_context = if fresh_context {
+            Some(py.import("contextvars")?.getattr("Context")?.unbind())
+        } else {
+            None
+        };
         let tls = match ssl {
             Some((certfile, keyfile, password, ca_certs, cert_reqs, version, ciphers)) => {
                 let options = tls::TlsOptions {
@@ -168,9 +209,16 @@ impl CoreServer {
         };
         let bridge = Arc::new(Bridge::new().map_err(|e| PyOSError::new_err(e.to_string()))?);
         let (shutdown, _) = watch::channel(false);
+        let wakeups = Arc::new(Wakeups::default());
+        let flush = Py::new(py, Flusher::new(wakeups.clone()))?.into_any();
+        let call_soon = match call_soon {
+            Some(c) => c,
+            None => event_loop.getattr("call_soon")?.unbind(),
+        };
         let shared = Arc::new(ServerShared {
             settings,
             bridge,
+            wakeups: wakeups.clone(),
             connections: AtomicUsize::new(0),
             active_requests: AtomicUsize::new(0),
             total_requests: AtomicU64::new(0),
@@ -181,6 +229,7 @@ impl CoreServer {
         });
         let runtime =
             runtime::IoRuntime::start(io_threads).map_err(|e| PyOSError::new_err(e.to_string()))?;
+        runtime.spawn(wakeups.run());
         Ok(CoreServer {
             runtime: Mutex::new(Some(runtime)),
             shared,
@@ -188,6 +237,8 @@ impl CoreServer {
                 create_future,
                 access_log,
                 ws_log,
+                call_soon,
+                flush,
             }),
             scope: ScopeSettings {
                 root_path: PyString::new(py, root_path).unbind(),
@@ -197,6 +248,8 @@ impl CoreServer {
             on_request,
             on_websocket,
             on_log,
+            create_task,
+            fresh_context,
             batch: Mutex::new(Vec::with_capacity(256)),
         })
     }
@@ -232,11 +285,17 @@ impl CoreServer {
                             continue;
                         }
                     };
-                    let cycle = HttpCycle::new(shared, self.hooks.clone(), head);
-                    let result =
-                        Bound::new(py, cycle).and_then(|c| self.on_request.call1(py, (scope, c)));
-                    if let Err(err) = result {
-                        err.write_unraisable(py, None);
+                    let cycle =
+                        match Bound::new(py, HttpCycle::new(shared, self.hooks.clone(), head)) {
+                            Ok(cycle) => cycle,
+                            Err(err) => {
+                                err.write_unraisable(py, None);
+                                continue;
+                            }
+                        };
+                    match self.spawn(py, &self.on_request, scope, cycle.as_any()) {
+                        Ok(task) => cycle.get().hold_task(task),
+                        Err(err) => err.write_unraisable(py, None),
                     }
                 }
                 Event::Wake(shared) => HttpCycle::on_wake(py, &shared),
@@ -249,14 +308,22 @@ impl CoreServer {
                             continue;
                         }
                     };
-                    let cycle = WsCycleHandle::new(shared, self.hooks.clone(), head);
-                    let Some(on_websocket) = &self.on_websocket else {
+                    let Some(runner) = &self.on_websocket else {
                         continue;
                     };
-                    let result =
-                        Bound::new(py, cycle).and_then(|c| on_websocket.call1(py, (scope, c)));
-                    if let Err(err) = result {
-                        err.write_unraisable(py, None);
+                    let cycle = match Bound::new(
+                        py,
+                        WsCycleHandle::new(shared, self.hooks.clone(), head),
+                    ) {
+                        Ok(cycle) => cycle,
+                        Err(err) => {
+                            err.write_unraisable(py, None);
+                            continue;
+                        }
+                    };
+                    match self.spawn(py, runner, scope, cycle.as_any()) {
+                        Ok(task) => cycle.get().hold_task(task),
+                        Err(err) => err.write_unraisable(py, None),
                     }
                 }
                 Event::WsWake(shared) => WsCycleHandle::on_wake(py, &shared),

@@ -107,6 +107,8 @@ pub struct ServerShared {
     pub settings: HttpSettings,
     /// Hand-off to the event loop.
     pub bridge: Arc<Bridge>,
+    /// Hand-off back to the IO thread (batched wakes).
+    pub wakeups: Arc<crate::bridge::wakeups::Wakeups>,
     /// Open connections.
     pub connections: AtomicUsize,
     /// Requests dispatched to the app and not yet finished.

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Instruction counts per request for a build of sandman_asgi._core, under callgrind:
+# deterministic, unlike wall-clock figures on a shared machine. Usage:
+#   bench/callgrind_ab.sh BUILD.so [APP] [CONNS] [SECONDS]
+# Prints instructions per request (whole process, all threads, after warm-up).
+set -euo pipefail
+SO=$1; APP=${2:-apps:hello}; CONNS=${3:-32}; SECS=${4:-20}
+HERE=$(cd "$(dirname "$0")" && pwd)
+TARGET=$(python -c "import sandman_asgi._core as c; print(c.__file__)")
+cp "$TARGET" "$TARGET.cg-backup"; cp "$SO" "$TARGET"
+trap 'cp "$TARGET.cg-backup" "$TARGET"; rm -f "$TARGET.cg-backup"' EXIT
+PORT=$(python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+OUT=$(mktemp -d)
+cd "$HERE"
+setsid valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.%p" --instr-atstart=no \
+  python -m sandman_asgi "$APP" --port "$PORT" --log-level warning --no-access-log >"$OUT/log" 2>&1 &
+VPID=$!
+for _ in $(seq 1 600); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.2; done
+wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$PORT/" >/dev/null   # warm-up
+callgrind_control -i on "$VPID" >/dev/null 2>&1
+RES=$(wrk -t1 -c"$CONNS" -d"${SECS}s" "http://127.0.0.1:$PORT/")
+callgrind_control -i off "$VPID" >/dev/null 2>&1
+callgrind_control -d "$VPID" >/dev/null 2>&1; sleep 1
+REQS=$(echo "$RES" | awk '/requests in/{print $1}')
+kill -INT "$VPID"; wait "$VPID" 2>/dev/null || true
+IR=$(callgrind_annotate "$OUT"/cg.*.1 2>/dev/null | awk "/PROGRAM TOTALS/ && !d {gsub(\",\",\"\",\$1); print \$1; d=1}")
+echo "requests=$REQS instructions=$IR per_request=$((IR / REQS))"
+if [ -n "${KEEP:-}" ]; then cp "$OUT"/cg.*.1 "$KEEP"; fi
+rm -rf "$OUT"
