@@ -461,11 +461,15 @@ def _read_into(conn: Connection, result: dict[str, Any]) -> None:
         result["error"] = repr(exc)
 
 
-def shutdown_record(trace: Trace) -> dict[str, Any]:
-    for r in trace.of("receive"):
+def shutdown_record(outcome: Scenario) -> dict[str, Any]:
+    for r in outcome.trace.of("receive"):
         if r["event"].get("type") == "lifespan.shutdown":
             return r
-    raise Fail(f"no lifespan.shutdown event (events {lifespan_events(trace)})")
+    raise Fail(
+        f"no lifespan.shutdown event (events {lifespan_events(outcome.trace)}, "
+        f"exit status {outcome.returncode})",
+        outcome.log[-EVIDENCE:],
+    )
 
 
 @check(
@@ -477,7 +481,7 @@ def shutdown_record(trace: Trace) -> dict[str, Any]:
     timeout=SCENARIO_TIMEOUT,
 )
 def shutdown_sent(ctx: CheckContext) -> None:
-    shutdown_record(graceful_stop(ctx).trace)
+    shutdown_record(graceful_stop(ctx))
 
 
 @check(
@@ -489,8 +493,9 @@ def shutdown_sent(ctx: CheckContext) -> None:
     timeout=SCENARIO_TIMEOUT,
 )
 def shutdown_waits(ctx: CheckContext) -> None:
-    trace = graceful_stop(ctx).trace
-    shutdown_record(trace)
+    outcome = graceful_stop(ctx)
+    shutdown_record(outcome)
+    trace = outcome.trace
     expect(trace.of("replying"), "the process ended during the app's 1 s shutdown work")
 
 
@@ -504,7 +509,7 @@ def shutdown_waits(ctx: CheckContext) -> None:
 )
 def shutdown_after_requests(ctx: CheckContext) -> str:
     outcome = graceful_stop(ctx)
-    shutdown = shutdown_record(outcome.trace)
+    shutdown = shutdown_record(outcome)
     request = (outcome.extra or {})["request"]
     end = request.end
     expect(end is not None, "the in-flight request never ended (abandoned mid-call)")
@@ -526,5 +531,5 @@ def shutdown_after_requests(ctx: CheckContext) -> str:
 )
 def shutdown_failed_message(ctx: CheckContext) -> None:
     outcome = graceful_stop(ctx, "fail-shutdown")
-    shutdown_record(outcome.trace)
+    shutdown_record(outcome)
     expect(SHUTDOWN_FAILED_MESSAGE in outcome.log, "the message is not in the server output")
