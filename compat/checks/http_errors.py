@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from compat import plans
-from compat.checks.base import ASGI, WWW, Strength, check, expect
+from compat.checks.base import ASGI, WWW, Fail, Strength, check, expect
 from compat.checks.http_response import follow_up_is_clean
 from compat.context import CheckContext
 from compat.harness.wire import ConnectionClosed, WireError
@@ -157,6 +157,8 @@ def truncated_then_closed(ctx: CheckContext, plan: list[list[Any]]) -> str:
         response = conn.read_final(timeout=5.0)[-1]
     except (ConnectionClosed, WireError):
         return "response cut short and connection closed"
+    except TimeoutError as exc:
+        raise Fail("the response neither completed nor was the connection closed in 5 s") from exc
     expect(
         response.framing == "close",
         f"the response completed normally ({response.status} via {response.framing})",
