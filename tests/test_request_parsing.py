@@ -32,7 +32,7 @@ import pytest
 
 from tests.serverproc import ServerProcess, read_response, sandman
 
-SILENCE = 1.0  # seconds without a byte after which a connection counts as left open
+SILENCE = 0.5  # seconds without a byte after which a connection counts as left open
 
 
 @dataclass(frozen=True)

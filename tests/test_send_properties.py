@@ -189,7 +189,7 @@ def check(protocol: str, message: Any) -> str | BaseException:
 # -- the contract over arbitrary messages ---------------------------------------------------
 
 
-@settings(max_examples=600, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=400, database=None, deadline=None, suppress_health_check=list(HealthCheck))
 @given(protocols, messages())
 @example("http", {"type": "http.response.start", "status": 2**70})
 @example("websocket", {"type": "websocket.accept", "subprotocol": "\udcff"})
