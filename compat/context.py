@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from compat.checks.base import Fail
+from compat.harness.endpoint import Endpoint
 from compat.harness.launch import Launcher, RunningServer
 from compat.harness.records import RecordStore, Trace
 from compat.harness.wire import Connection, Response, build_request
@@ -58,7 +59,7 @@ class CheckContext:
         return self.server.records
 
     @property
-    def endpoint(self):  # noqa: ANN201 - Endpoint; kept short for the checks' sake
+    def endpoint(self) -> Endpoint:
         assert self.server is not None
         return self.server.endpoint
 
@@ -81,7 +82,7 @@ class CheckContext:
         if key not in self.shared:
             try:
                 self.shared[key] = (True, make())
-            except Exception as exc:  # noqa: BLE001 - replayed to every check that asks
+            except Exception as exc:  # replayed to every check that asks
                 self.shared[key] = (False, exc)
         ok, value = self.shared[key]
         if not ok:
@@ -94,7 +95,7 @@ class CheckContext:
         if key not in self.scenarios:
             try:
                 self.scenarios[key] = (True, run())
-            except Exception as exc:  # noqa: BLE001 - replayed to every check that asks
+            except Exception as exc:  # replayed to every check that asks
                 self.scenarios[key] = (False, exc)
         ok, value = self.scenarios[key]
         if not ok:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from compat.checks.base import Check, Outcome, Status, Target
 from compat.context import CheckContext
+from compat.harness.endpoint import Endpoint
 from compat.harness.launch import Launcher, NotConfigurable, RunningServer, ServerStartError
 from compat.harness.servers import ServerProfile, version_of
 from compat.harness.wire import WireError
@@ -83,9 +84,8 @@ def run_server(
     return report
 
 
-def _placeholder_endpoint():  # noqa: ANN202 - an Endpoint for display only
-    from compat.harness.endpoint import Endpoint
-
+def _placeholder_endpoint() -> Endpoint:
+    # Only for showing the command line in the report.
     return Endpoint(port=0)
 
 
@@ -181,7 +181,7 @@ def _execute(c: Check, ctx: CheckContext) -> Result:
         except (TimeoutError, ConnectionError) as exc:
             detail = f"no answer from the server: {type(exc).__name__}: {exc}"
             box["r"] = Result(c, Status.FAIL, detail, _evidence(ctx, Status.FAIL))
-        except Exception as exc:  # noqa: BLE001 - a broken check is reported, not fatal
+        except Exception as exc:  # a broken check is reported, not fatal
             where = traceback.extract_tb(exc.__traceback__)[-1]
             detail = f"check error {type(exc).__name__}: {exc} ({where.name}:{where.lineno})"
             box["r"] = Result(c, Status.ERROR, detail, _evidence(ctx, Status.ERROR))
