@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import tempfile
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ class Launcher:
         self.startup_timeout = 20.0
         self._count = 0
         self._started: list[ServerProcess] = []
+        self._socket_dirs: list[str] = []
 
     def argv(self, app: str, endpoint: Endpoint, root_path: str | None) -> list[str]:
         profile = self.profile
@@ -83,6 +85,7 @@ class Launcher:
         if uds:
             # AF_UNIX paths are short (108 bytes): keep the socket in a short temp dir.
             sockdir = tempfile.mkdtemp(prefix="compat-")
+            self._socket_dirs.append(sockdir)
             endpoint = Endpoint(uds=os.path.join(sockdir, "s.sock"))
         else:
             endpoint = Endpoint(LOOPBACK, free_port())
@@ -120,9 +123,11 @@ class Launcher:
         raise ServerStartError(reason, server.process.log_tail(), code)
 
     def close(self) -> None:
-        """Stop whatever is still running (normally nothing)."""
+        """Stop whatever is still running (normally nothing); remove socket directories."""
         for process in self._started:
             if process.alive():
                 process.stop(grace=3.0)
             else:
                 process.kill_group()
+        for sockdir in self._socket_dirs:
+            shutil.rmtree(sockdir, ignore_errors=True)
