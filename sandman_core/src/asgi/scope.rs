@@ -34,6 +34,41 @@ pub struct ConnInfo {
     pub server: Option<ServerAddr>,
     /// `"https"` on TLS connections, else `"http"`.
     pub tls: bool,
+    /// The scope's `client` and `server` values, built once per connection (tuples are
+    /// immutable, so every scope on the connection can share them).
+    pub py_addrs: std::sync::OnceLock<(Py<PyAny>, Py<PyAny>)>,
+}
+
+impl ConnInfo {
+    /// Facts about a new connection.
+    pub fn new(client: Option<(String, u16)>, server: Option<ServerAddr>, tls: bool) -> ConnInfo {
+        ConnInfo {
+            client,
+            server,
+            tls,
+            py_addrs: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `(client, server)` as scope values, cached.
+    fn addrs<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        if let Some((client, server)) = self.py_addrs.get() {
+            return Ok((client.bind(py).clone(), server.bind(py).clone()));
+        }
+        let server = match &self.server {
+            Some(ServerAddr::Tcp(host, port)) => addr_tuple(py, host, Some(*port))?,
+            Some(ServerAddr::Unix(path)) => addr_tuple(py, path, None)?,
+            None => py.None().into_bound(py),
+        };
+        let client = match &self.client {
+            Some((host, port)) => addr_tuple(py, host, Some(*port))?,
+            None => py.None().into_bound(py),
+        };
+        let _ = self
+            .py_addrs
+            .set((client.clone().unbind(), server.clone().unbind()));
+        Ok((client, server))
+    }
 }
 
 /// A request head, already decoded on the IO thread.
@@ -155,14 +190,57 @@ pub fn headers_list<'py>(py: Python<'py>, headers: &HeaderMap) -> PyResult<Bound
     for (name, value) in headers.iter() {
         let pair = PyTuple::new(
             py,
-            [
-                PyBytes::new(py, name.as_str().as_bytes()),
-                PyBytes::new(py, value.as_bytes()),
-            ],
+            [header_name(py, name), PyBytes::new(py, value.as_bytes())],
         )?;
         list.append(pair)?;
     }
     Ok(list)
+}
+
+/// The names most requests carry, as shared `bytes` objects (bytes are immutable, so one
+/// object serves every scope); anything else is built per request.
+fn header_name<'py>(py: Python<'py>, name: &hyper::header::HeaderName) -> Bound<'py, PyBytes> {
+    macro_rules! cached {
+        ($($lit:literal),* $(,)?) => {
+            match name.as_str() {
+                $($lit => {
+                    static CELL: pyo3::sync::PyOnceLock<Py<PyBytes>> = pyo3::sync::PyOnceLock::new();
+                    return CELL.get_or_init(py, || PyBytes::new(py, $lit.as_bytes()).unbind()).bind(py).clone();
+                })*
+                other => PyBytes::new(py, other.as_bytes()),
+            }
+        };
+    }
+    cached!(
+        "host",
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "connection",
+        "content-type",
+        "content-length",
+        "cookie",
+        "referer",
+        "origin",
+        "authorization",
+        "cache-control",
+        "upgrade-insecure-requests",
+        "sec-fetch-site",
+        "sec-fetch-mode",
+        "sec-fetch-dest",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-request-id",
+        "if-none-match",
+        "if-modified-since",
+        "pragma",
+        "upgrade",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+    )
 }
 
 /// `client`/`server` style `(host, port)` tuple.
@@ -212,15 +290,16 @@ pub fn connection_scope<'py>(
     asgi.set_item(intern!(py, "spec_version"), spec)?;
     scope.set_item(intern!(py, "asgi"), asgi)?;
     scope.set_item(intern!(py, "http_version"), version_str(py, head.version))?;
-    let server = match &head.conn.server {
-        Some(ServerAddr::Tcp(host, port)) => addr_tuple(py, host, Some(*port))?,
-        Some(ServerAddr::Unix(path)) => addr_tuple(py, path, None)?,
-        None => py.None().into_bound(py),
-    };
+    let (conn_client, server) = head.conn.addrs(py)?;
     scope.set_item(intern!(py, "server"), server)?;
-    let client = match &head.client {
-        Some((host, port)) => addr_tuple(py, host, Some(*port))?,
-        None => py.None().into_bound(py),
+    let client = if head.client == head.conn.client {
+        conn_client
+    } else {
+        // A trusted proxy named another client for this request.
+        match &head.client {
+            Some((host, port)) => addr_tuple(py, host, Some(*port))?,
+            None => py.None().into_bound(py),
+        }
     };
     scope.set_item(intern!(py, "client"), client)?;
     let scheme = match (ws, head.tls) {
@@ -274,11 +353,7 @@ mod tests {
     use super::*;
 
     fn conn() -> Arc<ConnInfo> {
-        Arc::new(ConnInfo {
-            client: None,
-            server: None,
-            tls: false,
-        })
+        Arc::new(ConnInfo::new(None, None, false))
     }
 
     #[test]

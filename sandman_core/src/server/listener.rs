@@ -150,11 +150,7 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                             exhausted_logged = false;
                             let _ = stream.set_nodelay(true);
                             let server_addr = stream.local_addr().ok().map(|a| ServerAddr::Tcp(a.ip().to_string(), a.port()));
-                            let info = ConnInfo {
-                                client: Some((peer.ip().to_canonical().to_string(), peer.port())),
-                                server: server_addr,
-                                tls: false,
-                            };
+                            let info = ConnInfo::new(Some((peer.ip().to_canonical().to_string(), peer.port())), server_addr, false);
                             spawn_connection(stream, server.clone(), info, permit);
                         }
                         Err(err) => on_error!(err),
@@ -181,11 +177,7 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                     accepted = listener.accept() => match accepted {
                         Ok((stream, _)) => {
                             exhausted_logged = false;
-                            let info = ConnInfo {
-                                client: None,
-                                server: Some(ServerAddr::Unix(path.clone())),
-                                tls: false,
-                            };
+                            let info = ConnInfo::new(None, Some(ServerAddr::Unix(path.clone())), false);
                             spawn_connection(stream, server.clone(), info, permit);
                         }
                         Err(err) => on_error!(err),
