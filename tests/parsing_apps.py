@@ -6,6 +6,7 @@ request the server should have refused never reached the app.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import sys
@@ -115,4 +116,19 @@ async def replay(scope: dict, receive: Any, send: Any) -> None:
                     raise
     finally:
         print(f"APP replay {scope['path']} {json.dumps(outcomes)}", file=sys.stderr, flush=True)
+    return None
+
+
+async def slow_witness(scope: dict, receive: Any, send: Any) -> None:
+    """Log ``APP call METHOD PATH?QUERY``, then answer like ``tests.apps:slow`` (``start;``
+    at once, ``end`` after ``?s=`` seconds)."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    query = scope["query_string"].decode()
+    print(f"APP call {scope['method']} {scope['path']}?{query}", file=sys.stderr, flush=True)
+    seconds = float(query.split("=")[1]) if "=" in query else 1.0
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"start;", "more_body": True})
+    await asyncio.sleep(seconds)
+    await send({"type": "http.response.body", "body": b"end"})
     return None
