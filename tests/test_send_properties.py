@@ -262,6 +262,24 @@ def test_header_names_must_be_tokens(name):
 
 
 @pytest.mark.parametrize(
+    "pair",
+    [[b"x-a", b"1"], iter([b"x-a", b"1"])],
+    ids=["list", "iterator"],
+)
+@pytest.mark.parametrize("kind", ["http.response.start", "websocket.accept"])
+@pytest.mark.xfail(
+    strict=True,
+    reason="only tuples are taken as header pairs: [b'x-a', b'1'] raises TypeError 'ASGI "
+    "headers must be an iterable of [name, value] pairs' (header_pair() extracts a Rust "
+    "tuple). The ASGI spec types headers as Iterable[[byte string, byte string]] and writes "
+    "them as lists; uvicorn takes any two-item iterable",
+)
+def test_header_pairs_may_be_lists(kind, pair):
+    protocol = "http" if kind.startswith("http") else "websocket"
+    assert check(protocol, {"type": kind, "status": 200, "headers": [pair]}) == kind
+
+
+@pytest.mark.parametrize(
     "value",
     [
         pytest.param(
@@ -484,3 +502,15 @@ def test_generated_send_sequences_never_take_the_worker_down(replay_server, mess
     assert (status, body) == (b"HTTP/1.1 200 OK", b"alive")
     assert replay_server.proc.poll() is None
     assert "panicked" not in replay_server.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an app's 'content-length: +5' is sent as is: the client reads "
+    "'content-length: +5' (RFC 9110 §8.6: 1*DIGIT); send() should raise ValueError",
+)
+def test_invalid_app_content_length_never_reaches_the_wire(replay_server):
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"+5")]}
+    body = json.dumps(encode([start, {"type": "http.response.body", "body": b"hello"}])).encode()
+    raw = post(replay_server.port, f"/plus/{uuid.uuid4().hex}", body)
+    assert b"content-length: +5" not in raw.lower(), raw
