@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import re
 import socket
 import uuid
@@ -32,6 +33,8 @@ from sandman_asgi._core import validate_send
 from tests.serverproc import ServerProcess, read_response, sandman
 
 ALLOWED = (TypeError, ValueError, RuntimeError)
+# Examples for the main property; tests/hardening/run_long.sh raises it for a long run.
+EXAMPLES = int(os.environ.get("SANDMAN_HYPOTHESIS_EXAMPLES", "400"))
 HTTP_TYPES = ["http.response.start", "http.response.body"]
 WS_TYPES = [
     "websocket.accept",
@@ -189,7 +192,9 @@ def check(protocol: str, message: Any) -> str | BaseException:
 # -- the contract over arbitrary messages ---------------------------------------------------
 
 
-@settings(max_examples=400, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+)
 @given(protocols, messages())
 @example("http", {"type": "http.response.start", "status": 2**70})
 @example("websocket", {"type": "websocket.accept", "subprotocol": "\udcff"})
