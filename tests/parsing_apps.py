@@ -132,3 +132,45 @@ async def slow_witness(scope: dict, receive: Any, send: Any) -> None:
     await asyncio.sleep(seconds)
     await send({"type": "http.response.body", "body": b"end"})
     return None
+
+
+async def ws_bad_messages(scope: dict, receive: Any, send: Any) -> None:
+    """A WebSocket app that first tries invalid messages (non-ASCII subprotocol, header with
+    CR/LF, bad close code types, text that is not a str), records what each ``send()`` raised,
+    then accepts and sends the record as JSON text."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    if scope["type"] != "websocket":
+        return None
+    await receive()  # websocket.connect
+    probes = {
+        "non-ascii-subprotocol": {"type": "websocket.accept", "subprotocol": "é"},
+        "subprotocol-bytes": {"type": "websocket.accept", "subprotocol": b"chat"},
+        "header-crlf": {"type": "websocket.accept", "headers": [(b"x-a", b"a\r\nb")]},
+        "header-non-ascii-str": {"type": "websocket.accept", "headers": [("x-a", "é")]},
+        "send-before-accept": {"type": "websocket.send", "text": "early"},
+    }
+    outcomes = {}
+    for name, message in probes.items():
+        try:
+            await send(message)
+            outcomes[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - recorded, then judged by the test
+            outcomes[name] = type(exc).__name__
+    await send({"type": "websocket.accept"})
+    after = {
+        "text-bytes": {"type": "websocket.send", "text": b"x"},
+        "both": {"type": "websocket.send", "text": "x", "bytes": b"x"},
+        "close-code-bool": {"type": "websocket.close", "code": True},
+        "close-code-1005": {"type": "websocket.close", "code": 1005},
+        "close-reason-int": {"type": "websocket.close", "reason": 5},
+    }
+    for name, message in after.items():
+        try:
+            await send(message)
+            outcomes[name] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            outcomes[name] = type(exc).__name__
+    await send({"type": "websocket.send", "text": json.dumps(outcomes)})
+    await send({"type": "websocket.close", "code": 1000})
+    return None
