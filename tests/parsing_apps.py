@@ -27,6 +27,13 @@ async def witness(scope: dict, receive: Any, send: Any) -> None:
     request looked like to the app (method, path, version, headers, body) as JSON."""
     if scope["type"] == "lifespan":
         return await _lifespan(receive, send)
+    if scope["type"] == "websocket":
+        # Refuse the handshake (403): an app error here would be a 500 the server is not to
+        # blame for, and hostile-input tests treat any 500 as a server fault.
+        print(f"APP call WEBSOCKET {scope['path']}", file=sys.stderr, flush=True)
+        await receive()
+        await send({"type": "websocket.close"})
+        return None
     print(f"APP call {scope['method']} {scope['path']}", file=sys.stderr, flush=True)
     body = b""
     events = 0
