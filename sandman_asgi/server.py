@@ -101,9 +101,18 @@ class Server:
         loop_factory = self.config.get_loop_factory()
         if sys.version_info >= (3, 12):
             asyncio.run(self.serve(sockets=sockets), loop_factory=loop_factory)
-        else:
+        elif sys.version_info >= (3, 11):
             with asyncio.Runner(loop_factory=loop_factory) as runner:
                 runner.run(self.serve(sockets=sockets))
+        else:  # 3.10: no asyncio.Runner
+            loop = (loop_factory or asyncio.new_event_loop)()
+            try:
+                asyncio.set_event_loop(loop)
+                loop.run_until_complete(self.serve(sockets=sockets))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         """Run the server in the current event loop until it is told to stop."""

@@ -25,13 +25,7 @@ GROUPS = ["http", "lifespan"]
 CHECKS = select(REGISTRY, GROUPS)
 
 # Deviations from a de facto rule, with the reason; strict xfail, so fixing one shows.
-KNOWN: dict[str, str] = {
-    "http.errors.return_value_closes": (
-        "an app returning a non-None value after a complete response leaves the connection "
-        "open (sandman_asgi/cycle.py promises 'connection closed'; app_failed(False) after "
-        "completion does not close it)"
-    ),
-}
+KNOWN: dict[str, str] = {}
 
 # Rules superseded by what Sandman advertises (the expected status is checked too).
 NOT_APPLICABLE: dict[str, Status] = {

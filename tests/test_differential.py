@@ -575,13 +575,7 @@ def run_both(pool: Pool, script: Script) -> dict[str, tuple[Exchange, tuple[list
 
 # Mismatches that are bugs to fix (not differences to document): strict, so each one turns
 # into a failure the day it is fixed and the entry must go.
-KNOWN_BUGS = {
-    "status-599": "core: an unregistered status gets the reason phrase '<none>' (uvicorn: empty)",
-    "raise-before-start": "no access line for the server-made 500 (uvicorn logs '... 500 "
-    "Internal Server Error')",
-    "return-without-response": "no access line for the server-made 500",
-    "limit-concurrency": "no access line for the 503 (uvicorn logs '... 503 Service Unavailable')",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def _scripts() -> list[Any]:

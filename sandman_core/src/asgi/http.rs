@@ -36,6 +36,7 @@ use crate::asgi::cycle::{BodyStep, Cycle, Ending, Phase};
 use crate::asgi::message;
 use crate::asgi::scope::RequestHead;
 use crate::bridge::Event;
+use crate::common::access::AccessRecord;
 use crate::common::limits::{
     REQUEST_BODY_HIGH_WATER, RESPONSE_BODY_HIGH_WATER, RESPONSE_BODY_LOW_WATER,
 };
@@ -96,11 +97,17 @@ pub struct RequestShared {
     pub pump_signal: Notify,
     /// Server-wide settings, counters and the bridge.
     pub server: Arc<ServerShared>,
+    /// The connection's close control (an app that returns a value closes it).
+    pub close: Arc<crate::server::conn::CloseControl>,
 }
 
 impl RequestShared {
     /// New state for a request; `head_request` is true for `HEAD`.
-    pub fn new(server: Arc<ServerShared>, head_request: bool) -> Arc<RequestShared> {
+    pub fn new(
+        server: Arc<ServerShared>,
+        close: Arc<crate::server::conn::CloseControl>,
+        head_request: bool,
+    ) -> Arc<RequestShared> {
         server.active_requests.fetch_add(1, Ordering::Relaxed);
         Arc::new(RequestShared {
             inner: Mutex::new(Inner {
@@ -125,6 +132,7 @@ impl RequestShared {
             }),
             pump_signal: Notify::new(),
             server,
+            close,
         })
     }
 
@@ -360,21 +368,15 @@ impl HttpCycle {
             return Ok(());
         };
         let head = &self.head;
-        let client = match &head.client {
-            Some((host, port)) => format!("{host}:{port}"),
-            None => String::new(),
-        };
-        let mut path = quote_path(&head.path);
-        if !head.query.is_empty() {
-            path.push('?');
-            path.push_str(&String::from_utf8_lossy(&head.query));
-        }
-        let version = match head.version {
-            hyper::Version::HTTP_10 => "1.0",
-            hyper::Version::HTTP_2 => "2",
-            _ => "1.1",
-        };
-        access.call1(py, (client, head.method.as_str(), path, version, status))?;
+        let r = AccessRecord::new(
+            head.client.as_ref(),
+            head.method.as_str(),
+            &head.path,
+            &head.query,
+            head.version,
+            status,
+        );
+        access.call1(py, (r.client, r.method, r.path, r.version, r.status))?;
         Ok(())
     }
 
@@ -401,6 +403,13 @@ impl HttpCycle {
         let mut response = Response::new(body);
         *response.status_mut() = status;
         *response.headers_mut() = headers;
+        if status.canonical_reason().is_none() {
+            // An unregistered code gets an empty phrase ("HTTP/1.1 599 "), as uvicorn sends,
+            // not hyper's "<none>".
+            response
+                .extensions_mut()
+                .insert(hyper::ext::ReasonPhrase::from_static(b""));
+        }
         // The service future may be gone (client left a moment ago); the disconnect path
         // reports that, so an undelivered response needs no handling here.
         let waker = inner.reply.deliver(response);
@@ -525,19 +534,6 @@ impl HttpCycle {
     }
 }
 
-/// Characters Python's `urllib.parse.quote` leaves alone (with its default `safe="/"`).
-const QUOTE_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'-')
-    .remove(b'~')
-    .remove(b'/');
-
-/// `urllib.parse.quote(path)`, as uvicorn renders the path in access lines.
-pub fn quote_path(path: &str) -> String {
-    percent_encoding::utf8_percent_encode(path, QUOTE_SET).to_string()
-}
-
 #[pymethods]
 impl HttpCycle {
     /// ASGI `receive()`.
@@ -591,13 +587,14 @@ impl HttpCycle {
 
     /// The app returned `None`. Returns 0 complete, 1 not started (a 500 was sent),
     /// 2 incomplete (connection closed), 3 already aborted.
-    fn app_returned(&self) -> u8 {
+    fn app_returned(&self, py: Python<'_>) -> u8 {
         let mut inner = self.shared.lock();
         self.finish_locked(&mut inner);
         let code = match inner.cycle.finish() {
             Ending::Complete => 0,
             Ending::NotStarted => {
                 self.send_500(&mut inner);
+                let _ = self.log_access(py, 500);
                 1
             }
             Ending::Incomplete => {
@@ -616,7 +613,7 @@ impl HttpCycle {
     /// The app raised (or returned a value). Sends a 500 if nothing was sent yet and
     /// `error_response` is true, else closes the connection. Returns True if a 500 went out.
     #[pyo3(signature = (error_response=true))]
-    fn app_failed(&self, error_response: bool) -> bool {
+    fn app_failed(&self, py: Python<'_>, error_response: bool) -> bool {
         let mut inner = self.shared.lock();
         self.finish_locked(&mut inner);
         let sent_500 =
@@ -624,12 +621,19 @@ impl HttpCycle {
         if sent_500 {
             inner.cycle.abort();
             self.send_500(&mut inner);
+        } else if inner.cycle.phase() == Phase::Complete {
+            // Complete, but the app misbehaved (returned a value): do not keep the
+            // connection alive after it (uvicorn closes it too).
+            self.shared.close.close();
         } else {
             self.abort_locked(&mut inner);
         }
         let task = inner.task.take();
         drop(inner);
         drop(task);
+        if sent_500 {
+            let _ = self.log_access(py, 500);
+        }
         sent_500
     }
 

@@ -23,11 +23,12 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use tokio::sync::{oneshot, Notify};
 
 use crate::asgi::awaitable::{ready_none, ready_value, resolve, ClientDisconnected};
-use crate::asgi::http::{quote_path, LoopHooks};
+use crate::asgi::http::LoopHooks;
 use crate::asgi::message::{self, WsMessage};
 use crate::asgi::scope::RequestHead;
 use crate::asgi::ws_cycle::{WsAction, WsCycle, WsEnding, WsError, WsSend};
 use crate::bridge::Event;
+use crate::common::access::quote_path;
 use crate::common::limits::{RESPONSE_BODY_HIGH_WATER, RESPONSE_BODY_LOW_WATER};
 use crate::http::body::ResponseBody;
 use crate::http::canned;

@@ -62,6 +62,8 @@ pub enum Event {
     WsWake(Arc<WsShared>),
     /// A log record from an IO thread.
     Log(Level, String),
+    /// An access line for a response the IO thread wrote itself (503 over the limit).
+    Access(Box<crate::common::access::AccessRecord>),
 }
 
 /// The ready queue plus its wake-up descriptor.

@@ -25,6 +25,15 @@ pub fn text(
     response
 }
 
+/// The request head is over `--h11-max-incomplete-event-size` (RFC 6585 §5: 431).
+pub fn header_fields_too_large(settings: &HttpSettings) -> Response<ResponseBody> {
+    text(
+        settings,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "Request Header Fields Too Large",
+    )
+}
+
 /// The app raised, or returned, before starting its response (D-HTTP-3).
 pub fn internal_server_error(settings: &HttpSettings) -> Response<ResponseBody> {
     text(

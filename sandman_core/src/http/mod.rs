@@ -7,3 +7,4 @@ pub mod body;
 pub mod canned;
 pub mod proxy;
 pub mod service;
+pub mod validate;

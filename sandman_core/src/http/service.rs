@@ -8,15 +8,17 @@ use std::sync::Arc;
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap};
-use hyper::{Method, Request, Response, Version};
+use hyper::{Method, Request, Response};
 
 use crate::asgi::cycle::Phase;
 use crate::asgi::http::{Reply, RequestShared};
 use crate::asgi::scope::RequestHead;
 use crate::bridge::{Event, Level};
+use crate::common::access::AccessRecord;
 use crate::common::limits::EAGER_BODY_LIMIT;
 use crate::http::body::{self, BodyError, BodyLimits, ResponseBody};
 use crate::http::canned;
+use crate::http::validate::{self, Refusal};
 use crate::server::conn::ConnState;
 use crate::ws::handshake;
 
@@ -32,24 +34,6 @@ pub async fn serve(
     route(req, &conn).await
 }
 
-/// RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without exactly one Host.
-/// hyper does not check this (design-notes, "Choosing the HTTP engine").
-fn host_is_valid(version: Version, headers: &HeaderMap) -> bool {
-    version != Version::HTTP_11 || headers.get_all(header::HOST).iter().count() == 1
-}
-
-/// RFC 9112 §6.1: hyper has already refused a Transfer-Encoding whose last coding is not
-/// chunked (400); any other coding before it is one we do not implement (501).
-fn only_chunked(headers: &HeaderMap) -> bool {
-    headers.get_all(header::TRANSFER_ENCODING).iter().all(|v| {
-        v.to_str().is_ok_and(|s| {
-            s.split(',')
-                .map(str::trim)
-                .all(|c| c.is_empty() || c.eq_ignore_ascii_case("chunked"))
-        })
-    })
-}
-
 fn expects_continue(headers: &HeaderMap) -> bool {
     headers
         .get(header::EXPECT)
@@ -62,13 +46,12 @@ async fn route(
 ) -> Result<Response<ResponseBody>, io::Error> {
     let server = &conn.server;
     let settings = &server.settings;
-    if !host_is_valid(req.version(), req.headers()) {
+    if let Err(refusal) = validate::check(req.method(), req.uri(), req.version(), req.headers()) {
         server.bridge.log(Level::Warning, INVALID_REQUEST);
-        return Ok(canned::bad_request(settings));
-    }
-    if !only_chunked(req.headers()) {
-        server.bridge.log(Level::Warning, INVALID_REQUEST);
-        return Ok(canned::not_implemented(settings));
+        return Ok(match refusal {
+            Refusal::BadRequest => canned::bad_request(settings),
+            Refusal::NotImplemented => canned::not_implemented(settings),
+        });
     }
     if let Some(limit) = settings.limit_concurrency {
         // uvicorn's rule (D-HTTP-4): open connections (this one included) or running
@@ -79,6 +62,19 @@ async fn route(
             server
                 .bridge
                 .log(Level::Warning, "Exceeded concurrency limit.");
+            let path = percent_encoding::percent_decode(req.uri().path().as_bytes())
+                .decode_utf8_lossy()
+                .into_owned();
+            let query = req.uri().query().unwrap_or("").as_bytes().to_vec();
+            let record = AccessRecord::new(
+                conn.info.client.as_ref(),
+                req.method().as_str(),
+                &format!("{}{}", settings.root_path, path),
+                &query,
+                req.version(),
+                503,
+            );
+            server.bridge.push(Event::Access(Box::new(record)));
             return Ok(canned::service_unavailable(settings));
         }
     }
@@ -104,6 +100,18 @@ async fn route(
             .log(Level::Warning, "Unsupported upgrade request.");
     }
 
+    // hyper bounds its read buffer, not the head exactly: enforce the documented limit.
+    let head_len = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(0, |pq| pq.as_str().len())
+        + req
+            .headers()
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if head_len > settings.max_head_bytes {
+        server.bridge.log(Level::Warning, INVALID_REQUEST);
+        return Ok(canned::header_fields_too_large(settings));
+    }
     let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if target_len > settings.max_target {
         server.bridge.log(Level::Warning, INVALID_REQUEST);
@@ -121,7 +129,11 @@ async fn route(
     }
 
     let (parts, incoming) = req.into_parts();
-    let shared = RequestShared::new(server.clone(), parts.method == Method::HEAD);
+    let shared = RequestShared::new(
+        server.clone(),
+        conn.control.clone(),
+        parts.method == Method::HEAD,
+    );
     let expect = expects_continue(&parts.headers);
     let mut head = RequestHead::new(
         parts.method,
@@ -229,38 +241,5 @@ impl Drop for AbandonGuard {
                 shared.mark_disconnected();
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use hyper::header::HeaderValue;
-
-    #[test]
-    fn host_rules() {
-        let mut h = HeaderMap::new();
-        assert!(!host_is_valid(Version::HTTP_11, &h));
-        assert!(host_is_valid(Version::HTTP_10, &h));
-        h.append(header::HOST, HeaderValue::from_static("a"));
-        assert!(host_is_valid(Version::HTTP_11, &h));
-        h.append(header::HOST, HeaderValue::from_static("b"));
-        assert!(!host_is_valid(Version::HTTP_11, &h));
-    }
-
-    #[test]
-    fn transfer_codings() {
-        let mut h = HeaderMap::new();
-        assert!(only_chunked(&h));
-        h.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("Chunked"),
-        );
-        assert!(only_chunked(&h));
-        h.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("gzip, chunked"),
-        );
-        assert!(!only_chunked(&h));
     }
 }

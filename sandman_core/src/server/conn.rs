@@ -1,8 +1,10 @@
 //! One client connection: hyper's HTTP/1 connection plus graceful shutdown.
 
-use std::sync::atomic::Ordering;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use futures::task::AtomicWaker;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -22,6 +24,25 @@ pub struct ConnState {
     pub info: Arc<ConnInfo>,
     /// The `--limit-connections` permit; a WebSocket takes it over when it upgrades.
     pub permit: std::sync::Mutex<Option<OwnedSemaphorePermit>>,
+    /// Asks the connection to close after the response in flight.
+    pub control: Arc<CloseControl>,
+}
+
+/// "Close this connection once the current response is out": set by server shutdown (for
+/// every connection) or by the app cycle (an app that returned a value). Checked on each
+/// poll of the connection with one atomic load; the waker is registered once per task.
+#[derive(Default)]
+pub struct CloseControl {
+    close: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl CloseControl {
+    /// Request the close and wake the connection's task.
+    pub fn close(&self) {
+        self.close.store(true, Ordering::Release);
+        self.waker.wake();
+    }
 }
 
 /// Counts the connection as open for as long as its task lives.
@@ -45,10 +66,16 @@ pub async fn serve<IO>(
 {
     server.connections.fetch_add(1, Ordering::AcqRel);
     let _open = OpenGuard(server.clone());
+    let control = Arc::new(CloseControl::default());
+    let registration = server.connection_registry.register(control.clone());
+    if *server.shutdown.borrow() {
+        control.close();
+    }
     let state = Arc::new(ConnState {
         server: server.clone(),
         info: Arc::new(info),
         permit: std::sync::Mutex::new(permit),
+        control: control.clone(),
     });
     let settings = &server.settings;
     let mut builder = http1::Builder::new();
@@ -65,7 +92,12 @@ pub async fn serve<IO>(
                 .timeout_keep_alive
                 .min(settings.header_read_timeout),
         )
-        .max_buf_size(settings.max_head_bytes);
+        // hyper's buffer cannot go below 8 KiB; the exact limit is checked in the service.
+        .max_buf_size(
+            settings
+                .max_head_bytes
+                .max(crate::common::limits::MIN_HEAD_BYTES),
+        );
     if settings.max_headers != crate::common::limits::DEFAULT_MAX_HEADERS {
         // Only when changed: a non-default count moves hyper's header array to the heap.
         builder.max_headers(settings.max_headers);
@@ -77,29 +109,61 @@ pub async fn serve<IO>(
         .with_upgrades();
     tokio::pin!(conn);
 
-    let mut shutdown = server.shutdown.subscribe();
-    let mut closing = *shutdown.borrow();
-    if closing {
-        conn.as_mut().graceful_shutdown();
+    let mut closing = false;
+    let result = std::future::poll_fn(|cx| {
+        if !closing && control.close.load(Ordering::Acquire) {
+            closing = true;
+            // Idle: closes now. Busy: finishes the response with `connection: close`,
+            // then closes (D-PROC-3).
+            conn.as_mut().graceful_shutdown();
+        }
+        control.waker.register(cx.waker());
+        conn.as_mut().poll(cx)
+    })
+    .await;
+    server.connection_registry.unregister(registration);
+    if let Err(err) = result {
+        if err.is_parse() || err.is_parse_too_large() {
+            server.bridge.log(Level::Warning, INVALID_REQUEST);
+        }
     }
-    loop {
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(err) = result {
-                    if err.is_parse() || err.is_parse_too_large() {
-                        server.bridge.log(Level::Warning, INVALID_REQUEST);
-                    }
-                }
-                break;
-            }
-            changed = shutdown.changed(), if !closing => {
-                if changed.is_err() || *shutdown.borrow() {
-                    closing = true;
-                    // Idle: closes now. Busy: finishes the response with
-                    // `connection: close`, then closes (D-PROC-3).
-                    conn.as_mut().graceful_shutdown();
-                }
-            }
+}
+
+/// The open connections' close controls, so shutdown can reach every one of them.
+#[derive(Default)]
+pub struct ConnectionRegistry {
+    next: std::sync::atomic::AtomicU64,
+    controls: std::sync::Mutex<std::collections::HashMap<u64, Arc<CloseControl>>>,
+}
+
+impl ConnectionRegistry {
+    fn register(&self, control: Arc<CloseControl>) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.controls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, control);
+        id
+    }
+
+    fn unregister(&self, id: u64) {
+        self.controls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    /// Ask every open connection to close after its response in flight.
+    pub fn close_all(&self) {
+        let controls: Vec<_> = self
+            .controls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for control in controls {
+            control.close();
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::bridge::wakeups::{Flusher, Wakeups};
 use crate::bridge::{Bridge, Event};
 use crate::common::limits::{
     DEFAULT_BODY_READ_TIMEOUT_SECS, DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_HEADERS,
-    DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_TARGET_BYTES, MIN_HEAD_BYTES,
+    DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_TARGET_BYTES,
 };
 use shared::{HttpSettings, ServerShared, WsSettings};
 
@@ -199,7 +199,7 @@ impl CoreServer {
             limit_concurrency,
             timeout_keep_alive: duration(timeout_keep_alive, "timeout_keep_alive")?,
             header_read_timeout: duration(header_read_timeout, "header_read_timeout")?,
-            max_head_bytes: max_head_bytes.max(MIN_HEAD_BYTES),
+            max_head_bytes: max_head_bytes.max(1),
             max_target,
             max_headers: max_headers.max(1),
             max_body,
@@ -223,6 +223,7 @@ impl CoreServer {
             active_requests: AtomicUsize::new(0),
             total_requests: AtomicU64::new(0),
             shutdown,
+            connection_registry: Default::default(),
             tls,
             connection_permits: max_connections
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
@@ -327,6 +328,15 @@ impl CoreServer {
                     }
                 }
                 Event::WsWake(shared) => WsCycleHandle::on_wake(py, &shared),
+                Event::Access(r) => {
+                    if let Some(access) = &self.hooks.access_log {
+                        let r = *r;
+                        let args = (r.client, r.method, r.path, r.version, r.status);
+                        if let Err(err) = access.call1(py, args) {
+                            err.write_unraisable(py, None);
+                        }
+                    }
+                }
                 Event::Log(level, message) => {
                     if let Err(err) = self.on_log.call1(py, (level.as_python(), message)) {
                         err.write_unraisable(py, None);
@@ -341,6 +351,7 @@ impl CoreServer {
     /// Stop accepting, close idle connections now and busy ones after their response.
     fn shutdown(&self) {
         self.shared.shutdown.send_replace(true);
+        self.shared.connection_registry.close_all();
     }
 
     /// Open client connections.

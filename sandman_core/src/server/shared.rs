@@ -117,6 +117,8 @@ pub struct ServerShared {
     pub total_requests: AtomicU64,
     /// Set to true to stop accepting and close connections gracefully.
     pub shutdown: watch::Sender<bool>,
+    /// Open HTTP connections, for shutdown to close them.
+    pub connection_registry: crate::server::conn::ConnectionRegistry,
     /// TLS termination (`--ssl-certfile` given).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// `--limit-connections`: permits for open connections (accepting waits when none).
