@@ -3,20 +3,20 @@ strict and documented").
 
 Every case names its rule (``@9112-6.1`` is RFC 9112 §6.1, ``@9110-8.6`` RFC 9110 §8.6) and
 pins what Sandman does on the wire: the status, and whether the connection is closed after it.
-Two tables:
+Two parts:
 
 * ``REFUSED``: requests the issue's rule covers — "invalid request -> 4xx and close; never a
   500, never the app called". ``test_refused`` checks the status and the close,
   ``test_refused_request_never_reaches_the_app`` that the app was not called (the server runs
   ``tests.parsing_apps:witness``, which logs ``APP call`` before anything else).
-* ``ACCEPTED``: requests that are valid (or that RFC 9110/9112 lets a server accept) and how
-  Sandman frames them: what body the app sees, and whether the connection stays open.
+* the tests after it: requests that are valid (or that RFC 9110/9112 lets a server accept)
+  and how Sandman frames them: what the app sees, and whether the connection stays open.
 
 Where Sandman contradicts the rule the case is ``xfail(strict=True)`` with the reason, so the
 test turns red the day the core is fixed and the mark must go. The malformed-head cases that
-hyper already refuses, the request-line garbage, the 431/414 limits and the CL+TE smuggling
-check live in ``tests/test_bad_requests.py`` and ``tests/test_limits.py``; this file does not
-repeat them.
+hyper already refuses, the request-line garbage and the 431/414 limits live in
+``tests/test_bad_requests.py`` and ``tests/test_limits.py``; this file does not repeat them
+(its CL+TE test adds what the app sees to the smuggling check there).
 """
 
 from __future__ import annotations
