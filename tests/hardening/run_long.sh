@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out="${HARDENING_OUT:-$(mktemp -d /tmp/sandman-hardening.XXXXXX)}"
+mkdir -p "$out"
 echo "reports in $out"
 
 python -m tests.hardening.soak --json "$out/soak.json" | tee "$out/soak.log"
