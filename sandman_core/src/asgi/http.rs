@@ -231,6 +231,20 @@ impl Drop for RequestShared {
     }
 }
 
+/// Wake an IO task from the loop thread: batched into one cross-thread wake per loop
+/// iteration (`bridge::wakeups`).
+pub fn wake_io(py: Python<'_>, hooks: &LoopHooks, server: &ServerShared, waker: Option<Waker>) {
+    if let Some(waker) = waker {
+        if server.wakeups.defer(waker) {
+            let scheduled = hooks.call_soon.call1(py, (hooks.flush.clone_ref(py),));
+            if scheduled.is_err() {
+                // The loop is closing: wake now rather than never.
+                server.wakeups.flush();
+            }
+        }
+    }
+}
+
 /// Objects of the event loop the cycles need (touched only on the loop thread).
 pub struct LoopHooks {
     /// `loop.create_future`
@@ -380,21 +394,8 @@ impl HttpCycle {
         Ok(())
     }
 
-    /// Wake an IO task from the loop thread: batched into one cross-thread wake per loop
-    /// iteration (`bridge::wakeups`).
     fn wake_io(&self, py: Python<'_>, waker: Option<Waker>) {
-        if let Some(waker) = waker {
-            if self.shared.server.wakeups.defer(waker) {
-                let scheduled = self
-                    .hooks
-                    .call_soon
-                    .call1(py, (self.hooks.flush.clone_ref(py),));
-                if scheduled.is_err() {
-                    // The loop is closing: wake now rather than never.
-                    self.shared.server.wakeups.flush();
-                }
-            }
-        }
+        wake_io(py, &self.hooks, &self.shared.server, waker);
     }
 
     /// Hand the held head plus a body to the service future.

@@ -11,7 +11,9 @@
 //! is woken through the bridge only if a `receive()` is waiting.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
@@ -20,10 +22,10 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
 use crate::asgi::awaitable::{ready_none, ready_value, resolve, ClientDisconnected};
-use crate::asgi::http::LoopHooks;
+use crate::asgi::http::{wake_io, LoopHooks};
 use crate::asgi::message::{self, WsMessage};
 use crate::asgi::scope::RequestHead;
 use crate::asgi::ws_cycle::{WsAction, WsCycle, WsEnding, WsError, WsSend};
@@ -89,13 +91,16 @@ pub struct WsInner {
     recv_waiter: Option<Py<PyAny>>,
     send_waiter: Option<Py<PyAny>>,
     wake_queued: bool,
+    /// The connection task's waker while it waits for a signal.
+    io_waker: Option<Waker>,
 }
 
 /// State shared by the service future, the connection task and the app's task.
 pub struct WsShared {
     inner: Mutex<WsInner>,
-    /// Wakes the connection task: outbox data, app finished, room in the inbox.
-    pub signal: Notify,
+    /// Set when the connection task has something to do (outbox data, app finished, room in
+    /// the inbox); it polls this through [`WsShared::poll_signal`].
+    signalled: std::sync::atomic::AtomicBool,
     /// Server settings, counters and the bridge.
     pub server: Arc<ServerShared>,
 }
@@ -118,8 +123,9 @@ impl WsShared {
                 recv_waiter: None,
                 send_waiter: None,
                 wake_queued: false,
+                io_waker: None,
             }),
-            signal: Notify::new(),
+            signalled: std::sync::atomic::AtomicBool::new(false),
             server,
         })
     }
@@ -127,6 +133,33 @@ impl WsShared {
     /// Lock the state.
     pub fn lock(&self) -> MutexGuard<'_, WsInner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection task waits here for something to do.
+    pub fn poll_signal(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.signalled.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        let mut inner = self.lock();
+        if self.signalled.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        inner.io_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Signal the connection task; returns its waker for the caller to wake (batched when
+    /// on the loop thread, directly otherwise). Call with the lock held.
+    fn signal(&self, inner: &mut WsInner) -> Option<Waker> {
+        self.signalled.store(true, Ordering::Release);
+        inner.io_waker.take()
+    }
+
+    /// Signal and wake now (rare paths).
+    fn signal_now(&self, inner: &mut WsInner) {
+        if let Some(w) = self.signal(inner) {
+            w.wake();
+        }
     }
 
     /// Post a `WsWake` if a Python future waits on this socket (IO threads, lock held).
@@ -242,7 +275,8 @@ impl WsCycleHandle {
             }
             Receivable::Message(m, was_full) => {
                 if was_full {
-                    self.shared.signal.notify_one();
+                    let waker = self.shared.signal(&mut self.shared.lock());
+                    wake_io(py, &self.hooks, &self.shared.server, waker);
                 }
                 inbound_message(py, m)
             }
@@ -277,7 +311,7 @@ impl WsCycleHandle {
             let msg = match r {
                 Receivable::Message(m, was_full) => {
                     if was_full {
-                        shared.signal.notify_one();
+                        shared.signal_now(&mut shared.lock());
                     }
                     inbound_message(py, m)
                 }
@@ -333,7 +367,8 @@ impl WsCycleHandle {
     ) -> PyResult<Py<PyAny>> {
         inner.outbox.push_back(item);
         inner.out_bytes += size;
-        self.shared.signal.notify_one();
+        let waker = self.shared.signal(inner);
+        wake_io(py, &self.hooks, &self.shared.server, waker);
         if inner.out_bytes > RESPONSE_BODY_HIGH_WATER {
             let fut = self.hooks.create_future.call0(py)?;
             inner.send_waiter = Some(fut.clone_ref(py));
@@ -356,7 +391,7 @@ impl WsCycleHandle {
             WsEnding::DenialIncomplete => inner.decision = None,
             WsEnding::Done => {}
         }
-        self.shared.signal.notify_one();
+        self.shared.signal_now(inner);
     }
 }
 

@@ -105,7 +105,7 @@ pub async fn run(mut ws: Socket, shared: Arc<WsShared>) {
         let room = shared.lock().inbox.len() < settings.max_queue.max(1);
         tokio::select! {
             biased;
-            _ = shared.signal.notified() => {}
+            () = std::future::poll_fn(|cx| shared.poll_signal(cx)) => {}
             changed = shutdown.changed(), if !shutting_down => {
                 if changed.is_err() || *shutdown.borrow() {
                     shutting_down = true;
