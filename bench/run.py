@@ -255,7 +255,9 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=5)
 
 
-def run_one(server: str, wl: Workload, args: argparse.Namespace, peer_bin: Path) -> Result:
+def run_one(
+    server: str, wl: Workload, args: argparse.Namespace, peer_bin: Path, conns: int
+) -> Result:
     port = free_port()
     tmp_root = None
     if server == "nginx":
@@ -292,7 +294,7 @@ def run_one(server: str, wl: Workload, args: argparse.Namespace, peer_bin: Path)
             )
         if wl.ws_message:
             return run_wsbench(server, wl, args, port, proc)
-        wrk = ["taskset", "-c", args.client_cpu, "wrk", "-t1", f"-c{args.conns}", "--latency"]
+        wrk = ["taskset", "-c", args.client_cpu, "wrk", "-t1", f"-c{conns}", "--latency"]
         script_args: list[str] = []
         if wl.wrk_script:
             script = HERE / f".bench-{wl.name}.lua"
@@ -348,7 +350,7 @@ def run_wsbench(
             args.client_cpu,
             str(WSBENCH),
             f"ws://127.0.0.1:{port}/",
-            str(min(args.conns, 64)),
+            str(64),
             str(args.duration),
             str(wl.ws_message),
             str(args.warmup),
@@ -383,8 +385,9 @@ def render(results: list[Result], args: argparse.Namespace, command: str) -> str
     lines = [
         f"Measured {datetime.date.today()} on {platform.node()} ({os.cpu_count()} CPUs), "
         f"Python {platform.python_version()}. Server on CPU {args.server_cpu}, wrk on CPU "
-        f"{args.client_cpu}, 1 thread, {args.conns} connections, {args.warmup} s warm-up, "
-        f"{args.duration} s measured.",
+        f"{args.client_cpu}, 1 thread; {args.conns} connections (WebSocket: 64); "
+        f"{args.warmup} s warm-up, {args.duration} s measured; each figure the median of "
+        f"{args.rounds} interleaved round(s). Workloads marked @N ran with N connections.",
         "",
         f"Command: `{command}`",
         "",
@@ -420,7 +423,8 @@ def main() -> int:
     parser.add_argument("--workloads", default="hello,fortunes,echo64k")
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--conns", type=int, default=128)
+    parser.add_argument("--conns", default="128", help="comma list, e.g. 128,1000")
+    parser.add_argument("--rounds", type=int, default=1, help="median of N interleaved runs")
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--client-cpu", default="1")
     parser.add_argument("--io-threads", type=int, default=1)
@@ -449,17 +453,28 @@ def main() -> int:
         f"{'workload':<12} {'server':<10} {'req/s':>10} {'p50':>9} {'p99':>9}  errors  rss",
         flush=True,
     )
-    for name in args.workloads.split(","):
-        wl = WORKLOADS[name]
-        for server in servers:
-            r = run_one(server, wl, args, peer_bin)
-            results.append(r)
-            rps = f"{r.rps:,.0f}" if r.rps else (r.note or "FAIL")
-            print(
-                f"{wl.name:<12} {server:<10} {rps:>10} {r.p50:>9} {r.p99:>9}"
-                f"  {r.errors}  {r.rss_mib}",
-                flush=True,
-            )
+    conns_list = [int(c) for c in str(args.conns).split(",")]
+    for conns in conns_list:
+        for name in args.workloads.split(","):
+            wl = WORKLOADS[name]
+            if wl.ws_message and conns != conns_list[0]:
+                continue  # WebSocket runs use 64 connections whatever --conns says
+            label = wl.name if conns == conns_list[0] else f"{wl.name}@{conns}"
+            runs: dict[str, list[Result]] = {s: [] for s in servers}
+            for _ in range(args.rounds):
+                for server in servers:
+                    runs[server].append(run_one(server, wl, args, peer_bin, conns))
+            for server in servers:
+                ordered = sorted(runs[server], key=lambda r: r.rps or 0.0)
+                r = ordered[len(ordered) // 2]
+                r.workload = label
+                results.append(r)
+                rps = f"{r.rps:,.0f}" if r.rps else (r.note or "FAIL")
+                print(
+                    f"{label:<12} {server:<10} {rps:>10} {r.p50:>9} {r.p99:>9}"
+                    f"  {r.errors}  {r.rss_mib}",
+                    flush=True,
+                )
     command = "python bench/run.py " + " ".join(sys.argv[1:])
     Path(args.out).write_text("# Benchmark results\n\n" + render(results, args, command.strip()))
     print(f"\nwrote {args.out}")

@@ -81,3 +81,13 @@ pub fn resolve(py: Python<'_>, future: Py<PyAny>, result: Result<Bound<'_, PyAny
         e.write_unraisable(py, Some(fut));
     }
 }
+
+/// Resolve a `send()` that waited for room: `None`, or `ClientDisconnected` if the peer left.
+pub fn resolve_send(py: Python<'_>, future: Py<PyAny>, gone: bool) {
+    let result = if gone {
+        Err(ClientDisconnected::new_err("client disconnected"))
+    } else {
+        Ok(py.None().into_bound(py))
+    };
+    resolve(py, future, result);
+}

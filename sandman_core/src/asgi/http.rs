@@ -31,7 +31,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use tokio::sync::Notify;
 
-use crate::asgi::awaitable::{ready_none, ready_value, resolve, ClientDisconnected};
+use crate::asgi::awaitable::{ready_none, ready_value, resolve, resolve_send, ClientDisconnected};
 use crate::asgi::cycle::{BodyStep, Cycle, Ending, Phase};
 use crate::asgi::message;
 use crate::asgi::scope::RequestHead;
@@ -364,12 +364,7 @@ impl HttpCycle {
             resolve(py, fut, msg);
         }
         if let Some((fut, gone)) = send {
-            let result = if gone {
-                Err(ClientDisconnected::new_err("client disconnected"))
-            } else {
-                Ok(py.None().into_bound(py))
-            };
-            resolve(py, fut, result);
+            resolve_send(py, fut, gone);
         }
     }
 

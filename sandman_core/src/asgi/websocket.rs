@@ -24,13 +24,13 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use tokio::sync::oneshot;
 
-use crate::asgi::awaitable::{ready_none, ready_value, resolve, ClientDisconnected};
+use crate::asgi::awaitable::{ready_none, ready_value, resolve, resolve_send, ClientDisconnected};
 use crate::asgi::http::{wake_io, LoopHooks};
 use crate::asgi::message::{self, WsMessage};
 use crate::asgi::scope::RequestHead;
 use crate::asgi::ws_cycle::{WsAction, WsCycle, WsEnding, WsError, WsSend};
 use crate::bridge::Event;
-use crate::common::access::quote_path;
+use crate::common::access::AccessRecord;
 use crate::common::limits::{RESPONSE_BODY_HIGH_WATER, RESPONSE_BODY_LOW_WATER};
 use crate::http::body::ResponseBody;
 use crate::http::canned;
@@ -326,12 +326,7 @@ impl WsCycleHandle {
             resolve(py, fut, msg.map(|m| m.into_any()));
         }
         if let Some((fut, gone)) = send {
-            let result = if gone {
-                Err(ClientDisconnected::new_err("client disconnected"))
-            } else {
-                Ok(py.None().into_bound(py))
-            };
-            resolve(py, fut, result);
+            resolve_send(py, fut, gone);
         }
     }
 
@@ -339,16 +334,16 @@ impl WsCycleHandle {
         let Some(hook) = &self.hooks.ws_log else {
             return Ok(());
         };
-        let client = match &self.head.client {
-            Some((host, port)) => format!("{host}:{port}"),
-            None => String::new(),
-        };
-        let mut path = quote_path(&self.head.path);
-        if !self.head.query.is_empty() {
-            path.push('?');
-            path.push_str(&String::from_utf8_lossy(&self.head.query));
-        }
-        hook.call1(py, (client, path, status))?;
+        let head = &self.head;
+        let r = AccessRecord::new(
+            head.client.as_ref(),
+            head.method.as_str(),
+            &head.path,
+            &head.query,
+            head.version,
+            status.unwrap_or(101),
+        );
+        hook.call1(py, (r.client, r.path, status))?;
         Ok(())
     }
 

@@ -3,3 +3,13 @@
 pub mod access;
 pub mod date;
 pub mod limits;
+
+/// A header map from static pairs, for unit tests.
+#[cfg(test)]
+pub fn header_map(pairs: &[(&'static str, &'static str)]) -> hyper::HeaderMap {
+    let mut map = hyper::HeaderMap::new();
+    for (k, v) in pairs {
+        map.append(*k, hyper::header::HeaderValue::from_static(v));
+    }
+    map
+}

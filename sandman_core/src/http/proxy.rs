@@ -181,15 +181,8 @@ pub fn forwarded(trusted: &TrustedHosts, headers: &HeaderMap) -> Forwarded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hyper::header::HeaderValue;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.append(*k, HeaderValue::from_static(v));
-        }
-        map
-    }
+    use crate::common::header_map as headers;
 
     #[test]
     fn trust_list_kinds() {
