@@ -39,6 +39,9 @@ pub fn is_websocket(req: &Request<Incoming>) -> bool {
         && has_token(req.headers(), header::CONNECTION, "upgrade")
 }
 
+/// Read and write buffer size per WebSocket (see `options`).
+const WS_BUFFER_BYTES: usize = 64 * 1024 + 1024;
+
 /// yawc options from the server's `--ws-*` settings.
 fn options(ws: &WsSettings) -> Options {
     // yawc's limits are exclusive; uvicorn's --ws-max-size is the largest allowed message.
@@ -46,7 +49,12 @@ fn options(ws: &WsSettings) -> Options {
     let mut options = Options::default()
         .with_utf8()
         .with_no_delay()
-        .with_limits(limit, limit);
+        .with_limits(limit, limit)
+        // yawc grows its buffers for a bigger frame and shrinks them right after; a stream
+        // of 64 KiB messages through 8 KiB buffers then reallocates (into cold memory) on
+        // every message. Buffers that hold a 64 KiB frame cost ~130 KiB per socket.
+        .with_read_buffer_capacity(WS_BUFFER_BYTES)
+        .with_write_buffer_capacity(WS_BUFFER_BYTES);
     if ws.per_message_deflate {
         // As uvicorn (websockets): zlib's default level and a 4 KiB (2^12) window for what
         // we compress. The client's window is left to its offer: RFC 7692 §7.1.2.2 forbids
