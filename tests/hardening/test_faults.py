@@ -127,12 +127,13 @@ def test_sigkill_of_one_worker_while_a_client_keeps_going():
 
         def client() -> None:
             while not stop.is_set():
-                try:
+                started = time.monotonic()  # when it was sent: a reply read after the kill
+                try:  # may still come from the victim, if it answered just before dying
                     status, body = get(server.port, "/", timeout=5)
                     assert status == 200
-                    served.append((time.monotonic(), int(body)))
+                    served.append((started, int(body)))
                 except (OSError, AssertionError) as exc:
-                    failures.append((time.monotonic(), exc))
+                    failures.append((started, exc))
 
         thread = threading.Thread(target=client)
         thread.start()
@@ -152,7 +153,8 @@ def test_sigkill_of_one_worker_while_a_client_keeps_going():
             f" {len(failures)} request(s) failed"
         )
         assert replaced_after < 2.0, f"replacement ready {replaced_after:.2f}s after the kill"
-        window = [pid for t, pid in served if killed_at < t < killed_at + replaced_after]
+        # Requests sent after the kill (a few ms for SIGKILL to land) until the replacement.
+        window = [pid for t, pid in served if killed_at + 0.05 < t < killed_at + replaced_after]
         assert window and set(window) <= {survivor, replacement}, "the other kept serving"
         # At most the request that the killed worker held at that moment fails.
         assert len(failures) <= 1, failures

@@ -8,6 +8,8 @@ import os
 import socket
 import time
 
+import pytest
+
 from tests.hardening.loadgen import fd_count, read_one
 from tests.serverproc import command, read_response, spawn
 
@@ -38,7 +40,7 @@ def test_fd_exhaustion_logs_once_backs_off_and_recovers():
         for _ in range(LIMIT + 50):
             hogs.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
         server.wait_for("Cannot accept connections", timeout=10)
-        assert fd_count(server.proc.pid) == LIMIT
+        assert fd_count(server.proc.pid) == LIMIT, fd_count(server.proc.pid)
 
         # Backing off, not spinning: 1.5 s of exhaustion costs little CPU, and one log line.
         before = cpu_seconds(server.proc.pid)
@@ -46,7 +48,7 @@ def test_fd_exhaustion_logs_once_backs_off_and_recovers():
         spent = cpu_seconds(server.proc.pid) - before
         print(f"FIGURE fd exhaustion: {spent:.2f} s CPU in 1.5 s of backing off")
         assert spent < 0.3
-        assert server.stderr.count("Cannot accept connections") == 1
+        assert server.stderr.count("Cannot accept connections") == 1, server.stderr
         assert LOG in server.stderr
 
         # Connections already open are still served.
@@ -79,8 +81,35 @@ def test_fd_exhaustion_logs_once_backs_off_and_recovers():
         assert read_response(fresh)[2] == b"Hello, world!"
         for s in (regular, waiting, fresh):
             s.close()
-        assert server.stderr.count("Cannot accept connections") == 1
+        # (Whether the release itself logs again is test_flapping_at_the_limit_logs_once.)
         assert server.proc.poll() is None
+    finally:
+        for hog in hogs:
+            hog.close()
+        if server.proc.poll() is None:
+            server.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="every accept that succeeds resets the 'logged' flag, so a server at the limit "
+    "whose descriptors free up one at a time logs 'Cannot accept connections' again at each "
+    "dip: 100 connections closed 20 ms apart with clients queued gave 14 lines",
+)
+def test_flapping_at_the_limit_logs_once():
+    args = ["prlimit", f"--nofile={LIMIT}:{LIMIT}", "--"]
+    server = spawn(args + command("tests.apps:hello", "--port", "0", "--timeout-keep-alive", "60"))
+    hogs: list[socket.socket] = []
+    try:
+        server.port = int(server.wait_for(r"running on http://[^ ]*:(\d+) ").group(1))
+        for _ in range(LIMIT + 50):
+            hogs.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+        server.wait_for("Cannot accept connections", timeout=10)
+        for hog in hogs[:100]:  # descriptors come back one by one while clients queue
+            hog.close()
+            time.sleep(0.02)
+        time.sleep(0.5)
+        assert server.stderr.count("Cannot accept connections") == 1
     finally:
         for hog in hogs:
             hog.close()
