@@ -9,6 +9,7 @@ original file at the end. Used for the before/after figures in bench/NOTES.md.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import signal
@@ -31,7 +32,6 @@ def free_port() -> int:
 
 def cpu_seconds(pid: int) -> dict[str, float]:
     """User + system CPU per thread name (and "total"), clock ticks -> seconds."""
-    import os
 
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
@@ -111,6 +111,14 @@ def one_run(
             proc.kill()
 
 
+def swap_in(source: str | Path, target: Path) -> None:
+    """Replace the extension atomically: a process that has the old file mapped keeps its
+    inode (copying over it in place would crash every running server with SIGBUS)."""
+    tmp = target.with_suffix(".ab-tmp")
+    shutil.copy2(source, tmp)
+    os.replace(tmp, target)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("old")
@@ -131,13 +139,13 @@ def main() -> int:
     try:
         for i in range(args.rounds):
             for label, so, sink, csink in (("A", args.old, a, ca), ("B", args.new, b, cb)):
-                shutil.copy2(so, target)
+                swap_in(so, target)
                 rps, us = one_run(args.app, args.duration, args.conns, args.path, args.server_arg)
                 sink.append(rps)
                 csink.append(us)
                 print(f"round {i + 1} {label}: {rps:,.0f} req/s  {us:.1f} us CPU/req", flush=True)
     finally:
-        shutil.copy2(backup, target)
+        swap_in(backup, target)
         backup.unlink()
     print(
         f"median CPU/request A {statistics.median(ca):.1f} us  B {statistics.median(cb):.1f} us"

@@ -7,8 +7,9 @@ set -euo pipefail
 SO=$1; APP=${2:-apps:hello}; CONNS=${3:-32}; SECS=${4:-20}
 HERE=$(cd "$(dirname "$0")" && pwd)
 TARGET=$(python -c "import sandman_asgi._core as c; print(c.__file__)")
-cp "$TARGET" "$TARGET.cg-backup"; cp "$SO" "$TARGET"
-trap 'cp "$TARGET.cg-backup" "$TARGET"; rm -f "$TARGET.cg-backup"' EXIT
+# Swap with mv (atomic rename): copying over the mapped file would crash running servers.
+cp "$TARGET" "$TARGET.cg-backup"; cp "$SO" "$TARGET.cg-new"; mv -f "$TARGET.cg-new" "$TARGET"
+trap 'mv -f "$TARGET.cg-backup" "$TARGET"' EXIT
 PORT=$(python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
 OUT=$(mktemp -d)
 cd "$HERE"

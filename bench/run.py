@@ -56,7 +56,7 @@ PIPELINE_SCRIPT = """
 init = function(args)
   local depth = tonumber(args[1]) or 16
   local r = {}
-  for i = 1, depth do r[i] = wrk.format(nil, "/") end
+  for i = 1, depth do r[i] = wrk.format(nil, wrk.path) end
   req = table.concat(r)
 end
 request = function() return req end
@@ -170,8 +170,9 @@ def nginx_setup(port: int) -> tuple[list[str], Path]:
     import apps  # noqa: PLC0415
 
     root = Path(tempfile.mkdtemp(prefix="sandman-bench-nginx-"))
+    root.chmod(0o755)  # nginx workers run as an unprivileged user: they must reach the files
     www = root / "www"
-    www.mkdir()
+    www.mkdir(mode=0o755)
     (www / "index.html").write_bytes(apps.FORTUNES)
     (www / "hello").write_bytes(b"Hello, world!")
     (www / "stream").write_bytes(apps.STREAM_CHUNK * apps.STREAM_CHUNKS)

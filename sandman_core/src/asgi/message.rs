@@ -86,11 +86,38 @@ pub fn flag(message: &Bound<'_, PyDict>, key: &Bound<'_, PyString>) -> PyResult<
     }
 }
 
+/// Bytes for an error message: escaped, and cut after 100 bytes (a 1 MiB bad header name
+/// must not become a 4 MiB exception message).
+fn shown(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(100)];
+    let mut text = format!("{:?}", cut.escape_ascii().to_string());
+    if bytes.len() > 100 {
+        text.push_str(&format!(" (first 100 of {} bytes)", bytes.len()));
+    }
+    text
+}
+
 /// One header pair from the app: lowercase-able token name, value without CR/LF/NUL.
 pub fn header_pair(item: &Bound<'_, PyAny>) -> PyResult<(HeaderName, HeaderValue)> {
-    let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract().map_err(|_| {
-        PyTypeError::new_err("ASGI headers must be an iterable of [name, value] pairs")
-    })?;
+    // Any two-item iterable: the spec writes pairs as lists, apps send tuples.
+    let not_a_pair =
+        || PyTypeError::new_err("ASGI headers must be an iterable of [name, value] pairs");
+    let (name, value) = if let Ok(t) = item.cast::<pyo3::types::PyTuple>() {
+        if t.len() != 2 {
+            return Err(not_a_pair());
+        }
+        (t.get_item(0)?, t.get_item(1)?)
+    } else if item.is_instance_of::<PyBytes>() || item.is_instance_of::<PyString>() {
+        return Err(not_a_pair());
+    } else {
+        let mut iter = item.try_iter().map_err(|_| not_a_pair())?;
+        let name = iter.next().ok_or_else(not_a_pair)??;
+        let value = iter.next().ok_or_else(not_a_pair)??;
+        if iter.next().is_some() {
+            return Err(not_a_pair());
+        }
+        (name, value)
+    };
     let name = name.cast::<PyBytes>().map_err(|_| {
         PyTypeError::new_err(format!(
             "header names must be bytes, got {}",
@@ -105,14 +132,14 @@ pub fn header_pair(item: &Bound<'_, PyAny>) -> PyResult<(HeaderName, HeaderValue
     })?;
     let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
         PyValueError::new_err(format!(
-            "invalid HTTP header name {:?}",
-            name.as_bytes().escape_ascii().to_string()
+            "invalid HTTP header name {}",
+            shown(name.as_bytes())
         ))
     })?;
     let value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
         PyValueError::new_err(format!(
-            "invalid HTTP header value for {name:?}: {:?}",
-            value.as_bytes().escape_ascii().to_string()
+            "invalid HTTP header value for {name:?}: {}",
+            shown(value.as_bytes())
         ))
     })?;
     Ok((name, value))
@@ -149,32 +176,40 @@ pub fn response_start(message: &Bound<'_, PyDict>) -> PyResult<ResponseStart> {
     if status.is_instance_of::<pyo3::types::PyBool>() {
         return Err(PyTypeError::new_err("'status' must be an int, got bool"));
     }
-    let status: i64 = status.extract().map_err(|_| {
-        PyTypeError::new_err(format!(
+    if !status.is_instance_of::<pyo3::types::PyInt>() {
+        return Err(PyTypeError::new_err(format!(
             "'status' must be an int, got {}",
             type_name(&status)
-        ))
-    })?;
+        )));
+    }
+    let status: i64 = status.extract().unwrap_or(i64::MAX); // a huge int is just out of range
     if !(200..=999).contains(&status) {
         return Err(PyValueError::new_err(format!(
             "invalid final HTTP status {status}: must be 200..999"
         )));
     }
     let headers = headers(message)?;
-    let declared_length = match headers
+    // RFC 9110 §8.6: Content-Length = 1*DIGIT; several lines must agree.
+    let mut declared_length: Option<u64> = None;
+    for (_, v) in headers
         .iter()
-        .find(|(n, _)| n == hyper::header::CONTENT_LENGTH)
+        .filter(|(n, _)| n == hyper::header::CONTENT_LENGTH)
     {
-        Some((_, v)) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or_else(|| {
-                    PyValueError::new_err(format!("invalid content-length header value {v:?}"))
-                })?,
-        ),
-        None => None,
-    };
+        let bytes = v.as_bytes();
+        let digits = !bytes.is_empty() && bytes.len() <= 19 && bytes.iter().all(u8::is_ascii_digit);
+        let parsed = digits
+            .then(|| v.to_str().ok()?.parse::<u64>().ok())
+            .flatten()
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("invalid content-length header value {v:?}"))
+            })?;
+        if declared_length.is_some_and(|d| d != parsed) {
+            return Err(PyValueError::new_err(
+                "conflicting content-length header values",
+            ));
+        }
+        declared_length = Some(parsed);
+    }
     Ok(ResponseStart {
         status: status as u16,
         headers,
@@ -213,6 +248,13 @@ pub enum WsMessage {
     },
 }
 
+/// An HTTP token (RFC 9110 §5.6.2): what a subprotocol name must be (RFC 6455 §4.1).
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// Close codes an endpoint may put on the wire (RFC 6455 §7.4).
 fn sendable_close_code(code: i64) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
@@ -242,7 +284,7 @@ pub fn websocket_message(message: &Bound<'_, PyDict>) -> PyResult<WsMessage> {
                     let s: String = s
                         .extract()
                         .map_err(|_| PyTypeError::new_err("'subprotocol' must be a str or None"))?;
-                    if s.is_empty() || !s.is_ascii() || HeaderValue::from_str(&s).is_err() {
+                    if !is_token(&s) {
                         return Err(PyValueError::new_err(format!(
                             "invalid WebSocket subprotocol {s:?}: must be an ASCII token"
                         )));

@@ -113,13 +113,15 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
     if *shutdown.borrow() {
         return;
     }
-    let mut exhausted_logged = false;
+    // Logged at most once a minute: a server at its fd limit dips in and out of it many
+    // times a second, and one line per dip would flood the log.
+    let mut exhaustion_logged: Option<std::time::Instant> = None;
     macro_rules! on_error {
         ($err:expr) => {{
             let err = $err;
             if is_fd_exhaustion(&err) {
-                if !exhausted_logged {
-                    exhausted_logged = true;
+                if exhaustion_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    exhaustion_logged = Some(std::time::Instant::now());
                     server.bridge.log(
                         Level::Error,
                         format!("Cannot accept connections: {err}. Backing off."),
@@ -147,7 +149,6 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
                         Ok((stream, peer)) => {
-                            exhausted_logged = false;
                             let _ = stream.set_nodelay(true);
                             let server_addr = stream.local_addr().ok().map(|a| ServerAddr::Tcp(a.ip().to_string(), a.port()));
                             let info = ConnInfo::new(Some((peer.ip().to_canonical().to_string(), peer.port())), server_addr, false);
@@ -176,7 +177,6 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
                         Ok((stream, _)) => {
-                            exhausted_logged = false;
                             let info = ConnInfo::new(None, Some(ServerAddr::Unix(path.clone())), false);
                             spawn_connection(stream, server.clone(), info, permit);
                         }
