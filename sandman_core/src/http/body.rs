@@ -196,6 +196,54 @@ pub async fn read_whole(mut body: Incoming, limits: BodyLimits) -> Result<Bytes,
     })
 }
 
+/// What `prefetch` read before the app is called.
+pub struct Prefetched {
+    /// Body chunks already read.
+    pub chunks: Vec<Bytes>,
+    /// Bytes in `chunks`.
+    pub len: usize,
+    /// The body ended (no pump needed).
+    pub done: bool,
+}
+
+/// Read what arrives of a streamed body within `budget` (and at most `max_bytes`) before the
+/// app is called: a chunked body sent in one go is then delivered whole, and bad framing in
+/// its first part is answered 400 without the app ever running. A client that streams its
+/// upload slowly costs the app at most `budget` of latency.
+pub async fn prefetch(
+    body: &mut Incoming,
+    limits: BodyLimits,
+    max_bytes: usize,
+    budget: std::time::Duration,
+) -> Result<Prefetched, BodyError> {
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut out = Prefetched {
+        chunks: Vec::new(),
+        len: 0,
+        done: false,
+    };
+    while out.len < max_bytes {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => break, // nothing more right now: stream the rest
+            Ok(None) => {
+                out.done = true;
+                break;
+            }
+            Ok(Some(frame)) => frame.map_err(classify)?,
+        };
+        if let Ok(data) = frame.into_data() {
+            out.len += data.len();
+            if limits.max.is_some_and(|max| out.len as u64 > max) {
+                return Err(BodyError::TooLarge);
+            }
+            if !data.is_empty() {
+                out.chunks.push(data);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Feed a streamed request body into the request's buffer, never holding more than
 /// `REQUEST_BODY_HIGH_WATER` bytes the app has not taken (back-pressure: hyper stops
 /// reading the socket while the pump waits).
@@ -203,8 +251,9 @@ pub async fn pump(
     shared: Arc<RequestShared>,
     mut body: Incoming,
     limits: BodyLimits,
+    already_read: u64,
 ) -> Option<BodyError> {
-    let mut total: u64 = 0;
+    let mut total: u64 = already_read;
     loop {
         // Wait until reading is allowed and there is room.
         loop {

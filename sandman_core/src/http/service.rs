@@ -20,6 +20,7 @@ use crate::http::body::{self, BodyError, BodyLimits, ResponseBody};
 use crate::http::canned;
 use crate::http::validate::{self, Refusal};
 use crate::server::conn::ConnState;
+use crate::server::shared::ServerShared;
 use crate::ws::handshake;
 
 /// The log line uvicorn writes for a request it refuses (D-HTTP-2).
@@ -183,17 +184,66 @@ async fn route(
             }
         }
     } else {
+        let mut incoming = incoming;
+        let mut already_read = 0;
+        if !expect {
+            let prefetched = body::prefetch(
+                &mut incoming,
+                limits,
+                EAGER_BODY_LIMIT as usize,
+                PREFETCH_BUDGET,
+            )
+            .await;
+            match prefetched {
+                Ok(read) => {
+                    already_read = read.len as u64;
+                    let done = read.done;
+                    {
+                        let mut inner = shared.lock();
+                        inner.body_len = read.len;
+                        inner.body.extend(read.chunks);
+                        inner.body_done = done;
+                    }
+                    if done {
+                        return dispatch(server, shared, head).await;
+                    }
+                }
+                Err(error) => {
+                    shared.lock().finished = true;
+                    return match error {
+                        BodyError::Malformed => {
+                            server.bridge.log(Level::Warning, INVALID_REQUEST);
+                            Ok(canned::bad_request(settings))
+                        }
+                        BodyError::TooLarge => Ok(canned::payload_too_large(settings)),
+                        BodyError::Timeout => Ok(canned::request_timeout(settings)),
+                        BodyError::Gone => Err(io::Error::from(io::ErrorKind::ConnectionAborted)),
+                    };
+                }
+            }
+        }
         shared.lock().body_go = !expect;
         let pumped = shared.clone();
         tokio::spawn(async move {
-            match body::pump(pumped.clone(), incoming, limits).await {
+            match body::pump(pumped.clone(), incoming, limits, already_read).await {
                 None => {}
                 Some(BodyError::Gone) => pumped.mark_disconnected(),
                 Some(error) => reject_body(&pumped, error),
             }
         });
     }
+    dispatch(server, shared, head).await
+}
 
+/// How long a streamed body may be read before the app is called (see `body::prefetch`).
+const PREFETCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Hand the request to the event loop and wait for the app's response head.
+async fn dispatch(
+    server: &Arc<ServerShared>,
+    shared: Arc<RequestShared>,
+    head: RequestHead,
+) -> Result<Response<ResponseBody>, io::Error> {
     shared.lock().reply = Reply::Waiting(None);
     let guard = AbandonGuard(Some(shared.clone()));
     server
