@@ -76,6 +76,33 @@ def test_fastapi_websocket_echo(fastapi_server):
         assert ws.recv(timeout=5) == "echo: again"
 
 
+def test_fastapi_websocket_broadcast_and_subprotocol(fastapi_server):
+    url = f"ws://127.0.0.1:{fastapi_server.port}/ws/room"
+    with connect(url, subprotocols=["chat.v2"], open_timeout=5) as a, connect(
+        url, open_timeout=5
+    ) as b:
+        assert a.subprotocol == "chat.v2" and b.subprotocol is None
+        a.send("hello room")
+        # every member gets it, tagged with the sender's protocol
+        assert a.recv(timeout=5) == "chat.v2: hello room"
+        assert b.recv(timeout=5) == "chat.v2: hello room"
+        b.send("hi")
+        assert a.recv(timeout=5) == "plain: hi"
+        assert b.recv(timeout=5) == "plain: hi"
+
+
+def test_fastapi_websocket_rejection(fastapi_server):
+    from websockets.exceptions import InvalidStatus
+
+    url = f"ws://127.0.0.1:{fastapi_server.port}/ws/private"
+    with pytest.raises(InvalidStatus) as refused:
+        with connect(url, open_timeout=5):
+            pass
+    assert refused.value.response.status_code == 403
+    with connect(url + "?token=letmein", open_timeout=5) as ws:
+        assert ws.recv(timeout=5) == "welcome"
+
+
 def test_fastapi_access_log_lines(fastapi_server):
     httpx.get(fastapi_server.url + "/items/1?q=x")
     fastapi_server.wait_for(r'"GET /items/1\?q=x HTTP/1\.1" 200 OK', stream="stdout")

@@ -67,6 +67,40 @@ async def echo(websocket: WebSocket) -> None:
         pass
 
 
+# A chat room: every message is broadcast to every connected client. The room lives in the
+# process (one worker); behind several workers use a shared broker (Redis pub/sub, ...).
+room: set[WebSocket] = set()
+
+
+@app.websocket("/ws/room")
+async def chat_room(websocket: WebSocket) -> None:
+    # Speak the first subprotocol we know among those the client offers.
+    offered = websocket.scope.get("subprotocols", [])
+    chosen = next((p for p in offered if p in ("chat.v2", "chat.v1")), None)
+    await websocket.accept(subprotocol=chosen)
+    room.add(websocket)
+    try:
+        while True:
+            text = await websocket.receive_text()
+            for member in list(room):
+                await member.send_text(f"{chosen or 'plain'}: {text}")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        room.discard(websocket)
+
+
+@app.websocket("/ws/private")
+async def private(websocket: WebSocket, token: str | None = None) -> None:
+    # Refused before the handshake completes: the client gets HTTP 403.
+    if token != "letmein":
+        await websocket.close(code=1008)
+        return
+    await websocket.accept()
+    await websocket.send_text("welcome")
+    await websocket.close()
+
+
 if __name__ == "__main__":
     import sandman_asgi
 

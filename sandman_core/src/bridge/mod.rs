@@ -15,9 +15,10 @@
 
 pub mod wakeups;
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::asgi::http::RequestShared;
@@ -71,6 +72,28 @@ pub struct Bridge {
     queue: Mutex<Vec<Event>>,
     notified: AtomicBool,
     eventfd: OwnedFd,
+    first_queued_at: AtomicU64,
+}
+
+thread_local! {
+    /// True on an IO thread between its wake-up and its next park, the only window in
+    /// which a held-back wake-up is certain to be sent (by `flush_on_park`). Any other
+    /// thread (the loop thread dropping a future, a runtime shutting down) signals at once.
+    static HOLDING_WAKEUPS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Events that wake the loop at once even while the IO thread is still busy.
+const WAKE_BATCH: usize = 64;
+
+/// Longest an event waits for the IO thread to go idle before the loop is woken anyway.
+const WAKE_DELAY_MICROS: u64 = 500;
+
+fn now_micros() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_micros() as u64
 }
 
 impl Bridge {
@@ -84,6 +107,7 @@ impl Bridge {
         Ok(Bridge {
             queue: Mutex::new(Vec::with_capacity(256)),
             notified: AtomicBool::new(false),
+            first_queued_at: AtomicU64::new(0),
             // SAFETY: fd was just created and is owned by nobody else.
             eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
@@ -96,8 +120,44 @@ impl Bridge {
 
     /// Queue an event; wakes the loop if it has not been told since its last drain.
     pub fn push(&self, event: Event) {
-        self.queue.lock().unwrap().push(event);
-        if !self.notified.swap(true, Ordering::AcqRel) {
+        let queued = {
+            let mut queue = self.queue.lock().unwrap();
+            queue.push(event);
+            if queue.len() == 1 {
+                self.first_queued_at.store(now_micros(), Ordering::Relaxed);
+            }
+            queue.len()
+        };
+        if self.notified.load(Ordering::Acquire) {
+            return;
+        }
+        // While the IO thread is busy, hold the wake-up: it is sent when the thread goes
+        // idle (`flush_on_park`), which on a shared core is when the loop thread can run
+        // anyway, so one switch carries the whole batch instead of the loop thread
+        // preempting the IO thread at the first event. Big or old batches go at once, so
+        // a loop on another core is never kept waiting.
+        let old = now_micros().saturating_sub(self.first_queued_at.load(Ordering::Relaxed))
+            >= WAKE_DELAY_MICROS;
+        if (!HOLDING_WAKEUPS.get() || queued >= WAKE_BATCH || old)
+            && !self.notified.swap(true, Ordering::AcqRel)
+        {
+            self.signal();
+        }
+    }
+
+    /// An IO thread woke up: wake-ups it causes may wait for its next park.
+    pub fn io_thread_unparked() {
+        HOLDING_WAKEUPS.set(true);
+    }
+
+    /// An IO thread is about to go idle (or stop): wake the loop for whatever is queued.
+    pub fn flush_on_park(&self) {
+        HOLDING_WAKEUPS.set(false);
+        if self.notified.load(Ordering::Acquire) {
+            return;
+        }
+        let pending = !self.queue.lock().unwrap().is_empty();
+        if pending && !self.notified.swap(true, Ordering::AcqRel) {
             self.signal();
         }
     }
@@ -195,5 +255,37 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(seen, 40_000);
+    }
+
+    #[test]
+    fn io_thread_holds_the_wakeup_until_it_parks() {
+        let bridge = Arc::new(Bridge::new().unwrap());
+        let b = bridge.clone();
+        std::thread::spawn(move || {
+            Bridge::io_thread_unparked();
+            b.log(Level::Info, "held");
+            assert!(!readable(b.fd()), "signalled before park");
+            b.flush_on_park();
+            assert!(readable(b.fd()));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn other_threads_and_big_batches_wake_at_once() {
+        let bridge = Bridge::new().unwrap();
+        // Not an IO thread between unpark and park: no one would flush later.
+        bridge.log(Level::Info, "now");
+        assert!(readable(bridge.fd()));
+        let mut batch = Vec::new();
+        bridge.take(&mut batch);
+        batch.clear();
+        Bridge::io_thread_unparked();
+        for _ in 0..WAKE_BATCH {
+            bridge.log(Level::Info, "x");
+        }
+        assert!(readable(bridge.fd()), "a full batch must not wait for park");
+        bridge.flush_on_park();
     }
 }

@@ -228,8 +228,11 @@ impl CoreServer {
             connection_permits: max_connections
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
         });
-        let runtime =
-            runtime::IoRuntime::start(io_threads).map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let runtime = runtime::IoRuntime::start(io_threads, Bridge::io_thread_unparked, {
+            let bridge = shared.bridge.clone();
+            move || bridge.flush_on_park()
+        })
+        .map_err(|e| PyOSError::new_err(e.to_string()))?;
         runtime.spawn(wakeups.run());
         Ok(CoreServer {
             runtime: Mutex::new(Some(runtime)),

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -25,12 +26,26 @@ pub struct IoRuntime {
 }
 
 impl IoRuntime {
-    /// Start `threads` IO threads (at least one).
-    pub fn start(threads: usize) -> io::Result<IoRuntime> {
+    /// Start `threads` IO threads (at least one). `on_unpark` runs each time a thread wakes
+    /// up; `on_park` each time one is about to go idle and once more when it stops, so work
+    /// deferred to "the next park" is never stranded.
+    pub fn start(
+        threads: usize,
+        on_unpark: fn(),
+        on_park: impl Fn() + Send + Sync + 'static,
+    ) -> io::Result<IoRuntime> {
+        let on_park = Arc::new(on_park);
         if threads > 1 {
+            let on_stop = on_park.clone();
             let runtime = Builder::new_multi_thread()
                 .worker_threads(threads)
                 .thread_name("sandman-io")
+                .on_thread_unpark(on_unpark)
+                .on_thread_park({
+                    let on_park = on_park.clone();
+                    move || on_park()
+                })
+                .on_thread_stop(move || on_stop())
                 .enable_all()
                 .build()?;
             return Ok(IoRuntime {
@@ -38,7 +53,14 @@ impl IoRuntime {
                 kind: Kind::Multi(runtime),
             });
         }
-        let runtime = Builder::new_current_thread().enable_all().build()?;
+        let runtime = Builder::new_current_thread()
+            .on_thread_unpark(on_unpark)
+            .on_thread_park({
+                let on_park = on_park.clone();
+                move || on_park()
+            })
+            .enable_all()
+            .build()?;
         let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -47,8 +69,10 @@ impl IoRuntime {
                 runtime.block_on(async {
                     let _ = stopped.await;
                 });
+                on_park();
                 // Whatever is left (connections the graceful timeout gave up on) is dropped.
                 runtime.shutdown_timeout(Duration::from_secs(1));
+                on_park();
             })?;
         Ok(IoRuntime {
             handle,
