@@ -78,9 +78,10 @@ def test_fastapi_websocket_echo(fastapi_server):
 
 def test_fastapi_websocket_broadcast_and_subprotocol(fastapi_server):
     url = f"ws://127.0.0.1:{fastapi_server.port}/ws/room"
-    with connect(url, subprotocols=["chat.v2"], open_timeout=5) as a, connect(
-        url, open_timeout=5
-    ) as b:
+    with (
+        connect(url, subprotocols=["chat.v2"], open_timeout=5) as a,
+        connect(url, open_timeout=5) as b,
+    ):
         assert a.subprotocol == "chat.v2" and b.subprotocol is None
         a.send("hello room")
         # every member gets it, tagged with the sender's protocol
