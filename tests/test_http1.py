@@ -202,6 +202,61 @@ def test_disconnect_while_waiting_and_send_after_raises_oserror_unlogged():
         assert "Traceback" not in server.stderr
 
 
+def _hammer_then_reset(port: int, request: bytes, conns: int, seconds: float) -> int:
+    """Keep ``conns`` keep-alive connections busy with ``request`` (a new one as soon as a
+    response ends: the body ends with a zero-size chunk) for ``seconds``, then reset them all
+    at once, as a load generator does when its run ends. Returns the responses completed."""
+    import selectors
+    import struct
+
+    sel = selectors.DefaultSelector()
+    tails: dict[socket.socket, bytes] = {}
+    for _ in range(conns):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.setblocking(False)
+        s.sendall(request)
+        tails[s] = b""
+        sel.register(s, selectors.EVENT_READ)
+    done = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.1):
+            s = key.fileobj
+            try:
+                data = s.recv(1 << 20)
+            except BlockingIOError:
+                continue
+            tail = (tails[s] + data)[-5:]
+            if tail == b"0\r\n\r\n":
+                done += 1
+                s.sendall(request)
+                tail = b""
+            tails[s] = tail
+    for s in tails:
+        sel.unregister(s)
+        s.close()  # RST: gone mid-response, or between request and response
+    return done
+
+
+def test_clients_leaving_mid_stream_release_every_app_task():
+    """Clients reset while the app streams more than the response queue holds: every app's
+    blocked ``send()`` must fail, so a graceful stop has no task left to wait for (a response
+    ready but not yet taken by the IO thread once kept its request alive and its app blocked
+    for ever)."""
+    import signal
+
+    with sandman("tests.apps:stream", "--no-access-log") as server:
+        request = b"GET /?n=8&size=65536 HTTP/1.1\r\nHost: x\r\n\r\n"
+        for _ in range(3):
+            assert _hammer_then_reset(server.port, request, 96, 1.0) > 0
+        # Still serving, and nothing left in flight once it settles.
+        assert httpx.get(server.url + "/?n=2&size=3", timeout=5).text == "000111"
+        time.sleep(0.5)
+        assert server.stop(signal.SIGTERM, timeout=5) in (0, -signal.SIGTERM)
+        assert "Waiting for background tasks" not in server.stderr
+
+
 def test_receive_after_response_returns_disconnect():
     with sandman("tests.apps:disconnect_probe") as server:
         assert httpx.get(server.url + "/after").text == "done"

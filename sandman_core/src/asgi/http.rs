@@ -195,11 +195,6 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// Whether the service future still waits for a response.
-    pub fn waiting(&self) -> bool {
-        matches!(self, Reply::Waiting(_))
-    }
-
     /// Deliver a response if one is awaited; returns the waker to wake.
     pub fn deliver(&mut self, response: Response<ResponseBody>) -> Option<Waker> {
         match self {

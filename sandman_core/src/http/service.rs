@@ -279,15 +279,30 @@ fn reject_body(shared: &Arc<RequestShared>, error: BodyError) {
     shared.mark_disconnected();
 }
 
-/// Dropped with the service future. If hyper drops it before the response arrived, the
-/// connection is gone: tell the app.
+/// Dropped with the service future. If hyper drops it before it took the response, the
+/// connection is gone: tell the app. That includes a response that was ready but not yet
+/// taken (the client left between the app's `http.response.start` and the IO thread's next
+/// poll): its streamed body holds the request, so left in place it would keep it alive and
+/// leave an app blocked on a full response queue waiting forever.
 struct AbandonGuard(Option<Arc<RequestShared>>);
 
 impl Drop for AbandonGuard {
     fn drop(&mut self) {
         if let Some(shared) = self.0.take() {
-            let waiting = shared.lock().reply.waiting();
-            if waiting {
+            let (gone, untaken) = {
+                let mut inner = shared.lock();
+                match inner.reply {
+                    Reply::Waiting(_) => (true, None),
+                    Reply::Ready(_) => (
+                        true,
+                        Some(std::mem::replace(&mut inner.reply, Reply::Abandoned)),
+                    ),
+                    Reply::Abandoned | Reply::Taken => (false, None),
+                }
+            };
+            // Dropped outside the lock: a streamed body's drop takes it again.
+            drop(untaken);
+            if gone {
                 shared.mark_disconnected();
             }
         }
