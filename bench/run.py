@@ -440,8 +440,8 @@ def render(results: list[Result], args: argparse.Namespace, command: str) -> str
     lines += [
         "",
         "Server CPU µs/request: the server's user + system CPU time over the measured window"
-        " divided by the requests it served; where the client saturates first (req/s level"
-        " with nginx) this is the figure that still tells the servers apart.",
+        " divided by the requests it served (all its processes). Where this times req/s comes"
+        " near 1,000,000 (one whole core), the server was the bottleneck.",
         "",
         "| workload | server | req/s | p50 | p99 | errors | peak RSS MiB | server CPU µs/req |",
         "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |",

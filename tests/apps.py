@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import os
 import sys
@@ -307,3 +308,17 @@ def factory() -> Any:
 
 
 PID_FILE = os.environ.get("SANDMAN_TEST_PIDFILE")
+
+
+CONTEXT_PROBE: contextvars.ContextVar[str] = contextvars.ContextVar("context_probe")
+CONTEXT_PROBE.set("import-time")  # the server's own context, as a value set at startup
+
+
+async def context_probe(scope: dict, receive: Any, send: Any) -> None:
+    """Answer the probe variable as this request sees it, then set it (which must not leak
+    into the next request: every task runs in its own copy)."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    seen = CONTEXT_PROBE.get("unset")
+    CONTEXT_PROBE.set("leaked-from-a-request")
+    await _text(send, seen.encode())

@@ -124,3 +124,13 @@ def test_factory_and_app_dir(tmp_path):
         assert httpx.get(server.url).text == "from app-dir"
     with sandman("myapp:make", "--app-dir", str(tmp_path), "--factory") as server:
         assert httpx.get(server.url).text == "from app-dir"
+
+
+def test_tasks_inherit_the_server_context_unless_reset_contextvars():
+    """D-ASGI-9: by default a request task starts from a copy of the server's context (a
+    value set at import is visible); ``--reset-contextvars`` starts each in an empty one. In
+    both, what one request sets never reaches the next."""
+    with sandman("tests.apps:context_probe") as server:
+        assert [httpx.get(server.url).text for _ in range(2)] == ["import-time"] * 2
+    with sandman("tests.apps:context_probe", "--reset-contextvars") as server:
+        assert [httpx.get(server.url).text for _ in range(2)] == ["unset"] * 2

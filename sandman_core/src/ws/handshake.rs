@@ -112,9 +112,9 @@ pub async fn serve(
     server
         .bridge
         .push(Event::WsConnect(shared.clone(), Box::new(head)));
-    let guard = HandshakeGuard(Some(shared.clone()));
+    let mut guard = HandshakeGuard(Some(shared.clone()));
     let decision = rx.await;
-    drop(guard);
+    guard.0 = None;
     match decision {
         Ok(Decision::Accept {
             subprotocol,
@@ -125,8 +125,10 @@ pub async fn serve(
                 map.insert(name.clone(), value.clone());
             }
             if let Some(protocol) = subprotocol {
-                let value = HeaderValue::from_str(&protocol)
-                    .map_err(|_| io::Error::other("invalid subprotocol"))?;
+                let value = HeaderValue::from_str(&protocol).map_err(|_| {
+                    shared.end(1006, "");
+                    io::Error::other("invalid subprotocol")
+                })?;
                 map.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
             }
             let mut answer = Response::new(ResponseBody::empty());
@@ -149,16 +151,16 @@ pub async fn serve(
     }
 }
 
-/// Dropped with the service future: if hyper drops it mid-handshake, the client is gone.
+/// Dropped with the service future: if hyper drops it before the decision was received, the
+/// client is gone. That includes a decision the app already sent (it accepted, and now waits
+/// in `receive()`) which the IO thread had not taken yet: without `end` here, nothing would
+/// ever answer that `receive()`.
 struct HandshakeGuard(Option<Arc<WsShared>>);
 
 impl Drop for HandshakeGuard {
     fn drop(&mut self) {
         if let Some(shared) = self.0.take() {
-            let pending = shared.lock().decision.is_some();
-            if pending {
-                shared.end(1006, "");
-            }
+            shared.end(1006, "");
         }
     }
 }
