@@ -400,3 +400,38 @@ def test_many_concurrent_sockets(echo_server):
         await asyncio.gather(*(one(i) for i in range(50)))
 
     run(go())
+
+
+def test_clients_leaving_during_the_handshake_release_every_app():
+    """Clients that reset right after their upgrade request: whether the app had not
+    decided yet, had accepted but the IO thread had not read it, or the socket was already
+    upgraded, every app must end (its accept raises or its ``receive()`` reports the
+    disconnect). Once, an accept the IO thread never read left the app in ``receive()`` for
+    ever, and a graceful stop waiting on it."""
+    import socket
+    import struct
+
+    request = (
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with sandman("tests.ws_apps:accept_and_wait", "--no-access-log", "--lifespan", "off") as server:
+        for delay in (0.0, 0.001, 0.003, 0.01):
+            socks = []
+            for _ in range(40):
+                s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.sendall(request)
+                socks.append(s)
+            time.sleep(delay)
+            for s in socks:
+                s.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            begun = server.stderr.count("APP begin")
+            if begun and server.stderr.count("APP end") == begun:
+                break
+            time.sleep(0.1)
+        assert begun > 0
+        assert server.stderr.count("APP end") == begun
+        assert server.stop(signal.SIGTERM, timeout=5) in (0, -signal.SIGTERM)

@@ -98,3 +98,18 @@ async def handshake(scope: dict, receive: Any, send: Any) -> None:
         await send({"type": "websocket.accept"})
         message = await receive()
         _log(f"shutdown disconnect code={message.get('code')}")
+
+
+async def accept_and_wait(scope: dict, receive: Any, send: Any) -> None:
+    """Accepts, then waits for the disconnect; logs ``begin`` and, however it ends (the
+    accept itself may raise when the client is already gone), ``end``."""
+    if scope["type"] != "websocket":
+        return
+    _log("begin")
+    try:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+    finally:
+        _log("end")
