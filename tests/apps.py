@@ -217,6 +217,12 @@ async def errors(scope: dict, receive: Any, send: Any) -> None:
         )
         await send({"type": "http.response.body", "body": b"abc"})
         return None
+    if path == "/content-length-long":
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]}
+        )
+        await send({"type": "http.response.body", "body": b"0123456789"})
+        return None
     if path == "/app-headers":
         await _text(send, b"ok", headers=[(b"server", b"mine"), (b"date", b"custom-date")])
         return None

@@ -87,11 +87,19 @@ def test_header_injection_never_reaches_the_wire(server):
     server.wait_for("ValueError: invalid HTTP header value")
 
 
-def test_content_length_mismatch_closes(server):
-    raw = raw_exchange(server.port, b"GET /content-length-short HTTP/1.1\r\nHost: x\r\n\r\n")
-    # the head was still held (one-shot body), so nothing goes out: no truncated 200
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/content-length-short", "Response content shorter than Content-Length"),
+        ("/content-length-long", "RuntimeError: Response content longer than Content-Length"),
+    ],
+)
+def test_content_length_mismatch_closes(server, path, message):
+    raw = raw_exchange(server.port, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+    # the head was still held (one-shot body), so nothing goes out: no truncated 200, and
+    # none of a body longer than announced
     assert raw == b""
-    server.wait_for("Response content shorter than Content-Length")
+    server.wait_for(message)
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         time.sleep(0.2)

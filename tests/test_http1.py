@@ -295,3 +295,36 @@ def test_many_concurrent_clients():
         assert sorted(json.loads(r.text)["scope"]["path"] for r in results) == sorted(
             f"/n{i}" for i in range(300)
         )
+
+
+def _head_lines(raw: bytes) -> list[bytes]:
+    return raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected", "absent"),
+    [
+        ((), [b"date", b"server"], []),
+        (("--no-server-header", "--no-date-header"), [], [b"date", b"server"]),
+        (("--header", "server:mine", "--header", "X-A:1"), [b"date", b"server", b"x-a"], []),
+    ],
+    ids=["defaults", "no-server-no-date", "header-flags"],
+)
+def test_default_headers_on_the_wire(flags, expected, absent):
+    """D-HTTP-1: `date` and `server` come first, in lowercase; the flags remove them; a
+    `--header server:...` replaces ours (one `server` line), other `--header`s are added."""
+    with sandman("tests.apps:hello", *flags) as server:
+        raw = raw_exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    names = [line.split(b":", 1)[0] for line in _head_lines(raw)]
+    assert names[: len(expected)] == expected, raw
+    for name in absent:
+        assert name not in names, raw
+    assert names.count(b"server") == (0 if b"server" in absent else 1)
+    values = dict(line.split(b": ", 1) for line in _head_lines(raw))
+    if "server:mine" in flags:
+        assert values[b"server"] == b"mine" and values[b"x-a"] == b"1"
+    elif not absent:
+        assert values[b"server"] == b"sandman"
+        assert re.fullmatch(
+            rb"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT", values[b"date"]
+        )
