@@ -80,8 +80,9 @@ def test_lifespan_off_prints_nothing():
     assert "application startup" not in server.stderr.lower()
 
 
-def test_lifespan_startup_failed_exits_3():
-    result = _run("tests.apps:lifespan_failed", "--port", "0")
+@pytest.mark.parametrize("mode", ["auto", "on"])
+def test_lifespan_startup_failed_exits_3(mode):
+    result = _run("tests.apps:lifespan_failed", "--port", "0", "--lifespan", mode)
     assert result.returncode == 3
     assert "ERROR:    database unreachable" in result.stderr
     assert "ERROR:    Application startup failed. Exiting." in result.stderr

@@ -435,3 +435,35 @@ def test_clients_leaving_during_the_handshake_release_every_app():
         assert begun > 0
         assert server.stderr.count("APP end") == begun
         assert server.stop(signal.SIGTERM, timeout=5) in (0, -signal.SIGTERM)
+
+
+def test_app_raising_before_accept_gets_500_and_the_server_lives():
+    """D-ASGI-6: an exception before the handshake is decided is an HTTP 500, logged."""
+    with sandman("tests.ws_apps:handshake") as server:
+
+        async def go():
+            with pytest.raises(InvalidStatus) as info:
+                async with websockets.connect(f"ws://127.0.0.1:{server.port}/raise-before-accept"):
+                    pass
+            return info.value.response.status_code
+
+        assert run(go()) == 500
+        server.wait_for("RuntimeError: boom before accept")
+
+        async def after():
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}/where") as ws:
+                return await ws.recv()
+
+        assert run(after()) == " /where"  # the server lives on
+
+
+def test_root_path_in_websocket_scopes():
+    """D-ASGI-5: `--root-path` reaches WebSocket scopes as it does HTTP ones (`path`
+    includes it)."""
+    with sandman("tests.ws_apps:handshake", "--root-path", "/app") as server:
+
+        async def go():
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}/where") as ws:
+                return await ws.recv()
+
+        assert run(go()) == "/app /app/where"

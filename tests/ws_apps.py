@@ -74,6 +74,11 @@ async def handshake(scope: dict, receive: Any, send: Any) -> None:
         await send({"type": "websocket.http.response.body", "body": b"bye"})
     elif path == "/no-handshake":
         return
+    elif path == "/raise-before-accept":
+        raise RuntimeError("boom before accept")
+    elif path.endswith("/where"):
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": f"{scope['root_path']} {path}"})
     elif path == "/send-first":
         await send({"type": "websocket.send", "text": "too early"})
     elif path == "/after-disconnect":
