@@ -116,16 +116,21 @@ def test_close_without_code_is_1005_and_dropped_tcp_is_1006(echo_server):
     echo_server.wait_for("APP disconnect code=1006 reason=''")
 
 
+def _refused_status(port: int, path: str) -> int:
+    """The HTTP status of a WebSocket handshake the server refuses."""
+
+    async def go() -> int:
+        with pytest.raises(InvalidStatus) as info:
+            async with websockets.connect(f"ws://127.0.0.1:{port}{path}"):
+                pass
+        return info.value.response.status_code
+
+    return run(go())
+
+
 def test_close_before_accept_is_403_and_app_sees_1006():
     with sandman("tests.ws_apps:handshake") as server:
-
-        async def go():
-            with pytest.raises(InvalidStatus) as info:
-                async with websockets.connect(f"ws://127.0.0.1:{server.port}/reject"):
-                    pass
-            return info.value.response.status_code
-
-        assert run(go()) == 403
+        assert _refused_status(server.port, "/reject") == 403
         server.wait_for("APP rejected then websocket.disconnect code=1006")
         server.wait_for(r'"WebSocket /reject" 403')
 
@@ -440,14 +445,7 @@ def test_clients_leaving_during_the_handshake_release_every_app():
 def test_app_raising_before_accept_gets_500_and_the_server_lives():
     """D-ASGI-6: an exception before the handshake is decided is an HTTP 500, logged."""
     with sandman("tests.ws_apps:handshake") as server:
-
-        async def go():
-            with pytest.raises(InvalidStatus) as info:
-                async with websockets.connect(f"ws://127.0.0.1:{server.port}/raise-before-accept"):
-                    pass
-            return info.value.response.status_code
-
-        assert run(go()) == 500
+        assert _refused_status(server.port, "/raise-before-accept") == 500
         server.wait_for("RuntimeError: boom before accept")
 
         async def after():
