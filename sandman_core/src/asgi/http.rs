@@ -36,7 +36,6 @@ use crate::asgi::cycle::{BodyStep, Cycle, Ending, Phase};
 use crate::asgi::message;
 use crate::asgi::scope::RequestHead;
 use crate::bridge::Event;
-use crate::common::access::AccessRecord;
 use crate::common::limits::{
     REQUEST_BODY_HIGH_WATER, RESPONSE_BODY_HIGH_WATER, RESPONSE_BODY_LOW_WATER,
 };
@@ -371,15 +370,7 @@ impl HttpCycle {
         let Some(access) = &self.hooks.access_log else {
             return Ok(());
         };
-        let head = &self.head;
-        let r = AccessRecord::new(
-            head.client.as_ref(),
-            head.method.as_str(),
-            &head.path,
-            &head.query,
-            head.version,
-            status,
-        );
+        let r = self.head.access_record(status);
         access.call1(py, (r.client, r.method, r.path, r.version, r.status))?;
         Ok(())
     }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::{HeaderMap, Method, Version};
 use percent_encoding::percent_decode;
+
+use crate::common::access::AccessRecord;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::{intern, IntoPyObjectExt};
@@ -95,7 +97,32 @@ pub struct RequestHead {
     pub conn: Arc<ConnInfo>,
 }
 
+/// The scope's `path`: the target's path percent-decoded, `root_path` before it (as uvicorn
+/// does since 0.30). Access lines use it too, so they show what the app saw.
+pub fn scope_path(root_path: &str, raw: &str) -> String {
+    let decoded = percent_decode(raw.as_bytes()).decode_utf8_lossy();
+    if root_path.is_empty() {
+        return decoded.into_owned();
+    }
+    let mut path = String::with_capacity(root_path.len() + decoded.len());
+    path.push_str(root_path);
+    path.push_str(&decoded);
+    path
+}
+
 impl RequestHead {
+    /// This request's access-log record, for a response with `status`.
+    pub fn access_record(&self, status: u16) -> AccessRecord {
+        AccessRecord::new(
+            self.client.as_ref(),
+            self.method.as_str(),
+            &self.path,
+            &self.query,
+            self.version,
+            status,
+        )
+    }
+
     /// Split and decode the request target. `root_path` is prefixed onto both `path` and
     /// `raw_path`, as uvicorn does since 0.30 (asgi-checklist §1.1, D-ASGI-2).
     pub fn new(
@@ -107,17 +134,14 @@ impl RequestHead {
         conn: Arc<ConnInfo>,
     ) -> RequestHead {
         let raw = uri.path();
-        let decoded = percent_decode(raw.as_bytes()).decode_utf8_lossy();
-        let (path, raw_path) = if root_path.is_empty() {
-            (decoded.into_owned(), Bytes::copy_from_slice(raw.as_bytes()))
+        let path = scope_path(root_path, raw);
+        let raw_path = if root_path.is_empty() {
+            Bytes::copy_from_slice(raw.as_bytes())
         } else {
-            let mut p = String::with_capacity(root_path.len() + decoded.len());
-            p.push_str(root_path);
-            p.push_str(&decoded);
             let mut r = Vec::with_capacity(root_path.len() + raw.len());
             r.extend_from_slice(root_path.as_bytes());
             r.extend_from_slice(raw.as_bytes());
-            (p, Bytes::from(r))
+            Bytes::from(r)
         };
         let query = uri
             .query()

@@ -30,7 +30,6 @@ use crate::asgi::message::{self, WsMessage};
 use crate::asgi::scope::RequestHead;
 use crate::asgi::ws_cycle::{WsAction, WsCycle, WsEnding, WsError, WsSend};
 use crate::bridge::Event;
-use crate::common::access::AccessRecord;
 use crate::common::limits::{RESPONSE_BODY_HIGH_WATER, RESPONSE_BODY_LOW_WATER};
 use crate::http::body::ResponseBody;
 use crate::http::canned;
@@ -334,15 +333,7 @@ impl WsCycleHandle {
         let Some(hook) = &self.hooks.ws_log else {
             return Ok(());
         };
-        let head = &self.head;
-        let r = AccessRecord::new(
-            head.client.as_ref(),
-            head.method.as_str(),
-            &head.path,
-            &head.query,
-            head.version,
-            status.unwrap_or(101),
-        );
+        let r = self.head.access_record(status.unwrap_or(101));
         hook.call1(py, (r.client, r.path, status))?;
         Ok(())
     }

@@ -12,7 +12,7 @@ use hyper::{Method, Request, Response};
 
 use crate::asgi::cycle::Phase;
 use crate::asgi::http::{Reply, RequestShared};
-use crate::asgi::scope::RequestHead;
+use crate::asgi::scope::{scope_path, RequestHead};
 use crate::bridge::{Event, Level};
 use crate::common::access::AccessRecord;
 use crate::common::limits::EAGER_BODY_LIMIT;
@@ -63,15 +63,11 @@ async fn route(
             server
                 .bridge
                 .log(Level::Warning, "Exceeded concurrency limit.");
-            let path = percent_encoding::percent_decode(req.uri().path().as_bytes())
-                .decode_utf8_lossy()
-                .into_owned();
-            let query = req.uri().query().unwrap_or("").as_bytes().to_vec();
             let record = AccessRecord::new(
                 conn.info.client.as_ref(),
                 req.method().as_str(),
-                &format!("{}{}", settings.root_path, path),
-                &query,
+                &scope_path(&settings.root_path, req.uri().path()),
+                req.uri().query().unwrap_or("").as_bytes(),
                 req.version(),
                 503,
             );
@@ -165,23 +161,7 @@ async fn route(
                 }
                 inner.body_done = true;
             }
-            Err(BodyError::Malformed) => {
-                server.bridge.log(Level::Warning, INVALID_REQUEST);
-                shared.lock().finished = true;
-                return Ok(canned::bad_request(settings));
-            }
-            Err(BodyError::Gone) => {
-                shared.lock().finished = true;
-                return Err(io::Error::from(io::ErrorKind::ConnectionAborted));
-            }
-            Err(BodyError::TooLarge) => {
-                shared.lock().finished = true;
-                return Ok(canned::payload_too_large(settings));
-            }
-            Err(BodyError::Timeout) => {
-                shared.lock().finished = true;
-                return Ok(canned::request_timeout(settings));
-            }
+            Err(error) => return refuse_before_app(&shared, error),
         }
     } else {
         let mut incoming = incoming;
@@ -208,18 +188,7 @@ async fn route(
                         return dispatch(server, shared, head).await;
                     }
                 }
-                Err(error) => {
-                    shared.lock().finished = true;
-                    return match error {
-                        BodyError::Malformed => {
-                            server.bridge.log(Level::Warning, INVALID_REQUEST);
-                            Ok(canned::bad_request(settings))
-                        }
-                        BodyError::TooLarge => Ok(canned::payload_too_large(settings)),
-                        BodyError::Timeout => Ok(canned::request_timeout(settings)),
-                        BodyError::Gone => Err(io::Error::from(io::ErrorKind::ConnectionAborted)),
-                    };
-                }
+                Err(error) => return refuse_before_app(&shared, error),
             }
         }
         shared.lock().body_go = !expect;
@@ -254,19 +223,37 @@ async fn dispatch(
     response.ok_or_else(|| io::Error::other("response aborted before it started"))
 }
 
-/// A streamed body went wrong (bad chunk framing 400, over the size limit 413, stalled
-/// 408): answer that if the app has not started its response, then treat the request as
-/// disconnected so the app stops.
-fn reject_body(shared: &Arc<RequestShared>, error: BodyError) {
-    let settings = &shared.server.settings;
-    let response = match error {
+/// The answer to a request body that could not be read, or `None` when the client is gone
+/// and there is no one to answer. Bad framing is logged as uvicorn logs an invalid request.
+fn body_refusal(server: &ServerShared, error: BodyError) -> Option<Response<ResponseBody>> {
+    let settings = &server.settings;
+    Some(match error {
         BodyError::Malformed => {
-            shared.server.bridge.log(Level::Warning, INVALID_REQUEST);
+            server.bridge.log(Level::Warning, INVALID_REQUEST);
             canned::bad_request(settings)
         }
         BodyError::TooLarge => canned::payload_too_large(settings),
         BodyError::Timeout => canned::request_timeout(settings),
-        BodyError::Gone => return shared.mark_disconnected(),
+        BodyError::Gone => return None,
+    })
+}
+
+/// A body failed before the app was called: answer it here, and the app never runs.
+fn refuse_before_app(
+    shared: &RequestShared,
+    error: BodyError,
+) -> Result<Response<ResponseBody>, io::Error> {
+    shared.lock().finished = true;
+    body_refusal(&shared.server, error)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionAborted))
+}
+
+/// A streamed body went wrong (bad chunk framing 400, over the size limit 413, stalled
+/// 408): answer that if the app has not started its response, then treat the request as
+/// disconnected so the app stops.
+fn reject_body(shared: &Arc<RequestShared>, error: BodyError) {
+    let Some(response) = body_refusal(&shared.server, error) else {
+        return shared.mark_disconnected();
     };
     {
         let mut inner = shared.lock();
