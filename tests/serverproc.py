@@ -163,11 +163,26 @@ def free_port() -> int:
 
 
 def raw_exchange(
-    port: int, data: bytes, timeout: float = 5.0, until_close: bool = True, host: str = "127.0.0.1"
+    port: int,
+    data: bytes,
+    timeout: float = 5.0,
+    until_close: bool = True,
+    host: str = "127.0.0.1",
+    half_close: bool = False,
 ) -> bytes:
-    """Send raw bytes, read until the server closes (or ``timeout`` of silence)."""
+    """Send raw bytes, read until the server closes (or ``timeout`` of silence).
+
+    ``half_close``: signal EOF after sending, so a server waiting for more bytes need not
+    wait; a server that closed while the bytes were still going out is not an error (what
+    it answered is still read)."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(data)
+        try:
+            sock.sendall(data)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            if not half_close:
+                raise
         chunks = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from sandman_asgi._core import validate_send
 
-from tests.serverproc import ServerProcess, read_response, sandman
+from tests.serverproc import ServerProcess, raw_exchange, read_response, sandman
 
 ALLOWED = (TypeError, ValueError, RuntimeError)
 # Examples for the main property; tests/hardening/run_long.sh raises it for a long run.
@@ -424,23 +424,11 @@ def replay_server() -> Iterator[ServerProcess]:
 
 def post(port: int, path: str, body: bytes) -> bytes:
     """One request on a fresh connection; the raw answer up to the server's close (or 3 s)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(
-            f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
-        sock.settimeout(3)
-        data = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (TimeoutError, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            data += chunk
-        return data
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return raw_exchange(port, head.encode() + body, timeout=3.0)
 
 
 SEND_OUTCOMES = {"ok", "TypeError", "ValueError", "RuntimeError", "ClientDisconnected"}

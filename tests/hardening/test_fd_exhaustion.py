@@ -4,12 +4,14 @@ the connections it has, and resumes accepting when descriptors free up."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
+from collections.abc import Iterator
 
 from tests.hardening.loadgen import fd_count, read_one
-from tests.serverproc import command, read_response, spawn
+from tests.serverproc import ServerProcess, command, read_response, spawn
 
 LIMIT = 256
 LOG = "ERROR:    Cannot accept connections: Too many open files (os error 24). Backing off."
@@ -22,7 +24,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_fd_exhaustion_logs_once_backs_off_and_recovers():
+@contextlib.contextmanager
+def limited_server() -> Iterator[tuple[ServerProcess, list[socket.socket]]]:
+    """A server with ``RLIMIT_NOFILE`` = LIMIT, and a list for the connections that exhaust
+    it (see ``exhaust``); on the way out they are closed and the server stopped."""
     # prlimit execs the server in place, so the pid is the server's. A long keep-alive
     # timeout keeps the hogs open for the whole test.
     args = ["prlimit", f"--nofile={LIMIT}:{LIMIT}", "--"]
@@ -30,14 +35,28 @@ def test_fd_exhaustion_logs_once_backs_off_and_recovers():
     hogs: list[socket.socket] = []
     try:
         server.port = int(server.wait_for(r"running on http://[^ ]*:(\d+) ").group(1))
+        yield server, hogs
+    finally:
+        for hog in hogs:
+            hog.close()
+        if server.proc.poll() is None:
+            server.stop()
+
+
+def exhaust(server: ServerProcess, hogs: list[socket.socket]) -> None:
+    """More connections than the server has descriptors (the rest wait in the backlog),
+    until it logs running out."""
+    for _ in range(LIMIT + 50):
+        hogs.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+    server.wait_for("Cannot accept connections", timeout=10)
+
+
+def test_fd_exhaustion_logs_once_backs_off_and_recovers():
+    with limited_server() as (server, hogs):
         regular = socket.create_connection(("127.0.0.1", server.port), timeout=5)
         regular.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         read_one(regular, bytearray())
-
-        # More connections than the server has descriptors: the rest wait in the backlog.
-        for _ in range(LIMIT + 50):
-            hogs.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
-        server.wait_for("Cannot accept connections", timeout=10)
+        exhaust(server, hogs)
         assert fd_count(server.proc.pid) == LIMIT, fd_count(server.proc.pid)
 
         # Backing off, not spinning: 1.5 s of exhaustion costs little CPU, and one log line.
@@ -81,29 +100,13 @@ def test_fd_exhaustion_logs_once_backs_off_and_recovers():
             s.close()
         # (Whether the release itself logs again is test_flapping_at_the_limit_logs_once.)
         assert server.proc.poll() is None
-    finally:
-        for hog in hogs:
-            hog.close()
-        if server.proc.poll() is None:
-            server.stop()
 
 
 def test_flapping_at_the_limit_logs_once():
-    args = ["prlimit", f"--nofile={LIMIT}:{LIMIT}", "--"]
-    server = spawn(args + command("tests.apps:hello", "--port", "0", "--timeout-keep-alive", "60"))
-    hogs: list[socket.socket] = []
-    try:
-        server.port = int(server.wait_for(r"running on http://[^ ]*:(\d+) ").group(1))
-        for _ in range(LIMIT + 50):
-            hogs.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
-        server.wait_for("Cannot accept connections", timeout=10)
+    with limited_server() as (server, hogs):
+        exhaust(server, hogs)
         for hog in hogs[:100]:  # descriptors come back one by one while clients queue
             hog.close()
             time.sleep(0.02)
         time.sleep(0.5)
         assert server.stderr.count("Cannot accept connections") == 1
-    finally:
-        for hog in hogs:
-            hog.close()
-        if server.proc.poll() is None:
-            server.stop()

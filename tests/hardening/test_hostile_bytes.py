@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.serverproc import ServerProcess, read_response, sandman
+from tests.serverproc import ServerProcess, raw_exchange, read_response, sandman
 
 TEMPLATES = [
     b"GET /a?b=c HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n",
@@ -60,26 +60,6 @@ def server() -> Iterator[ServerProcess]:
         yield s
 
 
-def send_and_read(port: int, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        try:
-            sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)  # EOF: the server need not wait for more
-        except OSError:
-            pass
-        sock.settimeout(3)
-        out = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (TimeoutError, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out
-
-
 @settings(
     max_examples=EXAMPLES,
     database=None,
@@ -88,7 +68,7 @@ def send_and_read(port: int, data: bytes) -> bytes:
 )
 @given(hostile())
 def test_mutated_requests_never_get_a_500_or_kill_the_worker(server, data):
-    raw = send_and_read(server.port, data)
+    raw = raw_exchange(server.port, data, timeout=3.0, half_close=True)
     for status in re.findall(rb"HTTP/1\.[01] (\d{3}) ", raw):
         assert int(status) != 500 and int(status) < 600, (data, raw[:300])
     assert server.proc.poll() is None, server.stderr[-2000:]
