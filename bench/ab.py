@@ -1,6 +1,7 @@
 """A/B two builds of ``sandman_asgi._core`` on one workload, interleaved to cancel drift.
 
 Usage: python bench/ab.py OLD.so NEW.so [--app apps:hello] [--rounds 3] [--duration 5]
+       [--post-kib 64] [--env-a KEY=VALUE] [--env-b KEY=VALUE]
 Each round runs A then B (server on CPU 0, wrk on CPU 1, 128 connections) by swapping the
 extension file in place; prints req/s per run and the median ratio B/A. Restores the
 original file at the end. Used for the before/after figures in bench/NOTES.md.
@@ -49,7 +50,13 @@ def cpu_seconds(pid: int) -> dict[str, float]:
 
 
 def one_run(
-    app: str, duration: int, conns: int, path: str, extra: list[str]
+    app: str,
+    duration: int,
+    conns: int,
+    path: str,
+    extra: list[str],
+    env: dict[str, str] | None = None,
+    script: Path | None = None,
 ) -> tuple[float, float]:
     """Requests/s and server CPU microseconds per request (robust to a noisy machine:
     other processes steal wall time, not the server's CPU time per request)."""
@@ -71,6 +78,7 @@ def one_run(
             *extra,
         ],
         cwd=HERE,
+        env={**os.environ, **(env or {})},
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -84,6 +92,8 @@ def one_run(
                 time.sleep(0.1)
         url = f"http://127.0.0.1:{port}{path}"
         wrk = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}"]
+        if script is not None:
+            wrk += ["-s", str(script)]
         subprocess.run([*wrk, "-d1s", url], capture_output=True, timeout=60)
         cpu0 = cpu_seconds(proc.pid)
         out = subprocess.run(
@@ -129,7 +139,22 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--conns", type=int, default=128)
     parser.add_argument("--server-arg", action="append", default=[])
+    parser.add_argument("--post-kib", type=int, default=0, help="POST a body of this size")
+    parser.add_argument("--env-a", action="append", default=[], help="KEY=VALUE for A only")
+    parser.add_argument("--env-b", action="append", default=[], help="KEY=VALUE for B only")
     args = parser.parse_args()
+    envs = {
+        "A": dict(kv.split("=", 1) for kv in args.env_a),
+        "B": dict(kv.split("=", 1) for kv in args.env_b),
+    }
+    script = None
+    if args.post_kib:
+        script = HERE / ".ab-post.lua"
+        script.write_text(
+            'wrk.method = "POST"\n'
+            f'wrk.body = string.rep("x", {args.post_kib * 1024})\n'
+            'wrk.headers["Content-Type"] = "application/octet-stream"\n'
+        )
     import sandman_asgi._core as core
 
     target = Path(core.__file__)
@@ -140,7 +165,15 @@ def main() -> int:
         for i in range(args.rounds):
             for label, so, sink, csink in (("A", args.old, a, ca), ("B", args.new, b, cb)):
                 swap_in(so, target)
-                rps, us = one_run(args.app, args.duration, args.conns, args.path, args.server_arg)
+                rps, us = one_run(
+                    args.app,
+                    args.duration,
+                    args.conns,
+                    args.path,
+                    args.server_arg,
+                    envs[label],
+                    script,
+                )
                 sink.append(rps)
                 csink.append(us)
                 print(f"round {i + 1} {label}: {rps:,.0f} req/s  {us:.1f} us CPU/req", flush=True)

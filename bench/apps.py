@@ -101,6 +101,24 @@ async def stream(scope: dict, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
+async def stream_fresh(scope: dict, receive: Any, send: Any) -> None:
+    """As ``stream``, but every chunk is a new object, as a file read or an encoder makes
+    (not in the table: a check that a change helping ``stream`` does not hurt this)."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/octet-stream")],
+        }
+    )
+    for i in range(STREAM_CHUNKS):
+        chunk = STREAM_CHUNK[:-1] + bytes((i,))
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
 async def ws_echo(scope: dict, receive: Any, send: Any) -> None:
     """WebSocket echo; plain HTTP requests get a 200 so the harness can check readiness."""
     if scope["type"] == "lifespan":

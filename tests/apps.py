@@ -328,3 +328,36 @@ async def context_probe(scope: dict, receive: Any, send: Any) -> None:
     seen = CONTEXT_PROBE.get("unset")
     CONTEXT_PROBE.set("leaked-from-a-request")
     await _text(send, seen.encode())
+
+
+SHARED_CHUNK = bytes(range(256)) * 256  # 64 KiB, one object sent by every response
+
+
+async def large_bodies(scope: dict, receive: Any, send: Any) -> None:
+    """Bodies large enough to be lent to the IO thread instead of copied.
+
+    ``/shared?n=N``: the same module-level ``bytes`` N times, by every request at once.
+    ``/mutable?kind=bytearray|memoryview``: a 1 MiB mutable buffer, overwritten as soon as
+    each ``send()`` returns (the client must still get what was sent).
+    ``/fresh?mib=N``: one new N MiB ``bytes``, dropped by the app when it returns.
+    """
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    params = dict(p.split("=") for p in scope["query_string"].decode().split("&") if "=" in p)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    if scope["path"] == "/shared":
+        for _ in range(int(params.get("n", 4))):
+            await send({"type": "http.response.body", "body": SHARED_CHUNK, "more_body": True})
+    elif scope["path"] == "/mutable":
+        buffer = bytearray(b"a" * (1 << 20))
+        body = buffer if params.get("kind") == "bytearray" else memoryview(buffer)
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        buffer[:] = b"!" * len(buffer)
+        buffer[:] = b"b" * len(buffer)
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        buffer[:] = b"!" * len(buffer)
+    elif scope["path"] == "/fresh":
+        body = b"z" * (int(params.get("mib", 1)) << 20)
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        del body
+    await send({"type": "http.response.body", "body": b""})

@@ -420,7 +420,7 @@ impl HttpCycle {
     }
 
     fn body(&self, py: Python<'_>, msg: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
-        let body = message::body(msg)?;
+        let body = message::body(msg, Some(&self.shared.server.bridge))?;
         let more = message::flag(msg, intern!(py, "more_body"))?;
         let mut inner = self.shared.lock();
         if inner.disconnected {

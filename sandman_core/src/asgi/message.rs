@@ -5,12 +5,17 @@
 //! response) a `ValueError`. Unknown keys are ignored, as the spec requires for forward
 //! compatibility.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyString};
+
+use crate::asgi::lent;
+use crate::bridge::Bridge;
 
 /// A parsed `http.response.start`.
 pub struct ResponseStart {
@@ -53,10 +58,15 @@ pub fn message_type<'py>(message: &Bound<'py, PyDict>) -> PyResult<Bound<'py, Py
     }
 }
 
-/// Bytes from a `bytes`, `bytearray` or `memoryview` value.
-pub fn extract_bytes(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Bytes> {
+/// Bytes from a `bytes`, `bytearray` or `memoryview` value. A large `bytes` is lent to
+/// the IO thread when `lend_to` is given (see [`lent`]); anything mutable is copied.
+pub fn extract_bytes(
+    value: &Bound<'_, PyAny>,
+    what: &str,
+    lend_to: Option<&Arc<Bridge>>,
+) -> PyResult<Bytes> {
     if let Ok(b) = value.cast::<PyBytes>() {
-        return Ok(Bytes::copy_from_slice(b.as_bytes()));
+        return Ok(lent::bytes_of(b, lend_to));
     }
     if let Ok(b) = value.cast::<PyByteArray>() {
         return Ok(Bytes::from(b.to_vec()));
@@ -71,9 +81,9 @@ pub fn extract_bytes(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Bytes> {
 }
 
 /// `body` (default `b""`).
-pub fn body(message: &Bound<'_, PyDict>) -> PyResult<Bytes> {
+pub fn body(message: &Bound<'_, PyDict>, lend_to: Option<&Arc<Bridge>>) -> PyResult<Bytes> {
     match message.get_item(intern!(message.py(), "body"))? {
-        Some(v) if !v.is_none() => extract_bytes(&v, "'body'"),
+        Some(v) if !v.is_none() => extract_bytes(&v, "'body'", lend_to),
         _ => Ok(Bytes::new()),
     }
 }
@@ -274,7 +284,10 @@ fn clip_reason(reason: String) -> String {
 
 /// Parse any app message on a WebSocket; nothing about the socket changes until this has
 /// succeeded.
-pub fn websocket_message(message: &Bound<'_, PyDict>) -> PyResult<WsMessage> {
+pub fn websocket_message(
+    message: &Bound<'_, PyDict>,
+    lend_to: Option<&Arc<Bridge>>,
+) -> PyResult<WsMessage> {
     let py = message.py();
     let kind = message_type(message)?;
     Ok(match kind.to_str()? {
@@ -315,12 +328,12 @@ pub fn websocket_message(message: &Bound<'_, PyDict>) -> PyResult<WsMessage> {
                 .get_item(intern!(py, "text"))?
                 .filter(|v| !v.is_none());
             match (bytes, text) {
-                (Some(b), None) => WsMessage::Binary(extract_bytes(&b, "'bytes'")?),
+                (Some(b), None) => WsMessage::Binary(extract_bytes(&b, "'bytes'", lend_to)?),
                 (None, Some(t)) => {
                     let t = t.cast::<PyString>().map_err(|_| {
                         PyTypeError::new_err("'text' of websocket.send must be a str")
                     })?;
-                    WsMessage::Text(Bytes::copy_from_slice(t.to_str()?.as_bytes()))
+                    WsMessage::Text(lent::utf8_of(t, lend_to)?)
                 }
                 _ => {
                     return Err(PyValueError::new_err(
@@ -361,7 +374,7 @@ pub fn websocket_message(message: &Bound<'_, PyDict>) -> PyResult<WsMessage> {
         }
         "websocket.http.response.start" => WsMessage::ResponseStart(response_start(message)?),
         "websocket.http.response.body" => WsMessage::ResponseBody {
-            body: body(message)?,
+            body: body(message, None)?,
             more_body: flag(message, intern!(py, "more_body"))?,
         },
         other => {
@@ -384,7 +397,7 @@ pub fn validate_send(protocol: &str, message: Bound<'_, PyAny>) -> PyResult<Stri
             response_start(dict)?;
         }
         ("http", "http.response.body") => {
-            body(dict)?;
+            body(dict, None)?;
             flag(dict, intern!(message.py(), "more_body"))?;
         }
         ("http", other) => {
@@ -393,7 +406,7 @@ pub fn validate_send(protocol: &str, message: Bound<'_, PyAny>) -> PyResult<Stri
             )))
         }
         ("websocket", _) => {
-            websocket_message(dict)?;
+            websocket_message(dict, None)?;
         }
         _ => {
             return Err(PyValueError::new_err(

@@ -7,6 +7,7 @@
 pub mod awaitable;
 pub mod cycle;
 pub mod http;
+pub mod lent;
 pub mod message;
 pub mod scope;
 pub mod websocket;

@@ -399,7 +399,10 @@ impl WsCycleHandle {
     /// ASGI `send(message)`.
     fn send(&self, py: Python<'_>, message: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         // Parse and validate everything before the socket's state changes.
-        let parsed = message::websocket_message(message::as_dict(&message)?)?;
+        let parsed = message::websocket_message(
+            message::as_dict(&message)?,
+            Some(&self.shared.server.bridge),
+        )?;
         let (kind, close_code, more_body) = match &parsed {
             WsMessage::Accept { .. } => (WsSend::Accept, 0, false),
             WsMessage::Text(_) | WsMessage::Binary(_) => (WsSend::Send, 0, false),

@@ -65,6 +65,8 @@ pub enum Event {
     Log(Level, String),
     /// An access line for a response the IO thread wrote itself (503 over the limit).
     Access(Box<crate::common::access::AccessRecord>),
+    /// A body the IO thread has finished writing from: drop it under the GIL.
+    Release(crate::asgi::lent::Lent),
 }
 
 /// The ready queue plus its wake-up descriptor.

@@ -2,6 +2,7 @@
 
 pub mod conn;
 pub mod listener;
+pub mod malloc;
 pub mod runtime;
 pub mod shared;
 pub mod tls;
@@ -134,6 +135,8 @@ impl CoreServer {
         create_task: Option<Py<PyAny>>,
         fresh_context: bool,
     ) -> PyResult<CoreServer> {
+        // Lent bodies are freed late; keep glibc from shrinking and regrowing the heap.
+        malloc::tune();
         let event_loop = create_future.bind(py).getattr("__self__")?;
         let create_task = match create_task {
             Some(c) => c,
@@ -345,6 +348,7 @@ impl CoreServer {
                         err.write_unraisable(py, None);
                     }
                 }
+                Event::Release(object) => drop(object),
             }
         }
         *self.batch.lock().unwrap() = batch;
