@@ -350,10 +350,16 @@ def _task_factory(loop: asyncio.AbstractEventLoop) -> Any:
     the drain that received the request, instead of one loop iteration later, and a request
     that never suspends finishes without being scheduled at all. ``asyncio.current_task()``,
     contextvars and cancellation behave as for any task (it is a real ``asyncio.Task``).
+
+    Before 3.12 the task is built by calling ``asyncio.Task`` itself (the running loop is
+    the default): ``loop.create_task`` only adds a wrapper call and keyword parsing on
+    uvloop. A task factory installed on the loop (by the app's lifespan, say) is honoured.
     """
+    if loop.get_task_factory() is not None:
+        return loop.create_task
     if sys.version_info >= (3, 12):
         return functools.partial(asyncio.Task, loop=loop, eager_start=True)
-    return loop.create_task
+    return asyncio.Task
 
 
 def _ssl_settings(config: Config) -> tuple | None:

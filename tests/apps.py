@@ -361,3 +361,23 @@ async def large_bodies(scope: dict, receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": body, "more_body": True})
         del body
     await send({"type": "http.response.body", "body": b""})
+
+
+async def task_factory_probe(scope: dict, receive: Any, send: Any) -> None:
+    """Installs a task factory at lifespan startup; answers with the current task's name."""
+    if scope["type"] == "lifespan":
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+
+        def factory(loop: Any, coro: Any, **kwargs: Any) -> asyncio.Task:
+            task = asyncio.Task(coro, loop=loop, **kwargs)
+            task.set_name("made-by-the-app-factory")
+            return task
+
+        asyncio.get_running_loop().set_task_factory(factory)
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    task = asyncio.current_task()
+    await _text(send, (task.get_name() if task else "no task").encode())

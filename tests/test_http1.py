@@ -328,3 +328,10 @@ def test_default_headers_on_the_wire(flags, expected, absent):
         assert re.fullmatch(
             rb"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT", values[b"date"]
         )
+
+
+def test_a_task_factory_set_at_startup_makes_every_request_task() -> None:
+    # The core builds tasks with asyncio.Task directly unless the loop has a factory.
+    with sandman("tests.apps:task_factory_probe") as server:
+        for _ in range(3):
+            assert httpx.get(server.url, timeout=5).text == "made-by-the-app-factory"

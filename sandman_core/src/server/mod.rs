@@ -14,7 +14,7 @@ use std::time::Duration;
 use hyper::header::{HeaderName, HeaderValue};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::PyDict;
 use tokio::sync::watch;
 
 use crate::asgi::http::{HttpCycle, LoopHooks};
@@ -247,11 +247,7 @@ impl CoreServer {
                 call_soon,
                 flush,
             }),
-            scope: ScopeSettings {
-                root_path: PyString::new(py, root_path).unbind(),
-                asgi_version: PyString::new(py, asgi_version).unbind(),
-                state,
-            },
+            scope: ScopeSettings::new(py, root_path, asgi_version, state)?,
             on_request,
             on_websocket,
             on_log,
