@@ -13,14 +13,11 @@ pub const EAGER_BODY_LIMIT: u64 = 128 * 1024;
 pub const REQUEST_BODY_HIGH_WATER: usize = 64 * 1024;
 
 /// Response body bytes queued between `send()` and the socket before `send()` starts
-/// returning a pending future. Bodies of 16 KiB and more are lent, not copied
-/// (`asgi::lent`), so the queue holds the app's own objects rather than copies of them.
-/// Measured against 64 KiB (asyncio's transport high-water mark) with lending in place,
-/// `bench/ab.py`, five interleaved rounds: the 1 MiB stream -12% CPU per response, a
-/// stream of fresh 64 KiB chunks -5% (fewer suspensions of the app, and hyper writes more
-/// chunks per `writev`). With copying, the same change bought nothing and doubled peak
-/// RSS at 1,000 connections (bench/NOTES.md).
-pub const RESPONSE_BODY_HIGH_WATER: usize = 256 * 1024;
+/// returning a pending future: asyncio's default transport write high-water mark, as
+/// uvicorn has. A 256 KiB queue was measured against it on the 1 MiB stream: req/s equal
+/// within noise at 128 and 1,000 connections, peak RSS 116 -> 78 MB and 430 -> 239 MB
+/// (bench/NOTES.md).
+pub const RESPONSE_BODY_HIGH_WATER: usize = 64 * 1024;
 
 /// A `send()` waiting on a full response queue is resumed once the queue drains below this.
 pub const RESPONSE_BODY_LOW_WATER: usize = RESPONSE_BODY_HIGH_WATER / 4;
