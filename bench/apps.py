@@ -85,10 +85,8 @@ async def echo(scope: dict, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def stream(scope: dict, receive: Any, send: Any) -> None:
-    """A 1 MiB response streamed in 64 KiB chunks without content-length."""
-    if scope["type"] == "lifespan":
-        return await _lifespan(receive, send)
+async def _start_octet_stream(send: Any) -> None:
+    """A 200 without content-length: the body that follows is sent chunked."""
     await send(
         {
             "type": "http.response.start",
@@ -96,6 +94,13 @@ async def stream(scope: dict, receive: Any, send: Any) -> None:
             "headers": [(b"content-type", b"application/octet-stream")],
         }
     )
+
+
+async def stream(scope: dict, receive: Any, send: Any) -> None:
+    """A 1 MiB response streamed in 64 KiB chunks without content-length."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await _start_octet_stream(send)
     for _ in range(STREAM_CHUNKS):
         await send({"type": "http.response.body", "body": STREAM_CHUNK, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
@@ -106,13 +111,7 @@ async def stream_fresh(scope: dict, receive: Any, send: Any) -> None:
     (not in the table: a check that a change helping ``stream`` does not hurt this)."""
     if scope["type"] == "lifespan":
         return await _lifespan(receive, send)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"application/octet-stream")],
-        }
-    )
+    await _start_octet_stream(send)
     for i in range(STREAM_CHUNKS):
         chunk = STREAM_CHUNK[:-1] + bytes((i,))
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
