@@ -21,14 +21,58 @@ import sys
 import time
 from pathlib import Path
 
+from run import free_port, post_script
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def start_sandman(
+    app: str, extra: list[str] | tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, int]:
+    """``python -m sandman_asgi APP`` on CPU 0 and a free port, once it accepts (10 s)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "0",
+            sys.executable,
+            "-m",
+            "sandman_asgi",
+            app,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            *extra,
+        ],
+        cwd=HERE,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+    stop_sandman(proc)
+    raise RuntimeError(f"sandman {app} did not start accepting on port {port}")
+
+
+def stop_sandman(proc: subprocess.Popen) -> None:
+    """SIGINT (a graceful stop), then SIGKILL after 5 s."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def cpu_seconds(pid: int) -> dict[str, float]:
@@ -60,36 +104,8 @@ def one_run(
 ) -> tuple[float, float]:
     """Requests/s and server CPU microseconds per request (robust to a noisy machine:
     other processes steal wall time, not the server's CPU time per request)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            "0",
-            sys.executable,
-            "-m",
-            "sandman_asgi",
-            app,
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            *extra,
-        ],
-        cwd=HERE,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, port = start_sandman(app, extra, env)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         url = f"http://127.0.0.1:{port}{path}"
         wrk = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}"]
         if script is not None:
@@ -114,11 +130,7 @@ def one_run(
             )
         return rps, per_req
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_sandman(proc)
 
 
 def swap_in(source: str | Path, target: Path) -> None:
@@ -150,11 +162,7 @@ def main() -> int:
     script = None
     if args.post_kib:
         script = HERE / ".ab-post.lua"
-        script.write_text(
-            'wrk.method = "POST"\n'
-            f'wrk.body = string.rep("x", {args.post_kib * 1024})\n'
-            'wrk.headers["Content-Type"] = "application/octet-stream"\n'
-        )
+        script.write_text(post_script(args.post_kib))
     import sandman_asgi._core as core
 
     target = Path(core.__file__)

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.ab import free_port  # noqa: E402
+from ab import start_sandman, stop_sandman  # noqa: E402
+from run import post_script  # noqa: E402
+
 from tests.hardening.loadgen import rss_kib  # noqa: E402
 
 
@@ -32,32 +31,13 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=700_000)
     parser.add_argument("--warm-requests", type=int, default=100_000)
     args = parser.parse_args()
-    port = free_port()
     wrk = ["taskset", "-c", "1", "wrk", "-t1", "-c128", "-d5s"]
     if args.post_kib:
         script = HERE / ".rss-post.lua"
-        script.write_text(
-            'wrk.method = "POST"\n'
-            f'wrk.body = string.rep("x", {args.post_kib * 1024})\n'
-            'wrk.headers["Content-Type"] = "application/octet-stream"\n'
-        )
+        script.write_text(post_script(args.post_kib))
         wrk += ["-s", str(script)]
-    server = [sys.executable, "-m", "sandman_asgi", args.app, "--port", str(port)]
-    proc = subprocess.Popen(
-        ["taskset", "-c", "0", *server, "--no-access-log", "--log-level", "warning"],
-        cwd=HERE,
-        start_new_session=True,
-    )
+    proc, port = start_sandman(args.app)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    print("the server exited")
-                    return 1
-                time.sleep(0.1)
         done, warm = 0, None
         while done < args.requests:
             out = subprocess.run(
@@ -76,11 +56,7 @@ def main() -> int:
         print(f"after warm-up {warm:,} KiB, after {done:,} requests {rss:,} KiB: {rss / warm:.3f}x")
         return 0
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_sandman(proc)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ class Workload:
     ws_message: int = 0  # > 0: a WebSocket echo workload with messages of this size
 
 
-def _post_script(kib: int) -> str:
+def post_script(kib: int) -> str:
+    """A wrk script that POSTs a body of ``kib`` KiB (also used by ab.py and rss_check.py)."""
     return (
         'wrk.method = "POST"\n'
         f'wrk.body = string.rep("x", {kib * 1024})\n'
@@ -65,7 +66,7 @@ request = function() return req end
 WORKLOADS = {
     "hello": Workload("hello", "apps:hello", "/", nginx_file="hello"),
     "fortunes": Workload("fortunes", "apps:fortunes", "/", nginx_file="index.html"),
-    "echo64k": Workload("echo64k", "apps:echo", "/", wrk_script=_post_script(64)),
+    "echo64k": Workload("echo64k", "apps:echo", "/", wrk_script=post_script(64)),
     "stream1m": Workload("stream1m", "apps:stream", "/", nginx_file="stream"),
     "fastapi": Workload("fastapi", "apps:api", "/json", needs_fastapi=True),
     "ws16": Workload("ws16", "apps:ws_echo", "/", ws_message=16),

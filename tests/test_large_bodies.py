@@ -18,6 +18,7 @@ import pytest
 import websockets
 
 from tests.apps import SHARED_CHUNK
+from tests.hardening.loadgen import rss_kib
 from tests.serverproc import ServerProcess, sandman
 
 
@@ -25,14 +26,6 @@ from tests.serverproc import ServerProcess, sandman
 def server() -> Iterator[ServerProcess]:
     with sandman("tests.apps:large_bodies") as server:
         yield server
-
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 @pytest.mark.parametrize("kind", ["bytearray", "memoryview"])
@@ -62,7 +55,7 @@ def test_memory_of_a_written_body_is_returned_without_more_traffic(
 ) -> None:
     pid = server.proc.pid
     assert httpx.get(f"{server.url}/fresh?mib=1", timeout=10).status_code == 200
-    before = rss_bytes(pid)
+    before = rss_kib(pid)
     with httpx.Client(timeout=30) as client:
         response = client.get(f"{server.url}/fresh?mib=256")
         assert len(response.content) == 256 << 20
@@ -70,9 +63,9 @@ def test_memory_of_a_written_body_is_returned_without_more_traffic(
         # The connection stays open and idle and no request follows: the IO thread's
         # hand-back alone must let the loop free the body.
         deadline = time.monotonic() + 10
-        while rss_bytes(pid) > before + (64 << 20) and time.monotonic() < deadline:
+        while rss_kib(pid) > before + (64 << 10) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert rss_bytes(pid) <= before + (64 << 20), (before, rss_bytes(pid))
+        assert rss_kib(pid) <= before + (64 << 10), (before, rss_kib(pid))
 
 
 @pytest.mark.parametrize("compression", [None, "deflate"])

@@ -78,12 +78,13 @@ pub fn utf8_of(
     value: &Bound<'_, pyo3::types::PyString>,
     bridge: Option<&Arc<Bridge>>,
 ) -> PyResult<Bytes> {
+    // `to_str` caches the UTF-8 form on the object; the lent `PyBackedStr` reads that cache.
+    let text = value.to_str()?;
     match bridge {
-        // The length check is on the UTF-8 form, which `to_str` caches on the object.
-        Some(bridge) if value.to_str()?.len() >= LEND_FROM => {
+        Some(bridge) if text.len() >= LEND_FROM => {
             Ok(lend(Lent::Str(value.clone().try_into()?), bridge))
         }
-        _ => Ok(Bytes::copy_from_slice(value.to_str()?.as_bytes())),
+        _ => Ok(Bytes::copy_from_slice(text.as_bytes())),
     }
 }
 

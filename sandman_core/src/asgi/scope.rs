@@ -8,11 +8,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::{HeaderMap, Method, Version};
 use percent_encoding::percent_decode;
-
-use crate::common::access::AccessRecord;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::{intern, IntoPyObjectExt};
+
+use crate::common::access::AccessRecord;
 
 /// The HTTP/WebSocket sub-spec version we implement. 2.4 promises that `send()` after the
 /// client is gone raises an `OSError` subclass ([WWW] "Spec Versions").
