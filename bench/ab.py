@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from run import free_port, post_script
+from run import free_port, post_script, server_command
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -32,22 +32,10 @@ def start_sandman(
 ) -> tuple[subprocess.Popen, int]:
     """``python -m sandman_asgi APP`` on CPU 0 and a free port, once it accepts (10 s)."""
     port = free_port()
+    # The same command line bench/run.py uses (peer_bin and io_threads are for the peers).
+    command = server_command("sandman", app, port, peer_bin=ROOT, io_threads=1)
     proc = subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            "0",
-            sys.executable,
-            "-m",
-            "sandman_asgi",
-            app,
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            *extra,
-        ],
+        ["taskset", "-c", "0", *command, *extra],
         cwd=HERE,
         env={**os.environ, **(env or {})},
         start_new_session=True,
