@@ -169,9 +169,11 @@ class Server:
     def _make_core(
         self, config: Config, loop: asyncio.AbstractEventLoop, access_on: bool, ssl: tuple | None
     ) -> CoreServer:
+        task_kwargs = _task_kwargs(loop)
         return CoreServer(
             on_request=functools.partial(run_http, config.loaded_app),
-            create_task=_task_factory(loop),
+            create_task=asyncio.Task if task_kwargs is not None else loop.create_task,
+            task_kwargs=task_kwargs,
             fresh_context=config.reset_contextvars,
             on_log=_on_core_log,
             create_future=loop.create_future,
@@ -343,23 +345,27 @@ class Server:
             self.should_exit = True
 
 
-def _task_factory(loop: asyncio.AbstractEventLoop) -> Any:
-    """How the core starts each app task.
+def _task_kwargs(loop: asyncio.AbstractEventLoop) -> dict[str, Any] | None:
+    """How the core starts each app task: keyword arguments for ``asyncio.Task``, or None
+    to call ``loop.create_task`` instead.
 
     Python 3.12+ starts tasks eagerly: the app runs up to its first real suspension inside
     the drain that received the request, instead of one loop iteration later, and a request
     that never suspends finishes without being scheduled at all. ``asyncio.current_task()``,
     contextvars and cancellation behave as for any task (it is a real ``asyncio.Task``).
 
-    Before 3.12 the task is built by calling ``asyncio.Task`` itself (the running loop is
-    the default): ``loop.create_task`` only adds a wrapper call and keyword parsing on
-    uvloop. A task factory installed on the loop (by the app's lifespan, say) is honoured.
+    The task is built by calling ``asyncio.Task`` itself: ``loop.create_task`` only adds a
+    wrapper call and keyword parsing on uvloop. The loop is always passed: without it the
+    Task looks the running loop up, and on 3.11 that lookup makes a ``getpid()`` system
+    call (its fork check) on every request. The core passes this one dict on every call, so
+    nothing is merged per request as ``functools.partial`` would. A task factory installed
+    on the loop (by the app's lifespan, say) is honoured.
     """
     if loop.get_task_factory() is not None:
-        return loop.create_task
+        return None
     if sys.version_info >= (3, 12):
-        return functools.partial(asyncio.Task, loop=loop, eager_start=True)
-    return asyncio.Task
+        return {"loop": loop, "eager_start": True}
+    return {"loop": loop}
 
 
 def _ssl_settings(config: Config) -> tuple | None:

@@ -8,6 +8,7 @@
 
 #![deny(missing_docs)]
 
+pub mod alloc;
 pub mod asgi;
 pub mod bridge;
 pub mod common;
@@ -18,7 +19,7 @@ pub mod ws;
 use pyo3::prelude::*;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::Mimalloc = alloc::Mimalloc;
 
 /// The extension module.
 #[pymodule]

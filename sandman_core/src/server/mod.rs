@@ -41,6 +41,9 @@ pub struct CoreServer {
     on_websocket: Option<Py<PyAny>>,
     on_log: Py<PyAny>,
     create_task: Py<PyAny>,
+    /// Keyword arguments passed to `create_task` on every call (`loop=`, `eager_start=`):
+    /// one dict built at startup, which a type call hands to `Task.__init__` as it is.
+    task_kwargs: Option<Py<PyDict>>,
     /// `contextvars.Context` when each task gets a fresh context.
     fresh_context: Option<Py<PyAny>>,
     batch: Mutex<Vec<Event>>,
@@ -73,10 +76,14 @@ impl CoreServer {
         cycle: &Bound<'py, PyAny>,
     ) -> PyResult<Py<PyAny>> {
         let coro = runner.bind(py).call1((scope, cycle))?;
+        let task_kwargs = self.task_kwargs.as_ref().map(|k| k.bind(py));
         match &self.fresh_context {
-            None => self.create_task.call1(py, (coro,)),
+            None => self.create_task.call(py, (coro,), task_kwargs),
             Some(context) => {
-                let kwargs = PyDict::new(py);
+                let kwargs = match task_kwargs {
+                    Some(k) => k.copy()?,
+                    None => PyDict::new(py),
+                };
                 kwargs.set_item(pyo3::intern!(py, "context"), context.bind(py).call0()?)?;
                 self.create_task.call(py, (coro,), Some(&kwargs))
             }
@@ -97,7 +104,7 @@ impl CoreServer {
         ws_per_message_deflate = true, forwarded_allow_ips = None, ssl = None,
         max_target = DEFAULT_MAX_TARGET_BYTES, max_headers = DEFAULT_MAX_HEADERS,
         max_body = None, body_read_timeout = Some(DEFAULT_BODY_READ_TIMEOUT_SECS),
-        max_connections = None, call_soon = None, create_task = None, fresh_context = false,
+        max_connections = None, call_soon = None, create_task = None, task_kwargs = None, fresh_context = false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -133,6 +140,7 @@ impl CoreServer {
         max_connections: Option<usize>,
         call_soon: Option<Py<PyAny>>,
         create_task: Option<Py<PyAny>>,
+        task_kwargs: Option<Py<PyDict>>,
         fresh_context: bool,
     ) -> PyResult<CoreServer> {
         // Lent bodies are freed late; keep glibc from shrinking and regrowing the heap.
@@ -252,6 +260,7 @@ impl CoreServer {
             on_websocket,
             on_log,
             create_task,
+            task_kwargs: task_kwargs.filter(|k| !k.bind(py).is_empty()),
             fresh_context,
             batch: Mutex::new(Vec::with_capacity(256)),
         })
