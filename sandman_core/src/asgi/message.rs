@@ -162,6 +162,14 @@ pub fn headers(message: &Bound<'_, PyDict>) -> PyResult<Vec<(HeaderName, HeaderV
         if h.is_none() {
             return Ok(out);
         }
+        // A list (what apps and frameworks send) is walked by index: no iterator object.
+        if let Ok(list) = h.cast::<pyo3::types::PyList>() {
+            out.reserve_exact(list.len());
+            for item in list.iter() {
+                out.push(header_pair(&item)?);
+            }
+            return Ok(out);
+        }
         let iter = h.try_iter().map_err(|_| {
             PyTypeError::new_err("ASGI headers must be an iterable of [name, value] pairs")
         })?;
