@@ -415,36 +415,65 @@ def fmt_rps(v: float | None) -> str:
     return f"{v / 1000:.1f}k" if v else "—"
 
 
-def render(results: list[Result], args: argparse.Namespace, command: str) -> str:
+RATIO_PEERS = ("uvicorn", "granian", "nginx")
+
+
+def paired_ratio(ours: list[Result], theirs: list[Result]) -> float | None:
+    """Median over rounds of sandman's req/s divided by the peer's in the same round.
+
+    The machine's speed drifts by 20-30% over minutes; a ratio taken within one round
+    cancels most of that drift, where dividing two independently taken medians does not.
+    """
+    pairs = sorted(a.rps / b.rps for a, b in zip(ours, theirs, strict=False) if a.rps and b.rps)
+    if not pairs:
+        return None
+    mid = len(pairs) // 2
+    return pairs[mid] if len(pairs) % 2 else (pairs[mid - 1] + pairs[mid]) / 2
+
+
+def total_errors(rounds: list[Result]) -> str:
+    """Errors summed over every round (the median round alone could hide some)."""
+    counts = [r.errors for r in rounds if r.errors.isdigit()]
+    return str(sum(int(c) for c in counts)) if counts else rounds[0].errors
+
+
+def render(
+    results: list[Result],
+    ratios: dict[tuple[str, str], float | None],
+    args: argparse.Namespace,
+    command: str,
+) -> str:
     servers = list(dict.fromkeys(r.server for r in results))
     workloads = list(dict.fromkeys(r.workload for r in results))
+    peers = [p for p in RATIO_PEERS if p in servers and "sandman" in servers]
     by = {(r.server, r.workload): r for r in results}
     lines = [
         f"Measured {datetime.date.today()} on {platform.node()} ({os.cpu_count()} CPUs), "
         f"Python {platform.python_version()}. Server on CPU {args.server_cpu}, wrk on CPU "
         f"{args.client_cpu}, 1 thread; {args.conns} connections (WebSocket: 64); "
-        f"{args.warmup} s warm-up, {args.duration} s measured; each figure the median of "
-        f"{args.rounds} interleaved round(s). Workloads marked @N ran with N connections.",
+        f"{args.warmup} s warm-up, {args.duration} s measured; each req/s figure the median of "
+        f"{args.rounds} interleaved round(s), each ratio the median of the per-round ratios "
+        "(sandman and the peer in the same round). Workloads marked @N ran with N connections.",
         "",
         f"Command: `{command}`",
         "",
-        "| workload | " + " | ".join(servers) + " | sandman/uvicorn | sandman/granian |",
-        "| --- | " + " | ".join("---:" for _ in servers) + " | ---: | ---: |",
+        "| workload | " + " | ".join(servers + [f"sandman/{p}" for p in peers]) + " |",
+        "| --- | " + " | ".join("---:" for _ in servers + peers) + " |",
     ]
     for w in workloads:
         cells = [fmt_rps(by[(s, w)].rps) if (s, w) in by else "—" for s in servers]
-        ratios = []
-        for peer in ("uvicorn", "granian"):
-            a, b = by.get(("sandman", w)), by.get((peer, w))
-            ratios.append(f"{a.rps / b.rps:.2f}x" if a and b and a.rps and b.rps else "—")
-        lines.append(f"| {w} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+        for peer in peers:
+            ratio = ratios.get((w, peer))
+            cells.append(f"{ratio:.2f}x" if ratio else "—")
+        lines.append(f"| {w} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Server CPU µs/request: the server's user + system CPU time over the measured window"
         " divided by the requests it served (all its processes). Where this times req/s comes"
         " near 1,000,000 (one whole core), the server was the bottleneck.",
         "",
-        "| workload | server | req/s | p50 | p99 | errors | peak RSS MiB | server CPU µs/req |",
+        "| workload | server | req/s | p50 | p99 | errors (all rounds) | peak RSS MiB |"
+        " server CPU µs/req |",
         "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     for r in results:
@@ -498,6 +527,7 @@ def main() -> int:
         flush=True,
     )
     conns_list = [int(c) for c in str(args.conns).split(",")]
+    ratios: dict[tuple[str, str], float | None] = {}
     for conns in conns_list:
         for name in args.workloads.split(","):
             wl = WORKLOADS[name]
@@ -505,13 +535,18 @@ def main() -> int:
                 continue  # WebSocket runs use 64 connections whatever --conns says
             label = wl.name if conns == conns_list[0] else f"{wl.name}@{conns}"
             runs: dict[str, list[Result]] = {s: [] for s in servers}
-            for _ in range(args.rounds):
-                for server in servers:
+            for k in range(args.rounds):
+                # Each round starts with the next server, so none always runs first or
+                # right after a peer that left the machine hot.
+                for server in servers[k % len(servers) :] + servers[: k % len(servers)]:
                     runs[server].append(run_one(server, wl, args, peer_bin, conns))
+            for peer in RATIO_PEERS:
+                ratios[(label, peer)] = paired_ratio(runs.get("sandman", []), runs.get(peer, []))
             for server in servers:
                 ordered = sorted(runs[server], key=lambda r: r.rps or 0.0)
                 r = ordered[len(ordered) // 2]
                 r.workload = label
+                r.errors = total_errors(runs[server])
                 results.append(r)
                 rps = f"{r.rps:,.0f}" if r.rps else (r.note or "FAIL")
                 print(
@@ -520,7 +555,9 @@ def main() -> int:
                     flush=True,
                 )
     command = "python bench/run.py " + " ".join(sys.argv[1:])
-    Path(args.out).write_text("# Benchmark results\n\n" + render(results, args, command.strip()))
+    Path(args.out).write_text(
+        "# Benchmark results\n\n" + render(results, ratios, args, command.strip())
+    )
     print(f"\nwrote {args.out}")
     return 0
 
