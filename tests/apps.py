@@ -254,11 +254,15 @@ async def disconnect_probe(scope: dict, receive: Any, send: Any) -> None:
 
 
 async def slow(scope: dict, receive: Any, send: Any) -> None:
-    """Answer after ?s=seconds (default 1), streaming a first chunk at once."""
+    """Answer after ?s=seconds (default 1), streaming a first chunk at once; on /late the
+    whole response waits, head included."""
     if scope["type"] == "lifespan":
         return await _lifespan(receive, send)
     qs = scope["query_string"].decode()
     seconds = float(qs.split("=")[1]) if "=" in qs else 1.0
+    if scope["path"] == "/late":
+        await asyncio.sleep(seconds)
+        return await _text(send, b"late")
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"start;", "more_body": True})
     await asyncio.sleep(seconds)

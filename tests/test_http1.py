@@ -28,6 +28,23 @@ def test_hello_world_has_date_and_server_headers(hello_server):
     assert head[1].startswith(b"date: ") and head[2] == b"server: sandman"
 
 
+def test_date_header_follows_the_clock_on_a_kept_alive_connection(hello_server):
+    # The core caches the formatted date for a second (common/date.rs): a connection that
+    # stays open must still see it move, and it must be the real time (RFC 9110 §6.6.1).
+    from email.utils import parsedate_to_datetime
+
+    with httpx.Client() as client:
+        first = client.get(hello_server.url)
+        time.sleep(1.2)
+        second = client.get(hello_server.url)
+        now = time.time()
+    assert first.http_version == second.http_version == "HTTP/1.1"
+    t1 = parsedate_to_datetime(first.headers["date"]).timestamp()
+    t2 = parsedate_to_datetime(second.headers["date"]).timestamp()
+    assert t2 - t1 >= 1, (first.headers["date"], second.headers["date"])
+    assert abs(now - t2) <= 2
+
+
 def test_single_body_goes_out_in_one_write_with_content_length(hello_server):
     with socket.create_connection(("127.0.0.1", hello_server.port), timeout=5) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

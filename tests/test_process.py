@@ -199,6 +199,26 @@ def test_graceful_shutdown_lets_in_flight_finish_and_refuses_new():
     assert "Waiting for connections to close. (CTRL+C to force quit)" in server.stderr
 
 
+def test_a_response_started_during_shutdown_says_connection_close():
+    # uvicorn-surface D-PROC-3: in-flight responses finish, with `connection: close`
+    # (the app here has not sent its head yet when the shutdown starts).
+    with sandman("tests.apps:slow") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(b"GET /late?s=1.5 HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.5)
+            server.send_signal(signal.SIGINT)
+            data = b""
+            while chunk := s.recv(65536):  # the server closes it after the response
+                data += chunk
+        assert server.wait() == 0
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 200 OK" and body == b"late"
+    assert [line for line in lines if line.lower().startswith(b"connection:")] == [
+        b"connection: close"
+    ]
+
+
 def test_idle_keep_alive_connections_close_at_once_on_shutdown():
     with sandman("tests.apps:hello") as server:
         s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
