@@ -108,6 +108,16 @@ def test_workers_sigterm_exits_0():
     assert "INFO:     Received SIGTERM, exiting." in server.stderr
 
 
+def test_workers_are_spawned_not_forked():
+    # uvicorn-surface D-PROC-4: a fresh interpreter per worker (spawn), as uvicorn's
+    # Multiprocess does; a forked worker would inherit the parent's threads and loop.
+    with supervised("tests.supervised_apps:pid", "--workers", "2", ready=2) as server:
+        for pid in started_workers(server):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            assert any(b"multiprocessing.spawn" in arg for arg in argv), argv
+
+
 def test_web_concurrency_sets_the_worker_count():
     env = {"WEB_CONCURRENCY": "3"}
     with supervised("tests.supervised_apps:pid", env=env, ready=3) as server:
