@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -424,11 +425,8 @@ def paired_ratio(ours: list[Result], theirs: list[Result]) -> float | None:
     The machine's speed drifts by 20-30% over minutes; a ratio taken within one round
     cancels most of that drift, where dividing two independently taken medians does not.
     """
-    pairs = sorted(a.rps / b.rps for a, b in zip(ours, theirs, strict=False) if a.rps and b.rps)
-    if not pairs:
-        return None
-    mid = len(pairs) // 2
-    return pairs[mid] if len(pairs) % 2 else (pairs[mid - 1] + pairs[mid]) / 2
+    pairs = [a.rps / b.rps for a, b in zip(ours, theirs, strict=False) if a.rps and b.rps]
+    return statistics.median(pairs) if pairs else None
 
 
 def total_errors(rounds: list[Result]) -> str:

@@ -7,6 +7,7 @@ import json
 import re
 import socket
 import time
+from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
@@ -31,8 +32,6 @@ def test_hello_world_has_date_and_server_headers(hello_server):
 def test_date_header_follows_the_clock_on_a_kept_alive_connection(hello_server):
     # The core caches the formatted date for a second (common/date.rs): a connection that
     # stays open must still see it move, and it must be the real time (RFC 9110 §6.6.1).
-    from email.utils import parsedate_to_datetime
-
     with httpx.Client() as client:
         first = client.get(hello_server.url)
         time.sleep(1.2)

@@ -260,7 +260,7 @@ impl CoreServer {
             on_websocket,
             on_log,
             create_task,
-            task_kwargs: task_kwargs.filter(|k| !k.bind(py).is_empty()),
+            task_kwargs,
             fresh_context,
             batch: Mutex::new(Vec::with_capacity(256)),
         })
