@@ -155,6 +155,36 @@ def test_streamed_response_is_chunked_http11_and_close_delimited_http10():
         assert body == b"0011", "HTTP/1.0 gets the raw body, delimited by close"
 
 
+def _chunk_sizes(body: bytes) -> tuple[list[int], bytes]:
+    """Parse a chunked body: the size of each chunk (terminator excluded) and the payload."""
+    sizes, payload = [], b""
+    while True:
+        line, _, body = body.partition(b"\r\n")
+        size = int(line.split(b";")[0], 16)
+        if size == 0:
+            assert body == b"\r\n", f"bytes after the last chunk: {body[:40]!r}"
+            return sizes, payload
+        sizes.append(size)
+        payload += body[:size]
+        assert body[size : size + 2] == b"\r\n", "chunk not followed by CRLF"
+        body = body[size + 2 :]
+
+
+def test_chunks_queued_together_are_written_as_one_chunk_in_order():
+    """Sends the app makes before the IO thread looks go out as one chunk (one write), in
+    order and byte-exact; chunks that suspend `send()` (over 64 KiB queued) still arrive
+    whole and in order."""
+    with sandman("tests.apps:stream") as server:
+        for n, size in ((8, 1000), (6, 40_000)):
+            request = f"GET /?n={n}&size={size} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            raw = raw_exchange(server.port, request.encode())
+            head, _, body = raw.partition(b"\r\n\r\n")
+            assert b"transfer-encoding: chunked" in head.lower()
+            sizes, payload = _chunk_sizes(body)
+            assert payload == b"".join(b"%d" % (i % 10) * size for i in range(n))
+            assert len(sizes) < n, f"{n} sends written as {len(sizes)} chunks: {sizes}"
+
+
 def test_head_has_no_body_but_the_get_length():
     with sandman("tests.apps:hello") as server:
         raw = raw_exchange(server.port, b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

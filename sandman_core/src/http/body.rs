@@ -12,7 +12,8 @@ use hyper::body::Incoming;
 
 use crate::asgi::cycle::Phase;
 use crate::asgi::http::RequestShared;
-use crate::common::limits::{REQUEST_BODY_HIGH_WATER, RESPONSE_BODY_LOW_WATER};
+use crate::common::limits::REQUEST_BODY_HIGH_WATER;
+use crate::http::frame_data::FrameData;
 
 enum Kind {
     Full(Option<Bytes>),
@@ -23,6 +24,10 @@ enum Kind {
 /// the app's `send()` calls.
 pub struct ResponseBody {
     kind: Kind,
+    /// A frame has been handed to hyper: from then on `is_end_stream` may say the stream
+    /// is over, so the last chunk and the chunked terminator go out in one write. Never
+    /// before the head, where it would turn a streamed response into an empty one.
+    polled: bool,
 }
 
 impl ResponseBody {
@@ -30,6 +35,7 @@ impl ResponseBody {
     pub fn empty() -> ResponseBody {
         ResponseBody {
             kind: Kind::Full(None),
+            polled: false,
         }
     }
 
@@ -38,6 +44,7 @@ impl ResponseBody {
         let data = if data.is_empty() { None } else { Some(data) };
         ResponseBody {
             kind: Kind::Full(data),
+            polled: false,
         }
     }
 
@@ -45,28 +52,36 @@ impl ResponseBody {
     pub fn stream(shared: Arc<RequestShared>) -> ResponseBody {
         ResponseBody {
             kind: Kind::Stream(shared),
+            polled: false,
         }
     }
 }
 
 impl Body for ResponseBody {
-    type Data = Bytes;
+    type Data = FrameData;
     type Error = io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        match &mut self.kind {
-            Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+    ) -> Poll<Option<Result<Frame<FrameData>, io::Error>>> {
+        let this = &mut *self;
+        match &mut this.kind {
+            Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d.into())))),
             Kind::Stream(shared) => {
                 let mut inner = shared.lock();
-                if let Some(chunk) = inner.out.pop_front() {
-                    inner.out_len -= chunk.len();
-                    if inner.out_len <= RESPONSE_BODY_LOW_WATER {
-                        shared.wake_python(&mut inner);
-                    }
-                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                if !inner.out.is_empty() {
+                    // Everything queued goes as one frame, so one write (frame_data.rs).
+                    // The queue is bounded by `send()` suspending past its high-water mark.
+                    let data = if inner.out.len() == 1 {
+                        FrameData::One(inner.out.pop_front().expect("not empty"))
+                    } else {
+                        FrameData::from_parts(std::mem::take(&mut inner.out))
+                    };
+                    inner.out_len = 0;
+                    shared.wake_python(&mut inner);
+                    this.polled = true;
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 if inner.out_end {
                     return Poll::Ready(None);
@@ -83,7 +98,15 @@ impl Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.kind, Kind::Full(None))
+        match &self.kind {
+            Kind::Full(data) => data.is_none(),
+            Kind::Stream(shared) => {
+                self.polled && {
+                    let inner = shared.lock();
+                    inner.out_end && inner.out.is_empty()
+                }
+            }
+        }
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -5,6 +5,7 @@
 
 pub mod body;
 pub mod canned;
+pub mod frame_data;
 pub mod proxy;
 pub mod service;
 pub mod validate;

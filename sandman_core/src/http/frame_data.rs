@@ -1,0 +1,179 @@
+//! The bytes of one response body frame: one chunk, or every chunk the app queued since the
+//! IO thread last looked.
+//!
+//! hyper writes a streamed body one frame at a time and flushes as soon as its write buffer
+//! holds `max_buf_size` bytes, which Sandman sets to the request-head limit (64 KiB by
+//! default: hyper uses one size for both). A 64 KiB chunk per frame therefore meant one
+//! `writev` per chunk. Handing hyper everything queued as one frame puts it all in one
+//! `writev`, without copying: each part is still the app's own buffer.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, BufMut, Bytes};
+
+/// One or more chunks read front to back as a single `Buf`. No part is ever empty, so
+/// `chunk()` is never empty while anything remains.
+pub enum FrameData {
+    /// A whole body, or the only chunk queued.
+    One(Bytes),
+    /// Several queued chunks.
+    Many {
+        /// The chunks not yet fully read, the first possibly advanced into.
+        parts: VecDeque<Bytes>,
+        /// Bytes left across `parts`, kept so `remaining()` is not a walk.
+        remaining: usize,
+    },
+}
+
+impl FrameData {
+    /// Every chunk in `parts`, in order; empty chunks are dropped.
+    pub fn from_parts(mut parts: VecDeque<Bytes>) -> FrameData {
+        parts.retain(|p| !p.is_empty());
+        if parts.len() == 1 {
+            return FrameData::One(parts.pop_front().expect("one part"));
+        }
+        let remaining = parts.iter().map(Bytes::len).sum();
+        FrameData::Many { parts, remaining }
+    }
+}
+
+impl From<Bytes> for FrameData {
+    fn from(data: Bytes) -> FrameData {
+        FrameData::One(data)
+    }
+}
+
+impl Buf for FrameData {
+    fn remaining(&self) -> usize {
+        match self {
+            FrameData::One(b) => b.len(),
+            FrameData::Many { remaining, .. } => *remaining,
+        }
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self {
+            FrameData::One(b) => b,
+            FrameData::Many { parts, .. } => parts.front().map_or(&[], |b| b),
+        }
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        match self {
+            FrameData::One(b) => b.advance(cnt),
+            FrameData::Many { parts, remaining } => {
+                assert!(cnt <= *remaining, "advance past the end of a frame");
+                *remaining -= cnt;
+                while cnt > 0 {
+                    let front = parts.front_mut().expect("remaining counts these bytes");
+                    if cnt < front.len() {
+                        front.advance(cnt);
+                        return;
+                    }
+                    cnt -= front.len();
+                    parts.pop_front();
+                }
+            }
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        match self {
+            FrameData::One(b) => b.chunks_vectored(dst),
+            FrameData::Many { parts, .. } => {
+                let mut n = 0;
+                for (slot, part) in dst.iter_mut().zip(parts) {
+                    *slot = IoSlice::new(part);
+                    n += 1;
+                }
+                n
+            }
+        }
+    }
+
+    fn copy_to_bytes(&mut self, len: usize) -> Bytes {
+        match self {
+            // The common case stays zero-copy.
+            FrameData::One(b) => b.copy_to_bytes(len),
+            FrameData::Many { parts, remaining }
+                if parts.front().is_some_and(|f| f.len() >= len) =>
+            {
+                let out = parts.front_mut().expect("checked").split_to(len);
+                if parts.front().is_some_and(Bytes::is_empty) {
+                    parts.pop_front();
+                }
+                *remaining -= len;
+                out
+            }
+            FrameData::Many { .. } => {
+                let mut out = bytes::BytesMut::with_capacity(len);
+                out.put((&mut *self).take(len));
+                out.freeze()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(chunks: &[&'static [u8]]) -> VecDeque<Bytes> {
+        chunks.iter().map(|c| Bytes::from_static(c)).collect()
+    }
+
+    fn drain(mut data: FrameData, step: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while data.has_remaining() {
+            let n = step.min(data.chunk().len());
+            assert!(n > 0, "chunk() empty while bytes remain");
+            out.extend_from_slice(&data.chunk()[..n]);
+            data.advance(n);
+        }
+        out
+    }
+
+    #[test]
+    fn reads_every_part_in_order_whatever_the_step() {
+        for step in [1, 2, 3, 7, 100] {
+            let data = FrameData::from_parts(parts(&[b"abc", b"", b"defg", b"h"]));
+            assert_eq!(data.remaining(), 8);
+            assert_eq!(drain(data, step), b"abcdefgh");
+        }
+    }
+
+    #[test]
+    fn a_single_part_becomes_one() {
+        let data = FrameData::from_parts(parts(&[b"", b"only"]));
+        assert!(matches!(data, FrameData::One(_)));
+        assert_eq!(drain(data, 3), b"only");
+    }
+
+    #[test]
+    fn vectored_slices_cover_the_parts_left() {
+        let mut data = FrameData::from_parts(parts(&[b"ab", b"cd", b"ef"]));
+        data.advance(3);
+        let mut slots = [IoSlice::new(&[]); 4];
+        let n = data.chunks_vectored(&mut slots);
+        let seen: Vec<u8> = slots[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!(seen, b"def");
+        let mut one = [IoSlice::new(&[])];
+        assert_eq!(
+            data.chunks_vectored(&mut one),
+            1,
+            "never more slices than given"
+        );
+    }
+
+    #[test]
+    fn copy_to_bytes_within_and_across_parts() {
+        let mut data = FrameData::from_parts(parts(&[b"abc", b"def"]));
+        assert_eq!(data.copy_to_bytes(2), Bytes::from_static(b"ab"));
+        assert_eq!(data.copy_to_bytes(3), Bytes::from_static(b"cde"));
+        assert_eq!(data.remaining(), 1);
+        let mut sink = Vec::new();
+        sink.put(data);
+        assert_eq!(sink, b"f");
+    }
+}
