@@ -419,14 +419,14 @@ def fmt_rps(v: float | None) -> str:
 RATIO_PEERS = ("uvicorn", "granian", "nginx")
 
 
-def paired_ratio(ours: list[Result], theirs: list[Result]) -> float | None:
-    """Median over rounds of sandman's req/s divided by the peer's in the same round.
+def round_ratios(ours: list[Result], theirs: list[Result]) -> list[float]:
+    """Sandman's req/s divided by the peer's in the same round, for each round both completed.
 
-    The machine's speed drifts by 20-30% over minutes; a ratio taken within one round
-    cancels most of that drift, where dividing two independently taken medians does not.
+    The tables quote the median of these. The machine's speed drifts by 20-30% over
+    minutes; a ratio taken within one round cancels most of that drift, where dividing two
+    independently taken medians does not (both are written out, with every round's ratio).
     """
-    pairs = [a.rps / b.rps for a, b in zip(ours, theirs, strict=False) if a.rps and b.rps]
-    return statistics.median(pairs) if pairs else None
+    return [a.rps / b.rps for a, b in zip(ours, theirs, strict=False) if a.rps and b.rps]
 
 
 def total_errors(rounds: list[Result]) -> str:
@@ -437,7 +437,7 @@ def total_errors(rounds: list[Result]) -> str:
 
 def render(
     results: list[Result],
-    ratios: dict[tuple[str, str], float | None],
+    ratios: dict[tuple[str, str], list[float]],
     args: argparse.Namespace,
     command: str,
 ) -> str:
@@ -461,9 +461,27 @@ def render(
     for w in workloads:
         cells = [fmt_rps(by[(s, w)].rps) if (s, w) in by else "—" for s in servers]
         for peer in peers:
-            ratio = ratios.get((w, peer))
-            cells.append(f"{ratio:.2f}x" if ratio else "—")
+            pairs = ratios.get((w, peer))
+            cells.append(f"{statistics.median(pairs):.2f}x" if pairs else "—")
         lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Every round's ratio (in run order), so the medians above can be checked; the last"
+        " column divides the two median req/s instead, which carries the drift between rounds.",
+        "",
+        "| workload | ratio | per round | median | ratio of medians |",
+        "| --- | --- | --- | ---: | ---: |",
+    ]
+    for w in workloads:
+        for peer in peers:
+            pairs = ratios.get((w, peer))
+            ours, theirs = by.get(("sandman", w)), by.get((peer, w))
+            if not pairs or not ours or not theirs or not ours.rps or not theirs.rps:
+                continue
+            lines.append(
+                f"| {w} | sandman/{peer} | {', '.join(f'{p:.2f}' for p in pairs)} |"
+                f" {statistics.median(pairs):.2f}x | {ours.rps / theirs.rps:.2f}x |"
+            )
     lines += [
         "",
         "Server CPU µs/request: the server's user + system CPU time over the measured window"
@@ -525,7 +543,7 @@ def main() -> int:
         flush=True,
     )
     conns_list = [int(c) for c in str(args.conns).split(",")]
-    ratios: dict[tuple[str, str], float | None] = {}
+    ratios: dict[tuple[str, str], list[float]] = {}
     for conns in conns_list:
         for name in args.workloads.split(","):
             wl = WORKLOADS[name]
@@ -539,7 +557,14 @@ def main() -> int:
                 for server in servers[k % len(servers) :] + servers[: k % len(servers)]:
                     runs[server].append(run_one(server, wl, args, peer_bin, conns))
             for peer in RATIO_PEERS:
-                ratios[(label, peer)] = paired_ratio(runs.get("sandman", []), runs.get(peer, []))
+                pairs = round_ratios(runs.get("sandman", []), runs.get(peer, []))
+                ratios[(label, peer)] = pairs
+                if pairs:
+                    print(
+                        f"{label:<12} sandman/{peer} per round: "
+                        + ", ".join(f"{p:.2f}" for p in pairs),
+                        flush=True,
+                    )
             for server in servers:
                 ordered = sorted(runs[server], key=lambda r: r.rps or 0.0)
                 r = ordered[len(ordered) // 2]
