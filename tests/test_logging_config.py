@@ -100,6 +100,21 @@ def test_log_config_file_formats(tmp_path, kind):
     assert "INFO:     " not in server.stderr + server.stdout
 
 
+def test_trace_messages_go_to_the_uvicorn_asgi_logger(tmp_path):
+    """``--log-level trace`` logs every ASGI message on ``uvicorn.asgi`` (D-LOG-1), so a log
+    config can route or silence them by that name."""
+    config = json.loads(json.dumps(DICT_CONFIG))
+    config["loggers"]["uvicorn.asgi"] = {"handlers": ["err"], "propagate": False}
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps(config))
+    with sandman("tests.apps:hello", "--log-config", str(path), "--log-level", "trace") as server:
+        httpx.get(server.url + "/")
+        server.wait_for(r"CUSTOM TRACE uvicorn\.asgi 127\.0\.0\.1:\d+ - ASGI \[\d+\] Completed")
+        server.stop()
+    started = re.findall(r"(?m)^CUSTOM TRACE (\S+) .*ASGI \[\d+\] Started scope=", server.stderr)
+    assert started and set(started) == {"uvicorn.asgi"}, server.stderr[-2000:]
+
+
 def _wait_listening(port: int, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -377,6 +377,15 @@ class _Cfg:
         ("/src/app.py", (), ("app.py",), False),
         ("/src/.env", (".env",), (), True),
         ("/src/.hidden.py", (".*",), (), True),
+        # Editor and bytecode files never restart the server (D-PROC-5), and with ".*"
+        # included the other default excludes still apply.
+        ("/src/x.pyc", (), (), False),
+        ("/src/.x.swp", (), (), False),
+        ("/src/x.swo", (), (), False),
+        ("/src/.pyc", (".*",), (), False),
+        ("/src/.pyo", (".*",), (), False),
+        ("/src/.sw.tmp", (".*",), (), False),
+        ("/src/.pyc", (".*", ".py[cod]"), (), True),
     ],
 )
 def test_reload_filter(path, includes, excludes, expected):
