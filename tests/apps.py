@@ -385,3 +385,9 @@ async def task_factory_probe(scope: dict, receive: Any, send: Any) -> None:
         return
     task = asyncio.current_task()
     await _text(send, (task.get_name() if task else "no task").encode())
+
+
+class Routes:
+    """For ``tests.apps:Routes.hello``: an app string naming an attribute of an attribute."""
+
+    hello = staticmethod(hello)

@@ -207,6 +207,16 @@ def test_serve_inside_a_running_loop_and_port_0_discovery():
     assert app.events == ["lifespan.startup", "lifespan.shutdown"]
 
 
+def test_config_headers_go_on_every_response():
+    # D-API-2: `headers=` as (name, value) string pairs, as `--header` builds them.
+    server = Server(_config(Recorder(), headers=[("X-A", "1"), ("x-b", "two words")]))
+    with in_thread(server):
+        response = httpx.get(f"http://127.0.0.1:{_port(server)}/")
+    assert response.text == "ok"
+    assert response.headers["x-a"] == "1" and response.headers["x-b"] == "two words"
+    assert response.headers["server"] == "sandman"
+
+
 def test_should_exit_from_another_thread_stops_within_a_tenth_of_a_second():
     app = Recorder()
     server = Server(_config(app))
@@ -407,13 +417,19 @@ def test_get_loop_factory():
     assert custom is asyncio.new_event_loop
 
 
-def test_run_in_a_subprocess_with_port_0_and_callback_free_defaults(tmp_path):
+@pytest.mark.parametrize(
+    "target",
+    [
+        "'tests.supervised_apps:pid'",
+        # D-API-1: an app object works as well as an import string (without workers/reload).
+        "__import__('tests.supervised_apps', fromlist=['pid']).pid",
+    ],
+    ids=["import-string", "app-object"],
+)
+def test_run_in_a_subprocess_with_port_0_and_callback_free_defaults(tmp_path, target):
     # The documented one-liner, as a script: sandman_asgi.run("mod:app", port=0).
     script = tmp_path / "serve.py"
-    script.write_text(
-        "import sandman_asgi\n"
-        "sandman_asgi.run('tests.supervised_apps:pid', port=0, lifespan='off')\n"
-    )
+    script.write_text(f"import sandman_asgi\nsandman_asgi.run({target}, port=0, lifespan='off')\n")
     from tests.serverproc import ROOT, spawn
 
     server = spawn([sys.executable, str(script)], cwd=ROOT)

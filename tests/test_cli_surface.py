@@ -233,6 +233,8 @@ def test_version_line_has_uvicorns_shape():
         (["--http", "h11"], "--http h11 has no effect"),
         (["--http", "httptools"], "--http httptools has no effect"),
         (["--ws", "wsproto"], "--ws wsproto has no effect"),
+        (["--ws", "websockets"], "--ws websockets has no effect"),
+        (["--ws", "websockets-sansio"], "--ws websockets-sansio has no effect"),
         (["--http2"], "--http2 has no effect"),
     ],
 )
@@ -280,3 +282,9 @@ def test_python_dash_m_is_the_same_command():
     script = Path(sys.executable).parent / "sandman"
     via_script = subprocess.run([str(script), "--help"], capture_output=True, text=True)
     assert _help_options(via_m.stdout) == _help_options(via_script.stdout)
+
+
+def test_app_string_may_name_a_nested_attribute():
+    # D-CLI-2: ``module:obj.attr`` walks the dotted path, as uvicorn's importer does.
+    with sandman("tests.apps:Routes.hello") as server:
+        assert httpx.get(server.url).text == "Hello, world!"

@@ -25,6 +25,8 @@ def test_limit_concurrency_answers_503_without_calling_the_app():
             status, headers, body = read_response(sock)
             assert status == b"HTTP/1.1 503 Service Unavailable"
             assert body == b"Service Unavailable" and headers[b"connection"] == b"close"
+            # The server's default headers go on its own refusals too (D-HTTP-4).
+            assert headers[b"server"] == b"sandman" and headers[b"date"].endswith(b" GMT")
             assert sock.recv(10) == b"", "closed after the 503"
         server.wait_for("WARNING:  Exceeded concurrency limit.")
         assert busy.join() == [(200, b"start;end")] * 2, "the requests in flight are unharmed"
@@ -33,6 +35,18 @@ def test_limit_concurrency_answers_503_without_calling_the_app():
             assert read_response(sock)[0] == b"HTTP/1.1 200 OK", "served again once below N"
         server.wait_for("APP call GET /later")
         assert "/refused" not in server.stderr, "the app never saw the refused request"
+
+
+def test_limit_concurrency_of_one_refuses_every_request():
+    # The new request's own connection counts, so with N = 1 nothing is ever served.
+    with sandman("tests.parsing_apps:slow_witness", "--limit-concurrency", "1") as server:
+        for path in (b"/a", b"/b", b"/c"):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+                sock.sendall(b"GET " + path + b"?s=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert read_response(sock)[0] == b"HTTP/1.1 503 Service Unavailable"
+        server.stop()
+    assert server.stderr.count("Exceeded concurrency limit.") >= 3
+    assert "APP call" not in server.stderr, "the app was called"
 
 
 def test_backlog_bounds_the_queue_of_waiting_clients():
