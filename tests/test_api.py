@@ -207,6 +207,26 @@ def test_serve_inside_a_running_loop_and_port_0_discovery():
     assert app.events == ["lifespan.startup", "lifespan.shutdown"]
 
 
+def test_ssl_context_factory_is_refused_with_one_line_and_exit_3(tmp_path):
+    # D-API-2 and the README's differences row: TLS is rustls in the core, so a Python
+    # SSLContext factory cannot be used; the refusal is one ERROR line, exit 3, no serving.
+    script = tmp_path / "serve.py"
+    script.write_text(
+        "import ssl, sandman_asgi\n"
+        "sandman_asgi.run('tests.apps:hello', port=0,"
+        " ssl_context_factory=lambda *a: ssl.create_default_context())\n"
+    )
+    from tests.serverproc import ROOT
+
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 3
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and "ssl_context_factory is not supported" in errors[0]
+    assert "running on" not in result.stderr
+
+
 def test_config_headers_go_on_every_response():
     # D-API-2: `headers=` as (name, value) string pairs, as `--header` builds them.
     server = Server(_config(Recorder(), headers=[("X-A", "1"), ("x-b", "two words")]))

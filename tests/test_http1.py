@@ -82,6 +82,20 @@ def test_connection_close_request_is_honoured(hello_server):
     assert raw.lower().count(b"connection: close") == 1
 
 
+def test_close_among_connection_options_wins_in_any_case(hello_server):
+    # D-HTTP-5: "close" anywhere in the list, any letter case, ends the connection.
+    started = time.monotonic()
+    raw = raw_exchange(
+        hello_server.port,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Keep-Alive, CLOSE\r\n\r\n"
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        until_close=True,
+    )
+    assert raw.count(b"HTTP/1.1 200") == 1, "a request after the close was served"
+    assert raw.lower().count(b"connection: close") == 1
+    assert time.monotonic() - started < 3, "the server did not close the socket"
+
+
 def test_pipelined_requests_answered_in_order():
     with sandman("tests.apps:scope_echo") as server:
         reqs = b"".join(
