@@ -219,6 +219,22 @@ def test_a_response_started_during_shutdown_says_connection_close():
     ]
 
 
+def test_a_second_sigint_exits_at_once_during_a_slow_request():
+    # uvicorn-surface D-PROC-2: the first SIGINT waits for the request in flight, a second
+    # one stops waiting; the process still exits 0, as uvicorn's does.
+    with sandman("tests.apps:slow") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(b"GET /?s=30 HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.3)
+            server.send_signal(signal.SIGINT)
+            server.wait_for("Waiting for connections to close.")
+            assert server.proc.poll() is None, "exited while a request was in flight"
+            start = time.monotonic()
+            server.send_signal(signal.SIGINT)
+            assert server.wait(timeout=10) == 0
+            assert time.monotonic() - start < 3
+
+
 def test_idle_keep_alive_connections_close_at_once_on_shutdown():
     with sandman("tests.apps:hello") as server:
         s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
