@@ -227,6 +227,17 @@ def test_ssl_context_factory_is_refused_with_one_line_and_exit_3(tmp_path):
     assert "running on" not in result.stderr
 
 
+def test_protocol_classes_for_http_and_ws_are_accepted():
+    # D-API-2: uvicorn takes a protocol class for ``http``/``ws``; Sandman has one
+    # implementation of each in its core, so it accepts the class and serves as usual.
+    class CustomProtocol:
+        pass
+
+    server = Server(_config(Recorder(), http=CustomProtocol, ws=CustomProtocol))
+    with in_thread(server):
+        assert httpx.get(f"http://127.0.0.1:{_port(server)}/").text == "ok"
+
+
 def test_config_headers_go_on_every_response():
     # D-API-2: `headers=` as (name, value) string pairs, as `--header` builds them.
     server = Server(_config(Recorder(), headers=[("X-A", "1"), ("x-b", "two words")]))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
+import sys
 import textwrap
 import time
 
@@ -113,6 +115,30 @@ def test_trace_messages_go_to_the_uvicorn_asgi_logger(tmp_path):
         server.stop()
     started = re.findall(r"(?m)^CUSTOM TRACE (\S+) .*ASGI \[\d+\] Started scope=", server.stderr)
     assert started and set(started) == {"uvicorn.asgi"}, server.stderr[-2000:]
+
+
+def test_an_ini_log_config_leaves_earlier_loggers_enabled(tmp_path):
+    # D-LOG-3: fileConfig's default would disable every logger the file does not name;
+    # uvicorn (and Sandman) load ini files with disable_existing_loggers=False.
+    path = _write_config(tmp_path, "ini")
+    script = (
+        "import logging\n"
+        "early = logging.getLogger('app.created.before')\n"
+        "from sandman_asgi import Config\n"
+        f"Config('tests.apps:hello', log_config={str(path)!r})\n"
+        "print('disabled' if early.disabled else 'enabled')\n"
+        "print(logging.getLogger('uvicorn.error').handlers[0].formatter._fmt)\n"
+    )
+    from tests.serverproc import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "enabled",
+        "CUSTOM %(levelname)s %(name)s %(message)s",
+    ], "the ini file was not applied, or it disabled an earlier logger"
 
 
 def _wait_listening(port: int, timeout: float = 10) -> None:

@@ -105,6 +105,26 @@ def test_unix_socket_server_is_path_none():
         assert not os.path.exists(path), "socket file removed at exit"
 
 
+def test_an_existing_unix_socket_file_keeps_its_mode():
+    # D-PROC-7, as uvicorn: a socket file left from an earlier run is replaced, but the
+    # mode its owner gave it is kept instead of the default 0666.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "s.sock")
+        with socket.socket(socket.AF_UNIX) as old:
+            old.bind(path)
+        os.chmod(path, 0o600)
+        with sandman("tests.apps:hello", "--uds", path, port=False) as server:
+            server.wait_for("Sandman running on unix socket " + path)
+            assert oct(os.stat(path).st_mode & 0o777) == oct(0o600)
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(path)
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+            assert data.endswith(b"Hello, world!")
+
+
 def test_asgi2_app_auto_detected_and_forced():
     with sandman("tests.apps:Asgi2App") as server:
         assert httpx.get(server.url).text == "asgi2 version=2.0"
