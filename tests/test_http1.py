@@ -344,6 +344,17 @@ def test_keep_alive_timeout_closes_idle_connection():
             assert 0.7 < elapsed < 2.5, elapsed
 
 
+def test_default_keep_alive_timeout_is_five_seconds(hello_server):
+    # D-HTTP-5: uvicorn's default --timeout-keep-alive, 5 s, on the wire.
+    with socket.create_connection(("127.0.0.1", hello_server.port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_response(s)
+        start = time.monotonic()
+        assert s.recv(100) == b""  # server closes
+        elapsed = time.monotonic() - start
+        assert 4.5 < elapsed < 7, elapsed
+
+
 def test_many_concurrent_clients():
     with sandman("tests.apps:scope_echo") as server:
         with httpx.Client(limits=httpx.Limits(max_connections=50)) as client:
