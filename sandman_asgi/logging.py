@@ -128,6 +128,9 @@ class AccessFormatter(ColourizedFormatter):
         return super().formatMessage(record)
 
 
+ACCESS_FORMAT = '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'
+"""The default access line format (uvicorn's)."""
+
 LOGGING_CONFIG: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -139,7 +142,7 @@ LOGGING_CONFIG: dict[str, Any] = {
         },
         "access": {
             "()": "sandman_asgi.logging.AccessFormatter",
-            "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
+            "fmt": ACCESS_FORMAT,
         },
     },
     "handlers": {

@@ -25,6 +25,7 @@ from typing import Any
 import click
 
 from sandman_asgi._core import CoreServer
+from sandman_asgi.access_log import AccessLog
 from sandman_asgi.config import STARTUP_FAILURE, Config
 from sandman_asgi.cycle import run_http, run_websocket
 from sandman_asgi.lifespan import LifespanOff, LifespanOn
@@ -72,10 +73,6 @@ class Listeners:
         """Close the listening sockets so the kernel refuses new connections."""
         for sock in self.sockets:
             sock.close()
-
-
-def _log_access(client: str, method: str, path: str, version: str, status: int) -> None:
-    access_logger.info('%s - "%s %s HTTP/%s" %d', client, method, path, version, status)
 
 
 class Server:
@@ -177,7 +174,7 @@ class Server:
             fresh_context=config.reset_contextvars,
             on_log=_on_core_log,
             create_future=loop.create_future,
-            access_log=_log_access if access_on else None,
+            access_log=AccessLog(access_logger).write if access_on else None,
             state=self.lifespan.state,
             root_path=config.root_path,
             asgi_version=config.asgi_version,
