@@ -3,11 +3,12 @@
 A line through ``logging`` costs ~30 µs here (a ``LogRecord``, a caller lookup, two record
 copies in the formatter), more than the rest of a small request. When ``uvicorn.access``
 is set up as the default log config leaves it (one plain ``StreamHandler`` with Sandman's
-``AccessFormatter`` and the default format, no filters, no propagation, the standard record
-factory), ``AccessLog`` formats the line itself, byte for byte what that formatter would
-write, and writes it under the handler's lock as ``StreamHandler.emit`` does. Any other
-set-up (a filter, another handler or format, a log config) takes the full ``logging`` path,
-checked on every call, so a change made while serving applies to the next line.
+``AccessFormatter`` and the default format, no filters, no propagation, the standard
+logger class and record factory), ``AccessLog`` formats the line itself, byte for byte
+what that formatter would write, and writes it under the handler's lock as
+``StreamHandler.emit`` does. Any other set-up (a filter, another handler or format, a log
+config) takes the full ``logging`` path, checked on every call, so a change made while
+serving applies to the next line.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class AccessLog:
     def _plain_handler(self) -> logging.StreamHandler | None:
         """The logger's one handler, if the set-up is the default one; else None."""
         logger = self.logger
+        if type(logger) is not logging.Logger:  # a logger class may override handle()
+            return None
         if logger.filters or logger.propagate or not logger.isEnabledFor(logging.INFO):
             return None
         if len(logger.handlers) != 1:
