@@ -87,18 +87,25 @@ def test_root_path_prefixes_path_and_raw_path():
         assert seen["scope"]["raw_path"] == {"bytes": "/app/one%2Ftwo"}
 
 
+def _get_over_unix_socket(path: str) -> bytes:
+    """``GET /`` with ``Connection: close`` over the unix socket at ``path``; the raw reply."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data
+
+
 def test_unix_socket_server_is_path_none():
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "s.sock")
         with sandman("tests.apps:scope_echo", "--uds", path, port=False) as server:
             server.wait_for("Sandman running on unix socket " + path)
             assert oct(os.stat(path).st_mode & 0o777) == oct(0o666)
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(path)
-                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                data = b""
-                while chunk := s.recv(65536):
-                    data += chunk
+            data = _get_over_unix_socket(path)
             seen = json.loads(data.partition(b"\r\n\r\n")[2])
             assert seen["scope"]["server"] == {"tuple": [path, None]}
             assert seen["scope"]["client"] is None
@@ -116,12 +123,7 @@ def test_an_existing_unix_socket_file_keeps_its_mode():
         with sandman("tests.apps:hello", "--uds", path, port=False) as server:
             server.wait_for("Sandman running on unix socket " + path)
             assert oct(os.stat(path).st_mode & 0o777) == oct(0o600)
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(path)
-                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                data = b""
-                while chunk := s.recv(65536):
-                    data += chunk
+            data = _get_over_unix_socket(path)
             assert data.endswith(b"Hello, world!")
 
 
