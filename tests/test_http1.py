@@ -346,6 +346,7 @@ def test_keep_alive_timeout_closes_idle_connection(flags, low, high):
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             read_response(s)
+            s.settimeout(10)  # read_response leaves its own 5 s, which would race the 5 s default
             start = time.monotonic()
             assert s.recv(100) == b""  # server closes
             elapsed = time.monotonic() - start
