@@ -73,11 +73,7 @@ impl Body for ResponseBody {
                 if !inner.out.is_empty() {
                     // Everything queued goes as one frame, so one write (frame_data.rs).
                     // The queue is bounded by `send()` suspending past its high-water mark.
-                    let data = if inner.out.len() == 1 {
-                        FrameData::One(inner.out.pop_front().expect("not empty"))
-                    } else {
-                        FrameData::from_parts(std::mem::take(&mut inner.out))
-                    };
+                    let data = FrameData::take_from(&mut inner.out);
                     inner.out_len = 0;
                     shared.wake_python(&mut inner);
                     this.polled = true;

@@ -27,6 +27,15 @@ pub enum FrameData {
 }
 
 impl FrameData {
+    /// Everything in `queue`, leaving it empty. A lone chunk is popped, so the queue keeps
+    /// its buffer for the next `send()`; several take the queue whole.
+    pub fn take_from(queue: &mut VecDeque<Bytes>) -> FrameData {
+        if queue.len() == 1 {
+            return FrameData::One(queue.pop_front().expect("one chunk"));
+        }
+        FrameData::from_parts(std::mem::take(queue))
+    }
+
     /// Every chunk in `parts`, in order; empty chunks are dropped.
     pub fn from_parts(mut parts: VecDeque<Bytes>) -> FrameData {
         parts.retain(|p| !p.is_empty());
@@ -94,18 +103,8 @@ impl Buf for FrameData {
 
     fn copy_to_bytes(&mut self, len: usize) -> Bytes {
         match self {
-            // The common case stays zero-copy.
+            // A whole body stays zero-copy, as when the frame type was `Bytes`.
             FrameData::One(b) => b.copy_to_bytes(len),
-            FrameData::Many { parts, remaining }
-                if parts.front().is_some_and(|f| f.len() >= len) =>
-            {
-                let out = parts.front_mut().expect("checked").split_to(len);
-                if parts.front().is_some_and(Bytes::is_empty) {
-                    parts.pop_front();
-                }
-                *remaining -= len;
-                out
-            }
             FrameData::Many { .. } => {
                 let mut out = bytes::BytesMut::with_capacity(len);
                 out.put((&mut *self).take(len));
