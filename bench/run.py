@@ -429,6 +429,11 @@ def round_ratios(ours: list[Result], theirs: list[Result]) -> list[float]:
     return [a.rps / b.rps for a, b in zip(ours, theirs, strict=False) if a.rps and b.rps]
 
 
+def fmt_ratios(pairs: list[float]) -> str:
+    """Per-round ratios, in run order."""
+    return ", ".join(f"{p:.2f}" for p in pairs)
+
+
 def total_errors(rounds: list[Result]) -> str:
     """Errors summed over every round (the median round alone could hide some)."""
     counts = [r.errors for r in rounds if r.errors.isdigit()]
@@ -479,7 +484,7 @@ def render(
             if not pairs or not ours or not theirs or not ours.rps or not theirs.rps:
                 continue
             lines.append(
-                f"| {w} | sandman/{peer} | {', '.join(f'{p:.2f}' for p in pairs)} |"
+                f"| {w} | sandman/{peer} | {fmt_ratios(pairs)} |"
                 f" {statistics.median(pairs):.2f}x | {ours.rps / theirs.rps:.2f}x |"
             )
     lines += [
@@ -561,8 +566,7 @@ def main() -> int:
                 ratios[(label, peer)] = pairs
                 if pairs:
                     print(
-                        f"{label:<12} sandman/{peer} per round: "
-                        + ", ".join(f"{p:.2f}" for p in pairs),
+                        f"{label:<12} sandman/{peer} per round: {fmt_ratios(pairs)}",
                         flush=True,
                     )
             for server in servers:

@@ -15,15 +15,9 @@ from __future__ import annotations
 
 import logging
 
-import click
-
 from sandman_asgi.logging import ACCESS_FORMAT, AccessFormatter
 
 _MESSAGE = '%s - "%s %s HTTP/%s" %d'
-
-# ColourizedFormatter's ``levelprefix`` for INFO ("INFO:" padded to 9 columns), plus the
-# space the format puts after it.
-_PREFIX = {False: "INFO:     ", True: click.style("INFO", fg="green") + ":     "}
 
 
 class AccessLog:
@@ -31,7 +25,6 @@ class AccessLog:
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
-        self._status_text: dict[tuple[int, bool], str] = {}
 
     def _plain_handler(self) -> logging.StreamHandler | None:
         """The logger's one handler, if the set-up is the default one; else None."""
@@ -62,15 +55,10 @@ class AccessLog:
             self.logger.info(_MESSAGE, client, method, path, version, status)
             return
         formatter: AccessFormatter = handler.formatter  # type: ignore[assignment]
-        colours = formatter.use_colors
-        key = (status, colours)
-        status_text = self._status_text.get(key)
-        if status_text is None:
-            status_text = self._status_text[key] = formatter.get_status_code(status)
-        request_line = f"{method} {path} HTTP/{version}"
-        if colours:
-            request_line = click.style(request_line, bold=True)
-        line = f'{_PREFIX[colours]}{client} - "{request_line}" {status_text}'
+        # What formatMessage builds, minus the LogRecord: the same fields, the same format.
+        fields = formatter.access_fields(client, method, path, version, status)
+        fields["levelprefix"] = formatter.level_prefix("INFO", logging.INFO)
+        line = ACCESS_FORMAT % fields
         try:
             handler.acquire()
             try:

@@ -8,6 +8,7 @@ and ``sandman_asgi.logging.AccessFormatter``.
 
 from __future__ import annotations
 
+import functools
 import http
 import logging
 import sys
@@ -60,16 +61,19 @@ class ColourizedFormatter(logging.Formatter):
         """Whether this formatter emits ANSI colours."""
         return True
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - stdlib name
-        record = copy(record)
-        level_name = record.levelname
+    def level_prefix(self, level_name: str, level_no: int) -> str:
+        """The level name and a colon, padded to 9 columns; coloured when colours are on."""
         padding = " " * max(0, 8 - len(level_name))
         if self.use_colors:
-            level_name = self.color_level_name(level_name, record.levelno)
-            if "color_message" in record.__dict__:
-                record.msg = record.__dict__["color_message"]
-                record.__dict__["message"] = record.getMessage()
-        record.__dict__["levelprefix"] = level_name + ":" + padding
+            level_name = self.color_level_name(level_name, level_no)
+        return level_name + ":" + padding
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - stdlib name
+        record = copy(record)
+        if self.use_colors and "color_message" in record.__dict__:
+            record.msg = record.__dict__["color_message"]
+            record.__dict__["message"] = record.getMessage()
+        record.__dict__["levelprefix"] = self.level_prefix(record.levelname, record.levelno)
         return super().formatMessage(record)
 
 
@@ -80,6 +84,7 @@ class DefaultFormatter(ColourizedFormatter):
         return sys.stderr.isatty()
 
 
+@functools.cache
 def _status_phrase(status_code: int) -> str:
     try:
         return http.HTTPStatus(status_code).phrase
@@ -111,20 +116,24 @@ class AccessFormatter(ColourizedFormatter):
             return click.style(text, fg="bright_red")
         return text
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - stdlib name
-        record = copy(record)
-        args: Any = record.args
-        client_addr, method, full_path, http_version, status_code = args
+    def access_fields(
+        self, client_addr: str, method: str, full_path: str, http_version: str, status_code: int
+    ) -> dict[str, str]:
+        """The fields an access format names besides ``levelprefix``: ``client_addr``,
+        ``request_line`` and ``status_code``, coloured when colours are on."""
         request_line = f"{method} {full_path} HTTP/{http_version}"
         if self.use_colors:
             request_line = click.style(request_line, bold=True)
-        record.__dict__.update(
-            {
-                "client_addr": client_addr,
-                "request_line": request_line,
-                "status_code": self.get_status_code(int(status_code)),
-            }
-        )
+        return {
+            "client_addr": client_addr,
+            "request_line": request_line,
+            "status_code": self.get_status_code(int(status_code)),
+        }
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - stdlib name
+        record = copy(record)
+        args: Any = record.args
+        record.__dict__.update(self.access_fields(*args))
         return super().formatMessage(record)
 
 
