@@ -30,6 +30,7 @@ from sandman_asgi.config import STARTUP_FAILURE, Config
 from sandman_asgi.cycle import run_http, run_websocket
 from sandman_asgi.lifespan import LifespanOff, LifespanOn
 from sandman_asgi.sockets import BindError, bind_socket, log_running
+from sandman_asgi.task_handover import app_coroutine, request_task_hooks
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -59,7 +60,11 @@ class ServerState:
         if self.loop is None:
             return set()
         running = asyncio.all_tasks(self.loop)  # safe from other threads too
-        return {t for t in running if getattr(t.get_coro(), "cr_code", None) in _APP_RUNNERS}
+        return {
+            t
+            for t in running
+            if getattr(app_coroutine(t.get_coro()), "cr_code", None) in _APP_RUNNERS
+        }
 
 
 class Listeners:
@@ -172,6 +177,7 @@ class Server:
             create_task=asyncio.Task if task_kwargs is not None else loop.create_task,
             task_kwargs=task_kwargs,
             fresh_context=config.reset_contextvars,
+            request_task_hooks=request_task_hooks(loop),
             on_log=_on_core_log,
             create_future=loop.create_future,
             access_log=AccessLog(access_logger).write if access_on else None,

@@ -28,6 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::CoreServer>()?;
     m.add_class::<asgi::http::HttpCycle>()?;
     m.add_class::<asgi::awaitable::Ready>()?;
+    m.add_class::<asgi::task::RequestTask>()?;
     m.add_class::<bridge::wakeups::Flusher>()?;
     m.add_class::<asgi::websocket::WsCycleHandle>()?;
     m.add(

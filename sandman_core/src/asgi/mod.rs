@@ -2,7 +2,8 @@
 //!
 //! `cycle` holds the ordering rules and knows nothing of Python or IO; `message` turns the
 //! app's dicts into typed values; `scope` builds scope dicts; `http` is the Python-facing
-//! `receive`/`send` pair that ties them to a running request.
+//! `receive`/`send` pair that ties them to a running request; `task` starts an HTTP app
+//! eagerly on Pythons without `eager_start`.
 
 pub mod awaitable;
 pub mod cycle;
@@ -10,5 +11,6 @@ pub mod http;
 pub mod lent;
 pub mod message;
 pub mod scope;
+pub mod task;
 pub mod websocket;
 pub mod ws_cycle;

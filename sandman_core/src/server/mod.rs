@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::asgi::http::{HttpCycle, LoopHooks};
 use crate::asgi::scope::{connection_scope, ScopeKind, ScopeSettings};
+use crate::asgi::task::{RequestTask, Started, TaskHooks};
 use crate::asgi::websocket::WsCycleHandle;
 use crate::bridge::wakeups::{Flusher, Wakeups};
 use crate::bridge::{Bridge, Event};
@@ -46,6 +47,8 @@ pub struct CoreServer {
     task_kwargs: Option<Py<PyDict>>,
     /// `contextvars.Context` when each task gets a fresh context.
     fresh_context: Option<Py<PyAny>>,
+    /// Set where HTTP apps start as [`RequestTask`]s (Python < 3.12, no task factory).
+    request_tasks: Option<Arc<TaskHooks>>,
     batch: Mutex<Vec<Event>>,
 }
 
@@ -76,17 +79,60 @@ impl CoreServer {
         cycle: &Bound<'py, PyAny>,
     ) -> PyResult<Py<PyAny>> {
         let coro = runner.bind(py).call1((scope, cycle))?;
+        let context = match &self.fresh_context {
+            None => None,
+            Some(context) => Some(context.bind(py).call0()?),
+        };
+        self.create_task(py, coro, context)
+    }
+
+    /// An `asyncio.Task` for `coro`, in `context` if given, else a copy of the current one.
+    fn create_task<'py>(
+        &self,
+        py: Python<'py>,
+        coro: Bound<'py, PyAny>,
+        context: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         let task_kwargs = self.task_kwargs.as_ref().map(|k| k.bind(py));
-        match &self.fresh_context {
+        match context {
             None => self.create_task.call(py, (coro,), task_kwargs),
             Some(context) => {
                 let kwargs = match task_kwargs {
                     Some(k) => k.copy()?,
                     None => PyDict::new(py),
                 };
-                kwargs.set_item(pyo3::intern!(py, "context"), context.bind(py).call0()?)?;
+                kwargs.set_item(pyo3::intern!(py, "context"), context)?;
                 self.create_task.call(py, (coro,), Some(&kwargs))
             }
+        }
+    }
+
+    /// Start the app for one HTTP request: as a [`RequestTask`] whose first step runs now
+    /// where that applies, else as an `asyncio.Task`. Returns the task to hold while the
+    /// app runs (none if it already finished).
+    fn start_request<'py>(
+        &self,
+        py: Python<'py>,
+        scope: Bound<'py, PyDict>,
+        cycle: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        let Some(hooks) = &self.request_tasks else {
+            return self.spawn(py, &self.on_request, scope, cycle).map(Some);
+        };
+        let coro = self.on_request.bind(py).call1((scope, cycle))?;
+        // Each task runs in its own copy of the current context, as asyncio.Task does.
+        let context = match &self.fresh_context {
+            Some(context) => context.bind(py).call0()?,
+            None => unsafe {
+                Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyContext_CopyCurrent())?
+            },
+        };
+        match RequestTask::start(py, hooks, coro, context)? {
+            Started::Finished => Ok(None),
+            Started::Running(task) => Ok(Some(task.into_any())),
+            Started::NotEntered(coro, context) => self
+                .create_task(py, coro.into_bound(py), Some(context.into_bound(py)))
+                .map(Some),
         }
     }
 }
@@ -105,6 +151,7 @@ impl CoreServer {
         max_target = DEFAULT_MAX_TARGET_BYTES, max_headers = DEFAULT_MAX_HEADERS,
         max_body = None, body_read_timeout = Some(DEFAULT_BODY_READ_TIMEOUT_SECS),
         max_connections = None, call_soon = None, create_task = None, task_kwargs = None, fresh_context = false,
+        request_task_hooks = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -142,6 +189,7 @@ impl CoreServer {
         create_task: Option<Py<PyAny>>,
         task_kwargs: Option<Py<PyDict>>,
         fresh_context: bool,
+        request_task_hooks: Option<Bound<'_, PyDict>>,
     ) -> PyResult<CoreServer> {
         // Lent bodies are freed late; keep glibc from shrinking and regrowing the heap.
         malloc::tune();
@@ -154,6 +202,25 @@ impl CoreServer {
             Some(py.import("contextvars")?.getattr("Context")?.unbind())
         } else {
             None
+        };
+        let request_tasks = match request_task_hooks {
+            Some(h) => {
+                let get = |key: &str| -> PyResult<Py<PyAny>> {
+                    h.get_item(key)?.map(Bound::unbind).ok_or_else(|| {
+                        PyValueError::new_err(format!("request_task_hooks: no {key}"))
+                    })
+                };
+                Some(Arc::new(TaskHooks {
+                    event_loop: event_loop.clone().unbind(),
+                    enter: get("enter")?,
+                    leave: get("leave")?,
+                    hand_over: get("hand_over")?,
+                    cancelled_error: get("cancelled_error")?,
+                    invalid_state: get("invalid_state")?,
+                    name_counter: get("name_counter")?,
+                }))
+            }
+            None => None,
         };
         let tls = match ssl {
             Some((certfile, keyfile, password, ca_certs, cert_reqs, version, ciphers)) => {
@@ -262,6 +329,7 @@ impl CoreServer {
             create_task,
             task_kwargs,
             fresh_context,
+            request_tasks,
             batch: Mutex::new(Vec::with_capacity(256)),
         })
     }
@@ -305,8 +373,9 @@ impl CoreServer {
                                 continue;
                             }
                         };
-                    match self.spawn(py, &self.on_request, scope, cycle.as_any()) {
-                        Ok(task) => cycle.get().hold_task(task),
+                    match self.start_request(py, scope, cycle.as_any()) {
+                        Ok(Some(task)) => cycle.get().hold_task(task),
+                        Ok(None) => {}
                         Err(err) => err.write_unraisable(py, None),
                     }
                 }
