@@ -119,9 +119,27 @@ SCENARIOS = {
 }
 
 
+async def _unobserved(send: Any) -> None:
+    # Nothing keeps the first step's task, so the task that runs the rest may differ.
+    first_name = asyncio.current_task().get_name()
+    await asyncio.sleep(0.01)
+    later = asyncio.current_task()
+    facts = {
+        "first_name": first_name,
+        "later_is_asyncio_task": isinstance(later, asyncio.Task),
+        "later_in_all_tasks": later in asyncio.all_tasks(),
+        "later_name": later.get_name(),
+    }
+    await asyncio.sleep(0.01)
+    facts["still_same"] = asyncio.current_task() is later
+    await _json(send, facts)
+
+
 async def app(scope: dict, receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
+    if scope["path"] == "/unobserved":
+        return await _unobserved(send)
     task = asyncio.current_task()
     facts: dict[str, Any] = {"context_before": REQUEST_PATH.get()}
     REQUEST_PATH.set(scope["path"])

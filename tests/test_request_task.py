@@ -99,3 +99,49 @@ def test_done_callbacks_get_the_task_once_it_is_done(server: ServerProcess) -> N
             break
         time.sleep(0.05)
     assert fired == ["first-step True True", "suspended True True"]
+
+
+def test_a_task_nobody_kept_is_driven_by_a_plain_asyncio_task_after_it_suspends(
+    server: ServerProcess,
+) -> None:
+    f = facts(server, "/unobserved")
+    assert f["still_same"] is True
+    assert f["later_in_all_tasks"] is True
+    assert f["later_name"] == f["first_name"]  # one name for the whole request
+    if sys.version_info[:2] == (3, 11):
+        assert f["later_is_asyncio_task"] is True
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="RequestTask is for 3.11 only")
+@pytest.mark.parametrize("keep_current", [False, True])
+def test_a_cancel_before_the_inner_task_first_runs_reaches_the_app(keep_current: bool) -> None:
+    # The window between hand-over and the inner task's first step: a cancel there must
+    # be thrown into the app's coroutine, not lost in a wrapper that never started.
+    import asyncio
+    import contextvars
+
+    from sandman_asgi.task_handover import hand_over
+
+    seen: list[str] = []
+
+    async def app_coro(fut: asyncio.Future) -> str:
+        try:
+            await fut
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            return "handled"
+        return "not cancelled"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        coro = app_coro(fut)
+        pending = coro.send(None)  # the first step, suspended on fut
+        inner = hand_over(
+            object(), coro, pending, loop, contextvars.copy_context(), None, None, keep_current
+        )
+        inner.cancel()
+        assert await asyncio.wait_for(inner, 5) == "handled"
+
+    asyncio.run(main())
+    assert seen == ["cancelled"]

@@ -42,6 +42,8 @@ pub struct TaskHooks {
     pub invalid_state: Py<PyAny>,
     /// The counter asyncio's pure-Python tasks number their "Task-N" names with.
     pub name_counter: Py<PyAny>,
+    /// `weakref.getweakrefcount`.
+    pub weakref_count: Py<PyAny>,
 }
 
 /// What [`RequestTask::start`] did with the coroutine.
@@ -163,6 +165,17 @@ impl RequestTask {
         pending: Bound<'_, PyAny>,
         context: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
+        // Only the caller's handle holds the task unless the first step left a reference
+        // behind: then the task must stay current to the end (see task_handover.py).
+        let held_elsewhere = unsafe { ffi::Py_REFCNT(task.as_ptr()) } > 1;
+        let weakly_held = {
+            let hooks = task.borrow(py).hooks.clone();
+            hooks
+                .weakref_count
+                .call1(py, (task,))?
+                .extract::<usize>(py)?
+                > 0
+        };
         let (hooks, name, cancel) = {
             let mut t = task.borrow_mut(py);
             let cancel = if t.must_cancel {
@@ -177,6 +190,7 @@ impl RequestTask {
                 cancel,
             )
         };
+        let keep_current = held_elsewhere || weakly_held || cancel.is_some();
         let inner = hooks.hand_over.call1(
             py,
             (
@@ -187,6 +201,7 @@ impl RequestTask {
                 context,
                 name,
                 cancel,
+                keep_current,
             ),
         )?;
         let watch = {

@@ -218,6 +218,7 @@ impl CoreServer {
                     cancelled_error: get("cancelled_error")?,
                     invalid_state: get("invalid_state")?,
                     name_counter: get("name_counter")?,
+                    weakref_count: get("weakref_count")?,
                 }))
             }
             None => None,
