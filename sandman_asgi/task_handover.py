@@ -177,6 +177,11 @@ class _Rest(Coroutine[Any, Any, Any]):
         _enter_task(loop, task)
         try:
             return resume(arg)
+        except BaseException:
+            # The coroutine ended (StopIteration) or raised: let go of the task, which
+            # refers to the inner task, which refers to this object.
+            self.task = None
+            raise
         finally:
             _leave_task(loop, task)
             _enter_task(loop, inner)

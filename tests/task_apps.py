@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import json
+import weakref
 from typing import Any
 
 import anyio
@@ -17,6 +19,8 @@ import anyio
 REQUEST_PATH: contextvars.ContextVar[str] = contextvars.ContextVar("request_path", default="")
 # Callbacks fired by the tasks of earlier requests (see /callback).
 FIRED: list[str] = []
+# Every task `app` ran in and that is still alive (see /live-tasks).
+SEEN: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 async def _json(send: Any, facts: dict[str, Any]) -> None:
@@ -105,6 +109,13 @@ async def _fired(task: Any, facts: dict[str, Any]) -> None:
     facts["fired"] = list(FIRED)
 
 
+async def _live_tasks(task: Any, facts: dict[str, Any]) -> None:
+    # Every earlier request's task must be gone once the garbage collector has run (it
+    # must see through the references between a task, its coroutine and its inner task).
+    gc.collect()
+    facts["live_request_tasks"] = sum(1 for seen in SEEN if seen is not task)
+
+
 SCENARIOS = {
     "/first-step": _first_step_only,
     "/sleep": _sleep,
@@ -116,6 +127,7 @@ SCENARIOS = {
     "/callback": _callback,
     "/callback-after-suspend": _callback_after_suspend,
     "/fired": _fired,
+    "/live-tasks": _live_tasks,
 }
 
 
@@ -141,6 +153,7 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
     if scope["path"] == "/unobserved":
         return await _unobserved(send)
     task = asyncio.current_task()
+    SEEN.add(task)
     facts: dict[str, Any] = {"context_before": REQUEST_PATH.get()}
     REQUEST_PATH.set(scope["path"])
     await SCENARIOS[scope["path"]](task, facts)

@@ -101,6 +101,14 @@ def test_done_callbacks_get_the_task_once_it_is_done(server: ServerProcess) -> N
     assert fired == ["first-step True True", "suspended True True"]
 
 
+def test_finished_request_tasks_are_freed(server: ServerProcess) -> None:
+    with httpx.Client() as client:
+        for _ in range(30):
+            for path in ("/first-step", "/sleep", "/thread", "/anyio-timeout", "/unobserved"):
+                assert client.get(server.url + path, timeout=10).status_code == 200
+    assert facts(server, "/live-tasks")["live_request_tasks"] == 0
+
+
 def test_a_task_nobody_kept_is_driven_by_a_plain_asyncio_task_after_it_suspends(
     server: ServerProcess,
 ) -> None:

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
+use pyo3::gc::{PyTraverseError, PyVisit};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -68,7 +69,8 @@ enum Outcome {
 #[pyclass(module = "sandman_asgi._core", weakref)]
 pub struct RequestTask {
     hooks: Arc<TaskHooks>,
-    coro: Py<PyAny>,
+    /// The app's coroutine (none once the garbage collector cleared the task).
+    coro: Option<Py<PyAny>>,
     context: Py<PyAny>,
     name: Option<Py<PyAny>>,
     /// The `asyncio.Task` driving the coroutine after its first step suspended.
@@ -97,7 +99,7 @@ impl RequestTask {
             py,
             RequestTask {
                 hooks: hooks.clone(),
-                coro: coro.clone().unbind(),
+                coro: Some(coro.clone().unbind()),
                 context: context.clone().unbind(),
                 name: None,
                 inner: None,
@@ -114,16 +116,28 @@ impl RequestTask {
             return Ok(Started::NotEntered(coro.unbind(), context.unbind()));
         }
         let (status, value) = unsafe { first_step(py, &coro, &context) };
-        let left = hooks.leave.call1(py, (event_loop, &task));
+        // Taken before anything else calls into Python.
         let step = match status {
             ffi::PySendResult::PYGEN_ERROR => Err(PyErr::fetch(py)),
             other => Ok((other, value.expect("a value on return or yield"))),
         };
-        // The coroutine is suspended or finished by now; a failed leave is asyncio's
-        // bookkeeping gone wrong, reported after the outcome is settled.
-        let result = match step {
+        if let Err(err) = hooks.leave.call1(py, (event_loop, &task)) {
+            // asyncio's bookkeeping gone wrong; the coroutine is suspended or finished
+            // all the same, so carry on with it.
+            err.write_unraisable(py, Some(task.bind(py).as_any()));
+        }
+        match step {
             Ok((ffi::PySendResult::PYGEN_NEXT, pending)) => {
-                Self::hand_over(py, &task, &coro, pending, &context)?;
+                if let Err(err) = Self::hand_over(py, &task, &coro, pending, &context) {
+                    // Nothing can drive the coroutine: close it (the app sees
+                    // GeneratorExit) rather than leave the request hanging.
+                    err.write_unraisable(py, Some(task.bind(py).as_any()));
+                    if let Err(err) = coro.call_method0(intern!(py, "close")) {
+                        err.write_unraisable(py, Some(task.bind(py).as_any()));
+                    }
+                    Self::finish(py, &task, Outcome::Cancelled(None))?;
+                    return Ok(Started::Finished);
+                }
                 Ok(Started::Running(task))
             }
             Ok((_, returned)) => {
@@ -151,9 +165,7 @@ impl RequestTask {
                 Self::finish(py, &task, outcome)?;
                 Ok(Started::Finished)
             }
-        };
-        left?;
-        result
+        }
     }
 
     /// Give the suspended coroutine to a real `asyncio.Task`, with any cancellation
@@ -297,6 +309,34 @@ unsafe fn first_step<'py>(
 
 #[pymethods]
 impl RequestTask {
+    /// The garbage collector's view: a task and its coroutine's frame can refer to each
+    /// other (an app keeping `current_task()` in a local), as can a task and its inner
+    /// task's coroutine.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.coro)?;
+        visit.call(&self.context)?;
+        visit.call(&self.name)?;
+        visit.call(&self.inner)?;
+        visit.call(&self.cancel_message)?;
+        if let Outcome::Returned(value) = &self.outcome {
+            visit.call(value)?;
+        }
+        for (callback, context) in &self.callbacks {
+            visit.call(callback)?;
+            visit.call(context)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.coro = None;
+        self.name = None;
+        self.inner = None;
+        self.cancel_message = None;
+        self.outcome = Outcome::Cancelled(None);
+        self.callbacks.clear();
+    }
+
     /// `Future` protocol marker: `asyncio.isfuture()` accepts the task.
     #[classattr]
     fn _asyncio_future_blocking() -> bool {
@@ -428,8 +468,8 @@ impl RequestTask {
         Self::schedule_callbacks(slf.py(), &slf.clone().unbind(), callbacks)
     }
 
-    fn get_coro(&self, py: Python<'_>) -> Py<PyAny> {
-        self.coro.clone_ref(py)
+    fn get_coro(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.coro.as_ref().map(|c| c.clone_ref(py))
     }
 
     fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
@@ -518,7 +558,10 @@ impl RequestTask {
             "pending"
         };
         let name = self.get_name(py)?;
-        let coro = self.coro.bind(py).repr()?;
+        let coro = match &self.coro {
+            Some(c) => c.bind(py).repr()?.to_string(),
+            None => "None".to_string(),
+        };
         Ok(format!(
             "<RequestTask {state} name={} coro={coro}>",
             name.bind(py).repr()?
