@@ -62,16 +62,17 @@ def hand_over(
     context: Context,
     name: str | None,
     cancel: tuple[str | None] | None,
-    keep_current: bool,
+    kept: bool,
 ) -> asyncio.Task[Any]:
     """Drive ``coro``, suspended on ``pending``, to its end in an ``asyncio.Task``.
 
-    With ``keep_current``, ``task`` stays the current task while the coroutine runs.
-    ``cancel`` holds the message of a cancellation requested during the first step: as
-    ``asyncio.Task`` does, it cancels the future the coroutine waits on, or is thrown in at
-    the next step.
+    ``kept``: the first step left a reference to ``task`` behind. ``cancel`` holds the
+    message of a cancellation requested during the first step: as ``asyncio.Task`` does,
+    it cancels the future the coroutine waits on, or is thrown in at the next step. Either
+    one keeps ``task`` the current task while the coroutine runs (a cancel means someone
+    had the task in hand).
     """
-    if not keep_current:
+    if not kept and cancel is None:
         rest: Any = _continue(pending, coro)
         rest.send(None)  # to its first yield: a cancel before the first step lands inside
         return asyncio.Task(rest, loop=loop, context=context, name=name)

@@ -121,8 +121,8 @@ def test_a_task_nobody_kept_is_driven_by_a_plain_asyncio_task_after_it_suspends(
 
 
 @pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="RequestTask is for 3.11 only")
-@pytest.mark.parametrize("keep_current", [False, True])
-def test_a_cancel_before_the_inner_task_first_runs_reaches_the_app(keep_current: bool) -> None:
+@pytest.mark.parametrize("kept", [False, True])
+def test_a_cancel_before_the_inner_task_first_runs_reaches_the_app(kept: bool) -> None:
     # The window between hand-over and the inner task's first step: a cancel there must
     # be thrown into the app's coroutine, not lost in a wrapper that never started.
     import asyncio
@@ -146,7 +146,7 @@ def test_a_cancel_before_the_inner_task_first_runs_reaches_the_app(keep_current:
         coro = app_coro(fut)
         pending = coro.send(None)  # the first step, suspended on fut
         inner = hand_over(
-            object(), coro, pending, loop, contextvars.copy_context(), None, None, keep_current
+            object(), coro, pending, loop, contextvars.copy_context(), None, None, kept
         )
         inner.cancel()
         assert await asyncio.wait_for(inner, 5) == "handled"

@@ -11,10 +11,11 @@
 //! other loops), runs the coroutine's first step in the task's own contextvars context, as
 //! `Task.__step` does, and leaves. A coroutine that finished in that step is done: no loop
 //! iteration, no registry entry. One that suspended is handed to a real `asyncio.Task`
-//! (`sandman_asgi/task_handover.py`) that drives the rest while `current_task()` keeps
-//! returning this object, so whatever kept it (anyio's cancel scopes, `asyncio.timeout`,
-//! asgiref) sees one task from the first step to the last. From then on every method here
-//! defers to that inner task.
+//! (`sandman_asgi/task_handover.py`) that drives the rest. If the first step kept a
+//! reference to this object (anyio's cancel scopes, `asyncio.timeout`, asgiref, a local),
+//! `current_task()` keeps returning it, so whatever kept it sees one task from the first
+//! step to the last; if nothing did, nothing can tell, and the inner task is current from
+//! then on. Either way every method here defers to the inner task once it exists.
 
 use std::sync::Arc;
 
@@ -35,7 +36,8 @@ pub struct TaskHooks {
     pub enter: Py<PyAny>,
     /// `asyncio.tasks._leave_task`.
     pub leave: Py<PyAny>,
-    /// `sandman_asgi.task_handover.hand_over(task, coro, pending, loop, context, name)`.
+    /// `sandman_asgi.task_handover.hand_over(task, coro, pending, loop, context, name,
+    /// cancel, kept)`.
     pub hand_over: Py<PyAny>,
     /// `asyncio.CancelledError`.
     pub cancelled_error: Py<PyAny>,
@@ -177,18 +179,16 @@ impl RequestTask {
         pending: Bound<'_, PyAny>,
         context: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
+        let hooks = task.borrow(py).hooks.clone();
         // Only the caller's handle holds the task unless the first step left a reference
         // behind: then the task must stay current to the end (see task_handover.py).
-        let held_elsewhere = unsafe { ffi::Py_REFCNT(task.as_ptr()) } > 1;
-        let weakly_held = {
-            let hooks = task.borrow(py).hooks.clone();
-            hooks
+        let kept = unsafe { ffi::Py_REFCNT(task.as_ptr()) } > 1
+            || hooks
                 .weakref_count
                 .call1(py, (task,))?
                 .extract::<usize>(py)?
-                > 0
-        };
-        let (hooks, name, cancel) = {
+                > 0;
+        let (name, cancel) = {
             let mut t = task.borrow_mut(py);
             let cancel = if t.must_cancel {
                 t.must_cancel = false;
@@ -196,13 +196,8 @@ impl RequestTask {
             } else {
                 None
             };
-            (
-                t.hooks.clone(),
-                t.name.as_ref().map(|n| n.clone_ref(py)),
-                cancel,
-            )
+            (t.name.as_ref().map(|n| n.clone_ref(py)), cancel)
         };
-        let keep_current = held_elsewhere || weakly_held || cancel.is_some();
         let inner = hooks.hand_over.call1(
             py,
             (
@@ -213,7 +208,7 @@ impl RequestTask {
                 context,
                 name,
                 cancel,
-                keep_current,
+                kept,
             ),
         )?;
         let watch = {
@@ -428,19 +423,17 @@ impl RequestTask {
             let t = slf.borrow();
             (t.is_done(), t.inner(py), t.watching_inner)
         };
+        let done = match &inner {
+            Some(inner) => inner
+                .call_method0(py, intern!(py, "done"))?
+                .extract::<bool>(py)?,
+            None => done,
+        };
         if done {
             return Self::schedule_callbacks(py, &task, vec![(callback, context)]);
         }
-        if let Some(inner) = inner {
-            if inner
-                .call_method0(py, intern!(py, "done"))?
-                .extract::<bool>(py)?
-            {
-                return Self::schedule_callbacks(py, &task, vec![(callback, context)]);
-            }
-            if !watching {
-                Self::watch_inner(py, &task, inner.bind(py))?;
-            }
+        if let (Some(inner), false) = (&inner, watching) {
+            Self::watch_inner(py, &task, inner.bind(py))?;
         }
         slf.borrow_mut().callbacks.push((callback, context));
         Ok(())
