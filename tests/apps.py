@@ -134,6 +134,47 @@ async def stream(scope: dict, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
+# queue_probe's rounds: key -> [streams started, event set once all have started]
+_QUEUE_ROUNDS: dict[str, list[Any]] = {}
+_PROBE_CHUNK = b"q" * 65536
+
+
+def _queue_round(key: str) -> list[Any]:
+    if key not in _QUEUE_ROUNDS:
+        _QUEUE_ROUNDS[key] = [0, asyncio.Event()]
+    return _QUEUE_ROUNDS[key]
+
+
+async def queue_probe(scope: dict, receive: Any, send: Any) -> None:
+    """How deep this stream's response queue is while ?streams=N streams are open (?key=
+    names the round). Each request starts a streamed body, waits until N of its round have,
+    then sends 64 KiB chunks in one task step until a `send()` suspends, and ends the body
+    with ``suspended-at=K`` (K = that send's 1-based number; 9 = none of eight did)."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    params = dict(p.split("=") for p in scope["query_string"].decode().split("&") if "=" in p)
+    state = _queue_round(params["key"])
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    # An empty chunk starts the stream (it counts from then on) and queues nothing.
+    await send({"type": "http.response.body", "body": b"", "more_body": True})
+    state[0] += 1
+    if state[0] == int(params["streams"]):
+        state[1].set()
+    await state[1].wait()
+    loop = asyncio.get_running_loop()
+    suspended_at = 9
+    for k in range(1, 9):
+        # A callback scheduled now runs only once this task yields to the loop: if it has
+        # run when send() returns, send() suspended.
+        turned = []
+        loop.call_soon(turned.append, True)
+        await send({"type": "http.response.body", "body": _PROBE_CHUNK, "more_body": True})
+        if turned:
+            suspended_at = k
+            break
+    await send({"type": "http.response.body", "body": b"suspended-at=%d" % suspended_at})
+
+
 async def status(scope: dict, receive: Any, send: Any) -> None:
     """Respond with the status in the path (/204) and a body the server must drop if needed."""
     if scope["type"] == "lifespan":

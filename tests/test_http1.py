@@ -186,10 +186,10 @@ def _chunk_sizes(body: bytes) -> tuple[list[int], bytes]:
 
 def test_chunks_queued_together_are_written_as_one_chunk_in_order():
     """Sends the app makes before the IO thread looks go out as one chunk (one write), in
-    order and byte-exact; chunks that suspend `send()` (over 64 KiB queued) still arrive
-    whole and in order."""
+    order and byte-exact; chunks that suspend `send()` (over the 256 KiB one stream may
+    queue, tests/test_response_queue.py) still arrive whole and in order."""
     with sandman("tests.apps:stream") as server:
-        for n, size in ((8, 1000), (6, 40_000)):
+        for n, size in ((8, 1000), (8, 40_000)):
             request = f"GET /?n={n}&size={size} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
             raw = raw_exchange(server.port, request.encode())
             head, _, body = raw.partition(b"\r\n\r\n")
@@ -307,7 +307,7 @@ def test_clients_leaving_mid_stream_release_every_app_task():
     import signal
 
     with sandman("tests.apps:stream", "--no-access-log") as server:
-        request = b"GET /?n=8&size=65536 HTTP/1.1\r\nHost: x\r\n\r\n"
+        request = b"GET /?n=16&size=65536 HTTP/1.1\r\nHost: x\r\n\r\n"  # 1 MiB: 4x the queue
         for _ in range(3):
             assert _hammer_then_reset(server.port, request, 96, 1.0) > 0
         # Still serving, and nothing left in flight once it settles.

@@ -36,9 +36,7 @@ use crate::asgi::cycle::{BodyStep, Cycle, Ending, Phase};
 use crate::asgi::message;
 use crate::asgi::scope::RequestHead;
 use crate::bridge::Event;
-use crate::common::limits::{
-    REQUEST_BODY_HIGH_WATER, RESPONSE_BODY_HIGH_WATER, RESPONSE_BODY_LOW_WATER,
-};
+use crate::common::limits::{REQUEST_BODY_HIGH_WATER, RESPONSE_BODY_LOW_WATER};
 use crate::http::body::ResponseBody;
 use crate::http::canned;
 use crate::server::shared::ServerShared;
@@ -473,7 +471,9 @@ impl HttpCycle {
                     self.complete_locked(py, inner);
                     return ready_none(py);
                 }
-                if inner.out_len > RESPONSE_BODY_HIGH_WATER {
+                let server = &self.shared.server;
+                let connections = server.connections.load(Ordering::Relaxed);
+                if inner.out_len > server.queue_budget.high_water(connections) {
                     let fut = self.new_future(py)?;
                     inner.send_waiter = Some(fut.clone_ref(py));
                     return Ok(fut);

@@ -30,7 +30,7 @@ use crate::asgi::message::{self, WsMessage};
 use crate::asgi::scope::RequestHead;
 use crate::asgi::ws_cycle::{WsAction, WsCycle, WsEnding, WsError, WsSend};
 use crate::bridge::Event;
-use crate::common::limits::{RESPONSE_BODY_HIGH_WATER, RESPONSE_BODY_LOW_WATER};
+use crate::common::limits::{RESPONSE_BODY_LOW_WATER, WS_SEND_HIGH_WATER};
 use crate::http::body::ResponseBody;
 use crate::http::canned;
 use crate::server::shared::ServerShared;
@@ -355,7 +355,7 @@ impl WsCycleHandle {
         inner.out_bytes += size;
         let waker = self.shared.signal(inner);
         wake_io(py, &self.hooks, &self.shared.server, waker);
-        if inner.out_bytes > RESPONSE_BODY_HIGH_WATER {
+        if inner.out_bytes > WS_SEND_HIGH_WATER {
             let fut = self.hooks.create_future.call0(py)?;
             inner.send_waiter = Some(fut.clone_ref(py));
             return Ok(fut);

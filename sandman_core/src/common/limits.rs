@@ -12,15 +12,24 @@ pub const EAGER_BODY_LIMIT: u64 = 128 * 1024;
 /// `HIGH_WATER_LIMIT` is 64 KiB too). A 1 GiB upload never holds more than this in memory.
 pub const REQUEST_BODY_HIGH_WATER: usize = 64 * 1024;
 
-/// Response body bytes queued between `send()` and the socket before `send()` starts
-/// returning a pending future: asyncio's default transport write high-water mark, as
-/// uvicorn has. A 256 KiB queue was measured against it on the 1 MiB stream: req/s equal
-/// within noise at 128 and 1,000 connections, peak RSS 116 -> 78 MB and 430 -> 239 MB
-/// (bench/NOTES.md).
-pub const RESPONSE_BODY_HIGH_WATER: usize = 64 * 1024;
+/// Response body bytes one streamed response may queue between `send()` and the socket
+/// before `send()` returns a pending future, at most and at least; between the two, the
+/// share of `RESPONSE_QUEUE_BUDGET` each stream gets (`common/queue_budget.rs`).
+/// The least is asyncio's default transport write high-water mark, as uvicorn has.
+pub const RESPONSE_BODY_HIGH_WATER_MIN: usize = 64 * 1024;
+/// See `RESPONSE_BODY_HIGH_WATER_MIN`.
+pub const RESPONSE_BODY_HIGH_WATER_MAX: usize = 256 * 1024;
+/// Response body bytes all streams of one server may queue together, unless each is at
+/// its least: with 128 streams or connections each stream gets 256 KiB, with 512 and more
+/// 64 KiB.
+pub const RESPONSE_QUEUE_BUDGET: usize = 32 * 1024 * 1024;
 
-/// A `send()` waiting on a full response queue is resumed once the queue drains below this.
-pub const RESPONSE_BODY_LOW_WATER: usize = RESPONSE_BODY_HIGH_WATER / 4;
+/// WebSocket message bytes queued for the socket before `send()` waits (a fixed 64 KiB).
+pub const WS_SEND_HIGH_WATER: usize = RESPONSE_BODY_HIGH_WATER_MIN;
+
+/// A `send()` waiting on a full response or WebSocket queue is resumed once the queue
+/// drains below this.
+pub const RESPONSE_BODY_LOW_WATER: usize = RESPONSE_BODY_HIGH_WATER_MIN / 4;
 
 /// Default cap on the request line plus headers. uvicorn[standard] (httptools) has none,
 /// h11 uses 16 KiB, nginx 8 KiB per line; we accept 64 KiB (a 64 KiB cookie still passes,

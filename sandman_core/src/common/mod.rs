@@ -1,8 +1,10 @@
-//! Small pieces shared by every layer: limits, the cached `date` header, canned responses.
+//! Small pieces shared by every layer: limits, the response queue budget, the cached `date`
+//! header, access lines.
 
 pub mod access;
 pub mod date;
 pub mod limits;
+pub mod queue_budget;
 
 /// A header map from static pairs, for unit tests.
 #[cfg(test)]

@@ -300,6 +300,7 @@ impl CoreServer {
             wakeups: wakeups.clone(),
             connections: AtomicUsize::new(0),
             active_requests: AtomicUsize::new(0),
+            queue_budget: Default::default(),
             total_requests: AtomicU64::new(0),
             shutdown,
             connection_registry: Default::default(),

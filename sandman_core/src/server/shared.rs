@@ -113,6 +113,8 @@ pub struct ServerShared {
     pub connections: AtomicUsize,
     /// Requests dispatched to the app and not yet finished.
     pub active_requests: AtomicUsize,
+    /// Streamed responses in progress, and how deep each one's queue may be.
+    pub queue_budget: crate::common::queue_budget::QueueBudget,
     /// Responses completed (for `--limit-max-requests`).
     pub total_requests: AtomicU64,
     /// Set to true to stop accepting and close connections gracefully.
