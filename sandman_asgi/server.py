@@ -304,8 +304,10 @@ class Server:
             return
         with contextlib.suppress(Exception):
             loop.remove_reader(self.core.wake_fd)
-        # Drain once more so log records from the IO threads are not lost.
-        self.core.drain()
+        # Drain to the end so log records from the IO threads are not lost (a drain stops
+        # after a time slice and says whether events are left).
+        while self.core.drain():
+            pass
         self.core.close()
 
     async def _wait_tasks_to_complete(self) -> None:

@@ -7,6 +7,7 @@ import contextvars
 import json
 import os
 import sys
+import time
 from typing import Any
 
 
@@ -173,6 +174,28 @@ async def queue_probe(scope: dict, receive: Any, send: Any) -> None:
             suspended_at = k
             break
     await send({"type": "http.response.body", "body": b"suspended-at=%d" % suspended_at})
+
+
+# drain_probe: one entry per /busy first step, appended by a callback it schedules.
+_DRAIN_MARKS: list[int] = []
+
+
+async def drain_probe(scope: dict, receive: Any, send: Any) -> None:
+    """/block holds the event loop for 300 ms, so requests arriving meanwhile queue up for
+    one drain. /busy spends 3 ms in its first step and answers how many callbacks, each
+    scheduled by an earlier /busy, had run when it started: the same figure for requests
+    run back to back in one drain, a growing one when the loop gets turns in between."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    if scope["path"] == "/block":
+        time.sleep(0.3)
+        return await _text(send, b"blocked")
+    seen = len(_DRAIN_MARKS)
+    asyncio.get_running_loop().call_soon(_DRAIN_MARKS.append, 1)
+    until = time.perf_counter() + 0.003
+    while time.perf_counter() < until:
+        pass
+    await _text(send, b"%d" % seen)
 
 
 async def status(scope: dict, receive: Any, send: Any) -> None:

@@ -178,6 +178,11 @@ impl Bridge {
         }
     }
 
+    /// Wake the loop again although nothing new was queued: the last drain left events.
+    pub fn rearm(&self) {
+        self.signal();
+    }
+
     /// Take everything queued so far (called on the loop thread when the fd is readable).
     pub fn take(&self, into: &mut Vec<Event>) {
         let mut counter: u64 = 0;
