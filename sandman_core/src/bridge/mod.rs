@@ -183,8 +183,9 @@ impl Bridge {
         self.signal();
     }
 
-    /// Take everything queued so far (called on the loop thread when the fd is readable).
-    pub fn take(&self, into: &mut Vec<Event>) {
+    /// Move everything queued so far to the end of `into` (called on the loop thread when
+    /// the fd is readable). The queue keeps its capacity for the IO threads.
+    pub fn take(&self, into: &mut impl Extend<Event>) {
         let mut counter: u64 = 0;
         // SAFETY: reading 8 bytes into a valid u64 from our own non-blocking eventfd.
         unsafe {
@@ -192,7 +193,7 @@ impl Bridge {
         }
         self.notified.store(false, Ordering::Release);
         let mut queue = self.queue.lock().unwrap();
-        std::mem::swap(&mut *queue, into);
+        into.extend(queue.drain(..));
     }
 }
 

@@ -61,8 +61,6 @@ pub struct CoreServer {
     /// Events taken from the bridge and not processed yet (a drain stops after
     /// `DRAIN_SLICE`), oldest first.
     backlog: Mutex<VecDeque<Event>>,
-    /// Reused buffer the bridge's queue is swapped into.
-    incoming: Mutex<Vec<Event>>,
 }
 
 /// `(certfile, keyfile, password, ca_certs, cert_reqs, ssl_version, ciphers)`.
@@ -149,53 +147,44 @@ impl CoreServer {
         }
     }
 
-    /// One event from an IO thread, on the loop thread.
+    /// One event from an IO thread, on the loop thread. An error is reported as
+    /// unraisable (there is no Python caller to raise it to) and the event skipped.
     fn handle(&self, py: Python<'_>, event: Event) {
         match event {
             Event::Request(shared, head) => {
-                let scope = match connection_scope(py, ScopeKind::Http, &head, &self.scope) {
-                    Ok(scope) => scope,
-                    Err(err) => {
-                        err.write_unraisable(py, None);
-                        return;
-                    }
+                let Some(scope) = reported(
+                    py,
+                    connection_scope(py, ScopeKind::Http, &head, &self.scope),
+                ) else {
+                    return;
                 };
-                let cycle = match Bound::new(py, HttpCycle::new(shared, self.hooks.clone(), head)) {
-                    Ok(cycle) => cycle,
-                    Err(err) => {
-                        err.write_unraisable(py, None);
-                        return;
-                    }
+                let cycle = HttpCycle::new(shared, self.hooks.clone(), head);
+                let Some(cycle) = reported(py, Bound::new(py, cycle)) else {
+                    return;
                 };
-                match self.start_request(py, scope, cycle.as_any()) {
-                    Ok(Some(task)) => cycle.get().hold_task(task),
-                    Ok(None) => {}
-                    Err(err) => err.write_unraisable(py, None),
+                if let Some(Some(task)) =
+                    reported(py, self.start_request(py, scope, cycle.as_any()))
+                {
+                    cycle.get().hold_task(task);
                 }
             }
             Event::Wake(shared) => HttpCycle::on_wake(py, &shared),
             Event::WsConnect(shared, head) => {
-                let scope = match connection_scope(py, ScopeKind::WebSocket, &head, &self.scope) {
-                    Ok(scope) => scope,
-                    Err(err) => {
-                        err.write_unraisable(py, None);
-                        return;
-                    }
+                let Some(scope) = reported(
+                    py,
+                    connection_scope(py, ScopeKind::WebSocket, &head, &self.scope),
+                ) else {
+                    return;
                 };
                 let Some(runner) = &self.on_websocket else {
                     return;
                 };
-                let cycle =
-                    match Bound::new(py, WsCycleHandle::new(shared, self.hooks.clone(), head)) {
-                        Ok(cycle) => cycle,
-                        Err(err) => {
-                            err.write_unraisable(py, None);
-                            return;
-                        }
-                    };
-                match self.spawn(py, runner, scope, cycle.as_any()) {
-                    Ok(task) => cycle.get().hold_task(task),
-                    Err(err) => err.write_unraisable(py, None),
+                let cycle = WsCycleHandle::new(shared, self.hooks.clone(), head);
+                let Some(cycle) = reported(py, Bound::new(py, cycle)) else {
+                    return;
+                };
+                if let Some(task) = reported(py, self.spawn(py, runner, scope, cycle.as_any())) {
+                    cycle.get().hold_task(task);
                 }
             }
             Event::WsWake(shared) => WsCycleHandle::on_wake(py, &shared),
@@ -203,19 +192,20 @@ impl CoreServer {
                 if let Some(access) = &self.hooks.access_log {
                     let r = *r;
                     let args = (r.client, r.method, r.path, r.version, r.status);
-                    if let Err(err) = access.call1(py, args) {
-                        err.write_unraisable(py, None);
-                    }
+                    reported(py, access.call1(py, args));
                 }
             }
             Event::Log(level, message) => {
-                if let Err(err) = self.on_log.call1(py, (level.as_python(), message)) {
-                    err.write_unraisable(py, None);
-                }
+                reported(py, self.on_log.call1(py, (level.as_python(), message)));
             }
             Event::Release(object) => drop(object),
         }
     }
+}
+
+/// The value, or `None` after reporting the error as unraisable.
+fn reported<T>(py: Python<'_>, result: PyResult<T>) -> Option<T> {
+    result.map_err(|err| err.write_unraisable(py, None)).ok()
 }
 
 #[pymethods]
@@ -414,7 +404,6 @@ impl CoreServer {
             fresh_context,
             request_tasks,
             backlog: Mutex::new(VecDeque::with_capacity(256)),
-            incoming: Mutex::new(Vec::with_capacity(256)),
         })
     }
 
@@ -442,11 +431,7 @@ impl CoreServer {
     /// between instead of after the whole queue.
     fn drain(&self, py: Python<'_>) -> PyResult<bool> {
         let mut backlog = std::mem::take(&mut *self.backlog.lock().unwrap());
-        {
-            let mut incoming = self.incoming.lock().unwrap();
-            self.shared.bridge.take(&mut incoming);
-            backlog.extend(incoming.drain(..));
-        }
+        self.shared.bridge.take(&mut backlog);
         let started = Instant::now();
         while let Some(event) = backlog.pop_front() {
             self.handle(py, event);
