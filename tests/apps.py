@@ -30,6 +30,11 @@ async def _lifespan(receive: Any, send: Any, state: dict | None = None) -> None:
             return
 
 
+def _query(scope: dict) -> dict[str, str]:
+    """``?a=1&b=2`` as ``{"a": "1", "b": "2"}`` (parts without ``=`` ignored)."""
+    return dict(p.split("=") for p in scope["query_string"].decode().split("&") if "=" in p)
+
+
 async def _text(send: Any, body: bytes, status: int = 200, headers: list | None = None) -> None:
     await send(
         {
@@ -118,7 +123,7 @@ async def stream(scope: dict, receive: Any, send: Any) -> None:
     """A response without content-length, in several parts (query ?n=chunks&size=bytes)."""
     if scope["type"] == "lifespan":
         return await _lifespan(receive, send)
-    params = dict(p.split("=") for p in scope["query_string"].decode().split("&") if "=" in p)
+    params = _query(scope)
     n = int(params.get("n", 3))
     size = int(params.get("size", 5))
     await send(
@@ -153,7 +158,7 @@ async def queue_probe(scope: dict, receive: Any, send: Any) -> None:
     with ``suspended-at=K`` (K = that send's 1-based number; 9 = none of eight did)."""
     if scope["type"] == "lifespan":
         return await _lifespan(receive, send)
-    params = dict(p.split("=") for p in scope["query_string"].decode().split("&") if "=" in p)
+    params = _query(scope)
     state = _queue_round(params["key"])
     await send({"type": "http.response.start", "status": 200, "headers": []})
     # An empty chunk starts the stream (it counts from then on) and queues nothing.
@@ -411,7 +416,7 @@ async def large_bodies(scope: dict, receive: Any, send: Any) -> None:
     """
     if scope["type"] == "lifespan":
         return await _lifespan(receive, send)
-    params = dict(p.split("=") for p in scope["query_string"].decode().split("&") if "=" in p)
+    params = _query(scope)
     await send({"type": "http.response.start", "status": 200, "headers": []})
     if scope["path"] == "/shared":
         for _ in range(int(params.get("n", 4))):
