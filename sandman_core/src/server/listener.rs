@@ -15,6 +15,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use crate::asgi::scope::{ConnInfo, ServerAddr};
 use crate::bridge::Level;
 use crate::server::conn;
+use crate::server::delayed_ack::DelayedAckStream;
 use crate::server::shared::ServerShared;
 
 /// A listening socket ready to be served.
@@ -152,7 +153,7 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                             let _ = stream.set_nodelay(true);
                             let server_addr = stream.local_addr().ok().map(|a| ServerAddr::Tcp(a.ip().to_string(), a.port()));
                             let info = ConnInfo::new(Some((peer.ip().to_canonical().to_string(), peer.port())), server_addr, false);
-                            spawn_connection(stream, server.clone(), info, permit);
+                            spawn_connection(DelayedAckStream::new(stream), server.clone(), info, permit);
                         }
                         Err(err) => on_error!(err),
                     },

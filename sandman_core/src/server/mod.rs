@@ -1,6 +1,7 @@
 //! The server object Python drives: owns the tokio runtime, the listeners and the bridge.
 
 pub mod conn;
+pub mod delayed_ack;
 pub mod listener;
 pub mod malloc;
 pub mod runtime;
