@@ -88,6 +88,19 @@ def cpu_seconds(pid: int) -> dict[str, float]:
     return out
 
 
+def wrk_command(conns: int, script: Path | None) -> list[str]:
+    """wrk on CPU 1, one thread, `conns` connections (and a Lua script when given)."""
+    wrk = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}"]
+    return wrk + ["-s", str(script)] if script is not None else wrk
+
+
+def wrk_result(out: str) -> tuple[float, int]:
+    """Requests/s and requests completed from wrk's report (zeros when it has none)."""
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    done = re.search(r"(\d+) requests in", out)
+    return (float(m.group(1)) if m else 0.0, int(done.group(1)) if done else 0)
+
+
 def one_run(
     app: str,
     duration: int,
@@ -102,9 +115,7 @@ def one_run(
     proc, port = start_sandman(app, extra, env)
     try:
         url = f"http://127.0.0.1:{port}{path}"
-        wrk = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}"]
-        if script is not None:
-            wrk += ["-s", str(script)]
+        wrk = wrk_command(conns, script)
         subprocess.run([*wrk, "-d1s", url], capture_output=True, timeout=60)
         cpu0 = cpu_seconds(proc.pid)
         out = subprocess.run(
@@ -113,10 +124,7 @@ def one_run(
         cpu1 = cpu_seconds(proc.pid)
         cpu = cpu1["total"] - cpu0["total"]
         io = cpu1.get("sandman-io", 0.0) - cpu0.get("sandman-io", 0.0)
-        m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-        done = re.search(r"(\d+) requests in", out)
-        rps = float(m.group(1)) if m else 0.0
-        n = int(done.group(1)) if done else 0
+        rps, n = wrk_result(out)
         per_req = cpu / n * 1e6 if n else 0.0
         if n:
             print(
@@ -147,9 +155,7 @@ def together_round(
             swap_in(so, target)
             procs.append(start_sandman(app, extra, envs[label]))
         urls = [f"http://127.0.0.1:{port}{path}" for _, port in procs]
-        wrk = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}"]
-        if script is not None:
-            wrk += ["-s", str(script)]
+        wrk = wrk_command(conns, script)
         warm = [subprocess.Popen([*wrk, "-d1s", u], stdout=subprocess.DEVNULL) for u in urls]
         for w in warm:
             w.wait(timeout=60)
@@ -162,10 +168,8 @@ def together_round(
         cpu1 = [cpu_seconds(p.pid)["total"] for p, _ in procs]
         results = []
         for out, c0, c1 in zip(outs, cpu0, cpu1, strict=True):
-            m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-            done = re.search(r"(\d+) requests in", out)
-            n = int(done.group(1)) if done else 0
-            results.append((float(m.group(1)) if m else 0.0, (c1 - c0) / n * 1e6 if n else 0.0))
+            rps, n = wrk_result(out)
+            results.append((rps, (c1 - c0) / n * 1e6 if n else 0.0))
         return results
     finally:
         for proc, _ in procs:

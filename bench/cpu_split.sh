@@ -2,9 +2,9 @@
 # User and system CPU per request, per thread, of a server already running under load.
 #   [CONNS=1000] bench/cpu_split.sh PORT PATH PID [SECONDS]
 # Starts wrk (CPU 1, CONNS connections, 128 unless set) against http://127.0.0.1:PORT/PATH,
-# reads each thread's utime/stime from /proc/PID/task/*/stat over SECONDS of the load, and prints microseconds per
-# request for each thread. Start the server pinned to CPU 0 first (taskset -c 0 ...); for a
-# server with worker processes (nginx) pass the worker's PID.
+# reads each thread's utime/stime from /proc/PID/task/*/stat over SECONDS of the load, and
+# prints microseconds per request for each thread. Start the server pinned to CPU 0 first
+# (taskset -c 0 ...); for a server with worker processes (nginx) pass the worker's PID.
 set -euo pipefail
 PORT=$1; URLPATH=$2; PID=$3; SECS=${4:-4}; CONNS=${CONNS:-128}
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
