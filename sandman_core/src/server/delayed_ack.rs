@@ -33,7 +33,8 @@ use tokio::net::TcpStream;
 /// the timer that takes it out is never shorter than 40 ms, counted from the request's
 /// arrival, which is after our last write. 10 ms below that allows for timer granularity
 /// on kernels with a coarse tick.
-pub const LATE: Duration = Duration::from_millis(30);
+pub const LATE: Duration = Duration::from_millis(LATE_MS);
+const LATE_MS: u64 = 30;
 
 /// Milliseconds on the coarse monotonic clock: one vDSO read without a hardware clock
 /// access, at the kernel tick's resolution (1-10 ms), plenty against `LATE`. A write reads
@@ -73,28 +74,27 @@ impl DelayedAckStream {
     fn before_read(&mut self) {
         // A poll right after the write (hyper looks for the next request at once) finds
         // `LATE` not yet passed and keeps the mark for the read that does come later.
-        let late = LATE.as_millis() as u64;
         if self
             .wrote_at
-            .is_some_and(|at| coarse_now_ms().saturating_sub(at) >= late)
+            .is_some_and(|at| coarse_now_ms().saturating_sub(at) >= LATE_MS)
         {
             self.wrote_at = None;
-            delayed_acks(&self.stream);
+            set_quickack(&self.stream, false);
         }
     }
 }
 
-/// Put the socket in delayed-ACK mode (`TCP_QUICKACK` = 0). Failure changes nothing but
-/// the number of ACK segments, so it is ignored.
-fn delayed_acks(stream: &TcpStream) {
-    let off: libc::c_int = 0;
+/// Set `TCP_QUICKACK`: `false` puts the socket in delayed-ACK mode. Failure changes
+/// nothing but the number of ACK segments, so it is ignored.
+fn set_quickack(stream: &TcpStream, on: bool) {
+    let value = libc::c_int::from(on);
     // SAFETY: a valid open socket and a c_int option value of the size given.
     unsafe {
         libc::setsockopt(
             stream.as_raw_fd(),
             libc::IPPROTO_TCP,
             libc::TCP_QUICKACK,
-            (&off as *const libc::c_int).cast(),
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
     }
@@ -189,17 +189,7 @@ mod tests {
         let mut buf = [0u8; 8];
         client.read_exact(&mut buf).await.unwrap();
         // What a reply later than the delayed-ACK timeout leaves behind.
-        let on: libc::c_int = 1;
-        // SAFETY: as in `delayed_acks`.
-        unsafe {
-            libc::setsockopt(
-                server.stream.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_QUICKACK,
-                (&on as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        set_quickack(&server.stream, true);
         assert!(quickack(&server.stream));
         // Past `LATE` by more than the coarse clock's tick.
         tokio::time::sleep(LATE + Duration::from_millis(20)).await;
