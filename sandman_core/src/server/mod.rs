@@ -440,13 +440,13 @@ impl CoreServer {
                 break;
             }
         }
-        let left = !backlog.is_empty();
-        {
+        let left = {
             // A drain run from inside this one (shutdown) may have left newer events.
             let mut slot = self.backlog.lock().unwrap();
             backlog.extend(slot.drain(..));
             *slot = backlog;
-        }
+            !slot.is_empty()
+        };
         if left {
             self.shared.bridge.rearm();
         }
