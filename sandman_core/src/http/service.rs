@@ -1,9 +1,12 @@
 //! hyper's service: one call per request. Checks what hyper leaves to us, reads small bodies,
 //! hands the request to the event loop and waits for the app's response head.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use http_body::Body;
 use hyper::body::Incoming;
@@ -26,13 +29,17 @@ use crate::ws::handshake;
 /// The log line uvicorn writes for a request it refuses (D-HTTP-2).
 pub const INVALID_REQUEST: &str = "Invalid HTTP request received.";
 
-/// Serve one request on `conn`. An `Err` makes hyper close the connection without writing
-/// a response — what happens when the app sent an unusable `http.response.start`.
-pub async fn serve(
-    req: Request<Incoming>,
-    conn: Arc<ConnState>,
-) -> Result<Response<ResponseBody>, io::Error> {
-    route(req, &conn).await
+/// Serve one request on `conn`. The response (`Err`: close without one, as when the app sent
+/// an unusable `http.response.start`) comes from the returned future.
+///
+/// Everything up to handing the request to the event loop runs here, synchronously, so a
+/// request without a body costs hyper a future of a few words rather than an async state
+/// machine: hyper keeps the in-flight future in a per-connection box and moves each new one
+/// into it, and the full state machine (every path's locals) was 1.75 KB, copied per request
+/// and held per connection. The paths that must wait on something else (a body, a WebSocket
+/// handshake) are boxed.
+pub fn serve(req: Request<Incoming>, conn: Arc<ConnState>) -> Serving {
+    route(req, &conn)
 }
 
 fn expects_continue(headers: &HeaderMap) -> bool {
@@ -41,15 +48,12 @@ fn expects_continue(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
-async fn route(
-    req: Request<Incoming>,
-    conn: &Arc<ConnState>,
-) -> Result<Response<ResponseBody>, io::Error> {
+fn route(req: Request<Incoming>, conn: &Arc<ConnState>) -> Serving {
     let server = &conn.server;
     let settings = &server.settings;
     if let Err(refusal) = validate::check(req.method(), req.uri(), req.version(), req.headers()) {
         server.bridge.log(Level::Warning, INVALID_REQUEST);
-        return Ok(match refusal {
+        return Serving::ready(match refusal {
             Refusal::BadRequest => canned::bad_request(settings),
             Refusal::NotImplemented => canned::not_implemented(settings),
         });
@@ -72,7 +76,7 @@ async fn route(
                 503,
             );
             server.bridge.push(Event::Access(Box::new(record)));
-            return Ok(canned::service_unavailable(settings));
+            return Serving::ready(canned::service_unavailable(settings));
         }
     }
 
@@ -89,7 +93,8 @@ async fn route(
             if let Some(trusted) = &settings.proxy {
                 head.apply_proxy_headers(trusted);
             }
-            return handshake::serve(req, conn, head).await;
+            let conn = conn.clone();
+            return Serving::boxed(async move { handshake::serve(req, &conn, head).await });
         }
         // h2c, unknown protocols, or WebSockets turned off: plain HTTP (D-HTTP-11).
         server
@@ -107,12 +112,12 @@ async fn route(
             .sum::<usize>();
     if head_len > settings.max_head_bytes {
         server.bridge.log(Level::Warning, INVALID_REQUEST);
-        return Ok(canned::header_fields_too_large(settings));
+        return Serving::ready(canned::header_fields_too_large(settings));
     }
     let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if target_len > settings.max_target {
         server.bridge.log(Level::Warning, INVALID_REQUEST);
-        return Ok(canned::uri_too_long(settings));
+        return Serving::ready(canned::uri_too_long(settings));
     }
     let limits = BodyLimits {
         max: settings.max_body,
@@ -121,7 +126,7 @@ async fn route(
     if let (Some(max), Some(len)) = (limits.max, req.body().size_hint().exact()) {
         if len > max {
             // Refused before the app runs and before a byte of the body is read.
-            return Ok(canned::payload_too_large(settings));
+            return Serving::ready(canned::payload_too_large(settings));
         }
     }
 
@@ -146,7 +151,29 @@ async fn route(
 
     if incoming.is_end_stream() {
         shared.lock().body_done = true;
-    } else if !expect
+        return dispatch(server, shared, head);
+    }
+    Serving::boxed(read_then_dispatch(
+        server.clone(),
+        shared,
+        head,
+        incoming,
+        limits,
+        expect,
+    ))
+}
+
+/// A request with a body: read it (whole if small, else what arrives within
+/// `PREFETCH_BUDGET`, the rest pumped while the app runs), then hand the request over.
+async fn read_then_dispatch(
+    server: Arc<ServerShared>,
+    shared: Arc<RequestShared>,
+    head: RequestHead,
+    mut incoming: Incoming,
+    limits: BodyLimits,
+    expect: bool,
+) -> Result<Response<ResponseBody>, io::Error> {
+    if !expect
         && incoming
             .size_hint()
             .exact()
@@ -163,64 +190,109 @@ async fn route(
             }
             Err(error) => return refuse_before_app(&shared, error),
         }
-    } else {
-        let mut incoming = incoming;
-        let mut already_read = 0;
-        if !expect {
-            let prefetched = body::prefetch(
-                &mut incoming,
-                limits,
-                EAGER_BODY_LIMIT as usize,
-                PREFETCH_BUDGET,
-            )
-            .await;
-            match prefetched {
-                Ok(read) => {
-                    already_read = read.len as u64;
-                    let done = read.done;
-                    {
-                        let mut inner = shared.lock();
-                        inner.body_len = read.len;
-                        inner.body.extend(read.chunks);
-                        inner.body_done = done;
-                    }
-                    if done {
-                        return dispatch(server, shared, head).await;
-                    }
-                }
-                Err(error) => return refuse_before_app(&shared, error),
-            }
-        }
-        shared.lock().body_go = !expect;
-        let pumped = shared.clone();
-        tokio::spawn(async move {
-            match body::pump(pumped.clone(), incoming, limits, already_read).await {
-                None => {}
-                Some(BodyError::Gone) => pumped.mark_disconnected(),
-                Some(error) => reject_body(&pumped, error),
-            }
-        });
+        return dispatch(&server, shared, head).await;
     }
-    dispatch(server, shared, head).await
+    let mut already_read = 0;
+    if !expect {
+        let prefetched = body::prefetch(
+            &mut incoming,
+            limits,
+            EAGER_BODY_LIMIT as usize,
+            PREFETCH_BUDGET,
+        )
+        .await;
+        match prefetched {
+            Ok(read) => {
+                already_read = read.len as u64;
+                let done = read.done;
+                {
+                    let mut inner = shared.lock();
+                    inner.body_len = read.len;
+                    inner.body.extend(read.chunks);
+                    inner.body_done = done;
+                }
+                if done {
+                    return dispatch(&server, shared, head).await;
+                }
+            }
+            Err(error) => return refuse_before_app(&shared, error),
+        }
+    }
+    shared.lock().body_go = !expect;
+    let pumped = shared.clone();
+    tokio::spawn(async move {
+        match body::pump(pumped.clone(), incoming, limits, already_read).await {
+            None => {}
+            Some(BodyError::Gone) => pumped.mark_disconnected(),
+            Some(error) => reject_body(&pumped, error),
+        }
+    });
+    dispatch(&server, shared, head).await
 }
 
 /// How long a streamed body may be read before the app is called (see `body::prefetch`).
 const PREFETCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// Hand the request to the event loop and wait for the app's response head.
-async fn dispatch(
-    server: &Arc<ServerShared>,
-    shared: Arc<RequestShared>,
-    head: RequestHead,
-) -> Result<Response<ResponseBody>, io::Error> {
+/// Hand the request to the event loop; the returned future waits for the app's response head.
+fn dispatch(server: &ServerShared, shared: Arc<RequestShared>, head: RequestHead) -> Serving {
     shared.lock().reply = Reply::Waiting(None);
-    let guard = AbandonGuard(Some(shared.clone()));
     server
         .bridge
         .push(Event::Request(shared.clone(), Box::new(head)));
-    let response = std::future::poll_fn(|cx| shared.poll_reply(cx)).await;
-    drop(guard);
-    response.ok_or_else(|| io::Error::other("response aborted before it started"))
+    Serving::Waiting(AbandonGuard(Some(shared)))
+}
+
+/// The future hyper holds for one request: a response already decided here, the app's
+/// response head awaited, or (boxed) a path that waits on something first.
+pub enum Serving {
+    /// Answered without the app (a refusal, a limit); boxed, as it is rare and the
+    /// response is most of the size of this future.
+    Ready(Option<Box<Response<ResponseBody>>>),
+    /// Handed to the event loop; the guard's request delivers the response head.
+    Waiting(AbandonGuard),
+    /// A body to read or a WebSocket handshake first.
+    Boxed(Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, io::Error>> + Send>>),
+}
+
+impl Serving {
+    fn ready(response: Response<ResponseBody>) -> Serving {
+        Serving::Ready(Some(Box::new(response)))
+    }
+
+    fn boxed(
+        future: impl Future<Output = Result<Response<ResponseBody>, io::Error>> + Send + 'static,
+    ) -> Serving {
+        Serving::Boxed(Box::pin(future))
+    }
+}
+
+impl Future for Serving {
+    type Output = Result<Response<ResponseBody>, io::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match this {
+            Serving::Ready(response) => Poll::Ready(
+                response
+                    .take()
+                    .map(|response| *response)
+                    .ok_or_else(|| io::Error::other("response already taken")),
+            ),
+            Serving::Waiting(guard) => {
+                let shared = guard
+                    .0
+                    .as_ref()
+                    .expect("the guard holds its request until done");
+                let response = std::task::ready!(shared.poll_reply(cx));
+                // The reply is taken (or abandoned): the guard's drop has nothing to report.
+                *this = Serving::Ready(None);
+                Poll::Ready(
+                    response.ok_or_else(|| io::Error::other("response aborted before it started")),
+                )
+            }
+            Serving::Boxed(future) => future.as_mut().poll(cx),
+        }
+    }
 }
 
 /// The answer to a request body that could not be read, or `None` when the client is gone
@@ -271,7 +343,7 @@ fn reject_body(shared: &Arc<RequestShared>, error: BodyError) {
 /// taken (the client left between the app's `http.response.start` and the IO thread's next
 /// poll): its streamed body holds the request, so left in place it would keep it alive and
 /// leave an app blocked on a full response queue waiting forever.
-struct AbandonGuard(Option<Arc<RequestShared>>);
+pub struct AbandonGuard(Option<Arc<RequestShared>>);
 
 impl Drop for AbandonGuard {
     fn drop(&mut self) {
@@ -293,5 +365,15 @@ impl Drop for AbandonGuard {
                 shared.mark_disconnected();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// hyper moves each request's future into a per-connection box: it must stay a few
+    /// words (it was 1,752 bytes as an `async fn`; bench/NOTES.md).
+    #[test]
+    fn the_per_request_future_stays_small() {
+        assert!(std::mem::size_of::<super::Serving>() <= 32);
     }
 }
