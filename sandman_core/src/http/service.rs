@@ -29,6 +29,12 @@ use crate::ws::handshake;
 /// The log line uvicorn writes for a request it refuses (D-HTTP-2).
 pub const INVALID_REQUEST: &str = "Invalid HTTP request received.";
 
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
 /// Serve one request on `conn`. The response (`Err`: close without one, as when the app sent
 /// an unusable `http.response.start`) comes from the returned future.
 ///
@@ -37,18 +43,8 @@ pub const INVALID_REQUEST: &str = "Invalid HTTP request received.";
 /// machine: hyper keeps the in-flight future in a per-connection box and moves each new one
 /// into it, and the full state machine (every path's locals) was 1.75 KB, copied per request
 /// and held per connection. The paths that must wait on something else (a body, a WebSocket
-/// handshake) are boxed.
-pub fn serve(req: Request<Incoming>, conn: Arc<ConnState>) -> Serving {
-    route(req, &conn)
-}
-
-fn expects_continue(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-}
-
-fn route(req: Request<Incoming>, conn: &Arc<ConnState>) -> Serving {
+/// handshake) are boxed, and take their own references to the connection.
+pub fn serve(req: Request<Incoming>, conn: &Arc<ConnState>) -> Serving {
     let server = &conn.server;
     let settings = &server.settings;
     if let Err(refusal) = validate::check(req.method(), req.uri(), req.version(), req.headers()) {

@@ -103,7 +103,7 @@ pub async fn serve<IO>(
         builder.max_headers(settings.max_headers);
     }
     let svc_state = state.clone();
-    let svc = service_fn(move |req| service::serve(req, svc_state.clone()));
+    let svc = service_fn(move |req| service::serve(req, &svc_state));
     let conn = builder
         .serve_connection(TokioIo::new(io), svc)
         .with_upgrades();
