@@ -14,6 +14,7 @@ use crate::asgi::cycle::Phase;
 use crate::asgi::http::RequestShared;
 use crate::common::limits::REQUEST_BODY_HIGH_WATER;
 use crate::http::frame_data::FrameData;
+use crate::server::idle::InProgress;
 
 enum Kind {
     Full(Option<Bytes>),
@@ -28,6 +29,8 @@ pub struct ResponseBody {
     /// is over, so the last chunk and the chunked terminator go out in one write. Never
     /// before the head, where it would turn a streamed response into an empty one.
     polled: bool,
+    /// Keeps the connection counted as busy until hyper drops the body (`server/idle.rs`).
+    in_progress: Option<InProgress>,
 }
 
 impl ResponseBody {
@@ -36,6 +39,7 @@ impl ResponseBody {
         ResponseBody {
             kind: Kind::Full(None),
             polled: false,
+            in_progress: None,
         }
     }
 
@@ -45,7 +49,13 @@ impl ResponseBody {
         ResponseBody {
             kind: Kind::Full(data),
             polled: false,
+            in_progress: None,
         }
+    }
+
+    /// Count the connection as busy for as long as this body lives.
+    pub fn hold(&mut self, in_progress: InProgress) {
+        self.in_progress = Some(in_progress);
     }
 
     /// A body streamed from the request's response queue. It counts as a stream in
@@ -55,6 +65,7 @@ impl ResponseBody {
         ResponseBody {
             kind: Kind::Stream(shared),
             polled: false,
+            in_progress: None,
         }
     }
 }

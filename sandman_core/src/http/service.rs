@@ -23,6 +23,7 @@ use crate::http::body::{self, BodyError, BodyLimits, ResponseBody};
 use crate::http::canned;
 use crate::http::validate::{self, Refusal};
 use crate::server::conn::ConnState;
+use crate::server::idle::InProgress;
 use crate::server::shared::ServerShared;
 use crate::ws::handshake;
 
@@ -45,11 +46,19 @@ fn expects_continue(headers: &HeaderMap) -> bool {
 /// and held per connection. The paths that must wait on something else (a body, a WebSocket
 /// handshake) are boxed, and take their own references to the connection.
 pub fn serve(req: Request<Incoming>, conn: &Arc<ConnState>) -> Serving {
+    Serving {
+        in_progress: Some(conn.activity.begin()),
+        answer: answer(req, conn),
+    }
+}
+
+/// What to answer `req` with, or how to wait for it.
+fn answer(req: Request<Incoming>, conn: &Arc<ConnState>) -> Answer {
     let server = &conn.server;
     let settings = &server.settings;
     if let Err(refusal) = validate::check(req.method(), req.uri(), req.version(), req.headers()) {
         server.bridge.log(Level::Warning, INVALID_REQUEST);
-        return Serving::ready(match refusal {
+        return Answer::ready(match refusal {
             Refusal::BadRequest => canned::bad_request(settings),
             Refusal::NotImplemented => canned::not_implemented(settings),
         });
@@ -72,7 +81,7 @@ pub fn serve(req: Request<Incoming>, conn: &Arc<ConnState>) -> Serving {
                 503,
             );
             server.bridge.push(Event::Access(Box::new(record)));
-            return Serving::ready(canned::service_unavailable(settings));
+            return Answer::ready(canned::service_unavailable(settings));
         }
     }
 
@@ -90,7 +99,7 @@ pub fn serve(req: Request<Incoming>, conn: &Arc<ConnState>) -> Serving {
                 head.apply_proxy_headers(trusted);
             }
             let conn = conn.clone();
-            return Serving::boxed(async move { handshake::serve(req, &conn, head).await });
+            return Answer::boxed(async move { handshake::serve(req, &conn, head).await });
         }
         // h2c, unknown protocols, or WebSockets turned off: plain HTTP (D-HTTP-11).
         server
@@ -108,12 +117,12 @@ pub fn serve(req: Request<Incoming>, conn: &Arc<ConnState>) -> Serving {
             .sum::<usize>();
     if head_len > settings.max_head_bytes {
         server.bridge.log(Level::Warning, INVALID_REQUEST);
-        return Serving::ready(canned::header_fields_too_large(settings));
+        return Answer::ready(canned::header_fields_too_large(settings));
     }
     let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if target_len > settings.max_target {
         server.bridge.log(Level::Warning, INVALID_REQUEST);
-        return Serving::ready(canned::uri_too_long(settings));
+        return Answer::ready(canned::uri_too_long(settings));
     }
     let limits = BodyLimits {
         max: settings.max_body,
@@ -122,7 +131,7 @@ pub fn serve(req: Request<Incoming>, conn: &Arc<ConnState>) -> Serving {
     if let (Some(max), Some(len)) = (limits.max, req.body().size_hint().exact()) {
         if len > max {
             // Refused before the app runs and before a byte of the body is read.
-            return Serving::ready(canned::payload_too_large(settings));
+            return Answer::ready(canned::payload_too_large(settings));
         }
     }
 
@@ -149,7 +158,7 @@ pub fn serve(req: Request<Incoming>, conn: &Arc<ConnState>) -> Serving {
         shared.lock().body_done = true;
         return dispatch(server, shared, head);
     }
-    Serving::boxed(read_then_dispatch(
+    Answer::boxed(read_then_dispatch(
         server.clone(),
         shared,
         head,
@@ -230,17 +239,37 @@ async fn read_then_dispatch(
 const PREFETCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Hand the request to the event loop; the returned future waits for the app's response head.
-fn dispatch(server: &ServerShared, shared: Arc<RequestShared>, head: RequestHead) -> Serving {
+fn dispatch(server: &ServerShared, shared: Arc<RequestShared>, head: RequestHead) -> Answer {
     shared.lock().reply = Reply::Waiting(None);
     server
         .bridge
         .push(Event::Request(shared.clone(), Box::new(head)));
-    Serving::Waiting(AbandonGuard(Some(shared)))
+    Answer::Waiting(AbandonGuard(Some(shared)))
 }
 
-/// The future hyper holds for one request: a response already decided here, the app's
-/// response head awaited, or (boxed) a path that waits on something first.
-pub enum Serving {
+/// The future hyper holds for one request. The connection counts as busy from the head until
+/// the response's body is dropped (`server/idle.rs`), so the guard moves into the body.
+pub struct Serving {
+    answer: Answer,
+    in_progress: Option<InProgress>,
+}
+
+impl Future for Serving {
+    type Output = Result<Response<ResponseBody>, io::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut result = std::task::ready!(Pin::new(&mut this.answer).poll(cx));
+        if let (Ok(response), Some(in_progress)) = (&mut result, this.in_progress.take()) {
+            response.body_mut().hold(in_progress);
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// A response already decided here, the app's response head awaited, or (boxed) a path
+/// that waits on something first.
+enum Answer {
     /// Answered without the app (a refusal, a limit); boxed, as it is rare and the
     /// response is most of the size of this future.
     Ready(Option<Box<Response<ResponseBody>>>),
@@ -250,43 +279,43 @@ pub enum Serving {
     Boxed(Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, io::Error>> + Send>>),
 }
 
-impl Serving {
-    fn ready(response: Response<ResponseBody>) -> Serving {
-        Serving::Ready(Some(Box::new(response)))
+impl Answer {
+    fn ready(response: Response<ResponseBody>) -> Answer {
+        Answer::Ready(Some(Box::new(response)))
     }
 
     fn boxed(
         future: impl Future<Output = Result<Response<ResponseBody>, io::Error>> + Send + 'static,
-    ) -> Serving {
-        Serving::Boxed(Box::pin(future))
+    ) -> Answer {
+        Answer::Boxed(Box::pin(future))
     }
 }
 
-impl Future for Serving {
+impl Future for Answer {
     type Output = Result<Response<ResponseBody>, io::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match this {
-            Serving::Ready(response) => Poll::Ready(
+            Answer::Ready(response) => Poll::Ready(
                 response
                     .take()
                     .map(|response| *response)
                     .ok_or_else(|| io::Error::other("response already taken")),
             ),
-            Serving::Waiting(guard) => {
+            Answer::Waiting(guard) => {
                 let shared = guard
                     .0
                     .as_ref()
                     .expect("the guard holds its request until done");
                 let response = std::task::ready!(shared.poll_reply(cx));
                 // The reply is taken (or abandoned): the guard's drop has nothing to report.
-                *this = Serving::Ready(None);
+                *this = Answer::Ready(None);
                 Poll::Ready(
                     response.ok_or_else(|| io::Error::other("response aborted before it started")),
                 )
             }
-            Serving::Boxed(future) => future.as_mut().poll(cx),
+            Answer::Boxed(future) => future.as_mut().poll(cx),
         }
     }
 }
@@ -339,7 +368,7 @@ fn reject_body(shared: &Arc<RequestShared>, error: BodyError) {
 /// taken (the client left between the app's `http.response.start` and the IO thread's next
 /// poll): its streamed body holds the request, so left in place it would keep it alive and
 /// leave an app blocked on a full response queue waiting forever.
-pub struct AbandonGuard(Option<Arc<RequestShared>>);
+struct AbandonGuard(Option<Arc<RequestShared>>);
 
 impl Drop for AbandonGuard {
     fn drop(&mut self) {

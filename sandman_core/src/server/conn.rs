@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures::task::AtomicWaker;
 use hyper::server::conn::http1;
@@ -14,6 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::asgi::scope::ConnInfo;
 use crate::bridge::Level;
 use crate::http::service::{self, INVALID_REQUEST};
+use crate::server::idle::{Activity, IdleTimeout};
 use crate::server::shared::ServerShared;
 
 /// Per-connection state shared with the requests on it.
@@ -26,6 +28,8 @@ pub struct ConnState {
     pub permit: std::sync::Mutex<Option<OwnedSemaphorePermit>>,
     /// Asks the connection to close after the response in flight.
     pub control: Arc<CloseControl>,
+    /// Requests in progress, for the idle timeout (`server/idle.rs`).
+    pub activity: Arc<Activity>,
 }
 
 /// "Close this connection once the current response is out": set by server shutdown (for
@@ -76,6 +80,7 @@ pub async fn serve<IO>(
         info: Arc::new(info),
         permit: std::sync::Mutex::new(permit),
         control: control.clone(),
+        activity: Activity::new(),
     });
     let settings = &server.settings;
     let mut builder = http1::Builder::new();
@@ -84,14 +89,10 @@ pub async fn serve<IO>(
         .keep_alive(true)
         .half_close(false)
         .auto_date_header(false)
-        // hyper arms this timer whenever it starts waiting for a request head: after
-        // accept and after each response. So it is both the keep-alive idle timeout and the
-        // slow-header (slowloris) timeout, and costs no timer of our own per connection.
-        .header_read_timeout(
-            settings
-                .timeout_keep_alive
-                .min(settings.header_read_timeout),
-        )
+        // Waiting for a request head (after accept and after each response) is timed by
+        // `idle` below, one timer per connection: it is both the keep-alive idle timeout and
+        // the slow-header (slowloris) timeout. hyper's would arm a timer per request.
+        .header_read_timeout(None)
         // hyper's buffer cannot go below 8 KiB; the exact limit is checked in the service.
         .max_buf_size(
             settings
@@ -109,6 +110,12 @@ pub async fn serve<IO>(
         .with_upgrades();
     tokio::pin!(conn);
 
+    let mut idle = IdleTimeout::new(
+        state.activity.clone(),
+        settings
+            .timeout_keep_alive
+            .min(settings.header_read_timeout),
+    );
     let mut closing = false;
     let result = std::future::poll_fn(|cx| {
         if !closing && control.close.load(Ordering::Acquire) {
@@ -118,7 +125,15 @@ pub async fn serve<IO>(
             conn.as_mut().graceful_shutdown();
         }
         control.waker.register(cx.waker());
-        conn.as_mut().poll(cx)
+        if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+            return Poll::Ready(result);
+        }
+        if idle.poll_expired(cx) {
+            // Dropping the connection closes it, as hyper's header timeout did: no
+            // response, nothing logged.
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Pending
     })
     .await;
     server.connection_registry.unregister(registration);

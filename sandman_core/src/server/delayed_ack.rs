@@ -39,7 +39,7 @@ const LATE_MS: u64 = 30;
 /// Milliseconds on the coarse monotonic clock: one vDSO read without a hardware clock
 /// access, at the kernel tick's resolution (1-10 ms), plenty against `LATE`. A write reads
 /// it, so it must cost next to nothing.
-fn coarse_now_ms() -> u64 {
+pub(crate) fn coarse_now_ms() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -2,6 +2,7 @@
 
 pub mod conn;
 pub mod delayed_ack;
+pub mod idle;
 pub mod listener;
 pub mod malloc;
 pub mod runtime;
