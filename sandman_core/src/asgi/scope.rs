@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::{intern, IntoPyObjectExt};
 
+use crate::bridge::{Bridge, Event};
 use crate::common::access::AccessRecord;
 
 /// The HTTP/WebSocket sub-spec version we implement. 2.4 promises that `send()` after the
@@ -28,7 +29,6 @@ pub enum ServerAddr {
 }
 
 /// Per-connection facts every scope on the connection shares.
-#[derive(Debug)]
 pub struct ConnInfo {
     /// The peer, `None` on a Unix socket.
     pub client: Option<(String, u16)>,
@@ -42,6 +42,19 @@ pub struct ConnInfo {
     /// Whether the peer is a trusted proxy (`--forwarded-allow-ips`), decided on the
     /// first request: the peer and the list cannot change during a connection.
     pub proxy_trusted: std::sync::OnceLock<bool>,
+    /// Where `py_addrs` goes when the connection is dropped, usually on an IO thread:
+    /// Python objects are released under the GIL. Dropped without it, pyo3 would queue them
+    /// in its deferred-release pool, and once that pool exists every call from Python into
+    /// Rust locks its mutex (~10 calls and 380 instructions per request, bench/NOTES.md).
+    pub release_to: Option<Arc<Bridge>>,
+}
+
+impl Drop for ConnInfo {
+    fn drop(&mut self) {
+        if let (Some((client, server)), Some(bridge)) = (self.py_addrs.take(), &self.release_to) {
+            bridge.push(Event::ReleaseAddrs(client, server));
+        }
+    }
 }
 
 impl ConnInfo {
@@ -53,6 +66,7 @@ impl ConnInfo {
             tls,
             py_addrs: std::sync::OnceLock::new(),
             proxy_trusted: std::sync::OnceLock::new(),
+            release_to: None,
         }
     }
 
@@ -78,7 +92,6 @@ impl ConnInfo {
 }
 
 /// A request head, already decoded on the IO thread.
-#[derive(Debug)]
 pub struct RequestHead {
     /// Request method.
     pub method: Method,
@@ -92,9 +105,10 @@ pub struct RequestHead {
     pub query: Bytes,
     /// Request headers; names arrive lowercased from hyper, values untouched.
     pub headers: HeaderMap,
-    /// The client as the scope reports it: the peer, or a trusted proxy's
-    /// `X-Forwarded-For` hop.
-    pub client: Option<(String, u16)>,
+    /// The client a trusted proxy named (`X-Forwarded-For`), when it named one; otherwise
+    /// the scope reports the peer, `conn.client` (see [`RequestHead::client`]), which saves
+    /// copying the peer's address for every request.
+    pub forwarded_client: Option<(String, u16)>,
     /// Whether the scheme is https/wss (TLS, or a trusted proxy's `X-Forwarded-Proto`).
     pub tls: bool,
     /// The connection this request came on.
@@ -115,10 +129,16 @@ pub fn scope_path(root_path: &str, raw: &str) -> String {
 }
 
 impl RequestHead {
+    /// The client as the scope reports it: a trusted proxy's `X-Forwarded-For` hop, or the
+    /// peer.
+    pub fn client(&self) -> Option<&(String, u16)> {
+        self.forwarded_client.as_ref().or(self.conn.client.as_ref())
+    }
+
     /// This request's access-log record, for a response with `status`.
     pub fn access_record(&self, status: u16) -> AccessRecord {
         AccessRecord::new(
-            self.client.as_ref(),
+            self.client(),
             self.method.as_str(),
             &self.path,
             &self.query,
@@ -158,7 +178,7 @@ impl RequestHead {
             raw_path,
             query,
             headers,
-            client: conn.client.clone(),
+            forwarded_client: None,
             tls: conn.tls,
             conn,
         }
@@ -175,7 +195,7 @@ impl RequestHead {
         }
         let forwarded = crate::http::proxy::forwarded(trusted, &self.headers);
         if let Some(client) = forwarded.client {
-            self.client = Some(client);
+            self.forwarded_client = Some(client);
         }
         if let Some(https) = forwarded.https {
             self.tls = https;
@@ -386,14 +406,10 @@ pub fn connection_scope<'py>(
     }
     let (conn_client, server) = head.conn.addrs(py)?;
     scope.set_item(intern!(py, "server"), server)?;
-    let client = if head.client == head.conn.client {
-        conn_client
-    } else {
+    let client = match &head.forwarded_client {
+        None => conn_client,
         // A trusted proxy named another client for this request.
-        match &head.client {
-            Some((host, port)) => addr_tuple(py, host, Some(*port))?,
-            None => py.None().into_bound(py),
-        }
+        Some((host, port)) => addr_tuple(py, host, Some(*port))?,
     };
     scope.set_item(intern!(py, "client"), client)?;
     match (ws, head.tls) {

@@ -21,6 +21,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use pyo3::{Py, PyAny};
+
 use crate::asgi::http::RequestShared;
 use crate::asgi::scope::RequestHead;
 use crate::asgi::websocket::WsShared;
@@ -67,6 +69,8 @@ pub enum Event {
     Access(Box<crate::common::access::AccessRecord>),
     /// A body the IO thread has finished writing from: drop it under the GIL.
     Release(crate::asgi::lent::Lent),
+    /// A closed connection's scope `client` and `server` values: drop them under the GIL.
+    ReleaseAddrs(Py<PyAny>, Py<PyAny>),
 }
 
 /// The ready queue plus its wake-up descriptor.

@@ -63,7 +63,7 @@ impl Drop for OpenGuard {
 pub async fn serve<IO>(
     io: IO,
     server: Arc<ServerShared>,
-    info: ConnInfo,
+    mut info: ConnInfo,
     permit: Option<OwnedSemaphorePermit>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -75,6 +75,7 @@ pub async fn serve<IO>(
     if *server.shutdown.borrow() {
         control.close();
     }
+    info.release_to = Some(server.bridge.clone());
     let state = Arc::new(ConnState {
         server: server.clone(),
         info: Arc::new(info),

@@ -201,6 +201,7 @@ impl CoreServer {
                 reported(py, self.on_log.call1(py, (level.as_python(), message)));
             }
             Event::Release(object) => drop(object),
+            Event::ReleaseAddrs(client, server) => drop((client, server)),
         }
     }
 }
