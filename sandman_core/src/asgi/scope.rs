@@ -464,6 +464,34 @@ mod tests {
     }
 
     #[test]
+    fn a_dropped_connection_returns_its_addresses_to_the_loop() {
+        Python::initialize();
+        let bridge = Arc::new(Bridge::new().unwrap());
+        let mut info = ConnInfo::new(
+            Some(("127.0.0.1".into(), 5)),
+            Some(ServerAddr::Tcp("127.0.0.1".into(), 8000)),
+            false,
+        );
+        info.release_to = Some(bridge.clone());
+        let client = Python::attach(|py| {
+            let (client, _) = info.addrs(py).unwrap();
+            client.unbind()
+        });
+        let before = Python::attach(|py| client.get_refcnt(py));
+        // Dropped off the loop thread, without the GIL, as an IO thread drops it.
+        std::thread::spawn(move || drop(info)).join().unwrap();
+        let mut events = Vec::new();
+        bridge.take(&mut events);
+        assert_eq!(events.len(), 1);
+        assert!(matches!(events[0], Event::ReleaseAddrs(..)));
+        Python::attach(|py| {
+            assert_eq!(client.get_refcnt(py), before, "still held by the event");
+            drop(events);
+            assert_eq!(client.get_refcnt(py), before - 1, "released under the GIL");
+        });
+    }
+
+    #[test]
     fn path_is_decoded_raw_path_is_not() {
         let uri: hyper::Uri = "/one%2Ftwo/a%20b?x=%20y".parse().unwrap();
         let head = RequestHead::new(
