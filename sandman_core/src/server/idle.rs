@@ -143,13 +143,18 @@ mod tests {
     const TIMEOUT: Duration = Duration::from_millis(200);
     const SLACK: Duration = Duration::from_millis(15);
 
+    /// The timer reports expiry one `TIMEOUT` from now (the connection is idle from now).
+    async fn expires_one_timeout_from_now(timer: &mut IdleTimeout) {
+        let took = time_to_expiry(timer).await;
+        assert!(took >= TIMEOUT - SLACK, "{took:?}");
+        assert!(took < TIMEOUT * 3, "{took:?}");
+    }
+
     #[test]
     fn an_idle_connection_expires_after_the_timeout() {
         runtime().block_on(async {
             let mut timer = IdleTimeout::new(Activity::new(), TIMEOUT);
-            let took = time_to_expiry(&mut timer).await;
-            assert!(took >= TIMEOUT - SLACK, "{took:?}");
-            assert!(took < TIMEOUT * 3, "{took:?}");
+            expires_one_timeout_from_now(&mut timer).await;
         });
     }
 
@@ -163,9 +168,7 @@ mod tests {
             assert!(waited.await.is_err(), "expired with a request in progress");
             drop(busy);
             // Idle again from the end of the request: a full timeout from here.
-            let took = time_to_expiry(&mut timer).await;
-            assert!(took >= TIMEOUT - SLACK, "{took:?}");
-            assert!(took < TIMEOUT * 3, "{took:?}");
+            expires_one_timeout_from_now(&mut timer).await;
         });
     }
 
@@ -176,8 +179,7 @@ mod tests {
             let mut timer = IdleTimeout::new(activity.clone(), TIMEOUT);
             tokio::time::sleep(TIMEOUT / 2).await;
             drop(activity.begin()); // a quick request half-way through the first timeout
-            let took = time_to_expiry(&mut timer).await;
-            assert!(took >= TIMEOUT - SLACK, "{took:?}");
+            expires_one_timeout_from_now(&mut timer).await;
         });
     }
 }
