@@ -1,7 +1,8 @@
 //! Small pieces shared by every layer: limits, the response queue budget, the cached `date`
-//! header, access lines.
+//! header, access lines, the coarse clock.
 
 pub mod access;
+pub mod clock;
 pub mod date;
 pub mod limits;
 pub mod queue_budget;

@@ -29,25 +29,14 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::common::clock::coarse_now_ms;
+
 /// A read this long after the last write may find the connection out of delayed-ACK mode:
 /// the timer that takes it out is never shorter than 40 ms, counted from the request's
 /// arrival, which is after our last write. 10 ms below that allows for timer granularity
 /// on kernels with a coarse tick.
 pub const LATE: Duration = Duration::from_millis(LATE_MS);
 const LATE_MS: u64 = 30;
-
-/// Milliseconds on the coarse monotonic clock: one vDSO read without a hardware clock
-/// access, at the kernel tick's resolution (1-10 ms), plenty against `LATE`. A write reads
-/// it, so it must cost next to nothing.
-pub(crate) fn coarse_now_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid out-parameter; CLOCK_MONOTONIC_COARSE exists on every Linux since 2.6.32.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
-}
 
 /// A TCP stream that re-enters delayed-ACK mode before reads that follow a late reply.
 pub struct DelayedAckStream {

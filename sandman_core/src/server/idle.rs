@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-use crate::server::delayed_ack::coarse_now_ms;
+use crate::common::clock::coarse_now_ms;
 
 /// Requests in progress on one connection, and when the connection last became idle.
 pub struct Activity {
