@@ -94,15 +94,15 @@ pub struct RequestShared {
     pub pump_signal: Notify,
     /// Server-wide settings, counters and the bridge.
     pub server: Arc<ServerShared>,
-    /// The connection's close control (an app that returns a value closes it).
-    pub close: Arc<crate::server::conn::CloseControl>,
+    /// The connection (an app that returns a value closes it).
+    pub conn: Arc<crate::server::conn::ConnState>,
 }
 
 impl RequestShared {
     /// New state for a request; `head_request` is true for `HEAD`.
     pub fn new(
         server: Arc<ServerShared>,
-        close: Arc<crate::server::conn::CloseControl>,
+        conn: Arc<crate::server::conn::ConnState>,
         head_request: bool,
     ) -> Arc<RequestShared> {
         server.active_requests.fetch_add(1, Ordering::Relaxed);
@@ -129,7 +129,7 @@ impl RequestShared {
             }),
             pump_signal: Notify::new(),
             server,
-            close,
+            conn,
         })
     }
 
@@ -606,7 +606,7 @@ impl HttpCycle {
         } else if inner.cycle.phase() == Phase::Complete {
             // Complete, but the app misbehaved (returned a value): do not keep the
             // connection alive after it (uvicorn closes it too).
-            self.shared.close.close();
+            self.shared.conn.control.close();
         } else {
             self.abort_locked(&mut inner);
         }

@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use hyper::header::HeaderValue;
 use hyper::{HeaderMap, Method, Version};
 use percent_encoding::percent_decode;
 use pyo3::prelude::*;
@@ -128,6 +129,43 @@ pub fn scope_path(root_path: &str, raw: &str) -> String {
     path
 }
 
+/// Copy the raw path (`root_path` before it), the query and every header value into one new
+/// buffer, and point the head at it: returns `(raw_path, query)` and rewrites `headers`'
+/// values in place.
+///
+/// hyper parses a request head in its per-connection read buffer, and the target and header
+/// values it hands over are slices of that buffer. While any of them lives (until the event
+/// loop is done with the request), the buffer is shared, and hyper, which reserves room
+/// before every read, including the one that watches for the client going away while the
+/// app runs, can only get room by allocating a fresh 8 KiB buffer: one per request, in cold
+/// memory, freed later by the other thread. With nothing pointing into it, the buffer is
+/// reused from its start (bench/NOTES.md, "hyper's read buffer, reused").
+fn detach(root_path: &str, raw: &str, query: &str, headers: &mut HeaderMap) -> (Bytes, Bytes) {
+    let values_len: usize = headers.values().map(HeaderValue::len).sum();
+    let raw_path_len = root_path.len() + raw.len();
+    let mut buf = BytesMut::with_capacity(raw_path_len + query.len() + values_len);
+    buf.extend_from_slice(root_path.as_bytes());
+    buf.extend_from_slice(raw.as_bytes());
+    buf.extend_from_slice(query.as_bytes());
+    for value in headers.values() {
+        buf.extend_from_slice(value.as_bytes());
+    }
+    let mut buf = buf.freeze();
+    let raw_path = buf.split_to(raw_path_len);
+    let query = buf.split_to(query.len());
+    // `values_mut` visits the values in the order `values` did: the map is not changed between.
+    for value in headers.values_mut() {
+        let part = buf.split_to(value.len());
+        // The bytes are those of a valid value, so this cannot fail; if it did, the value
+        // would keep pointing into hyper's buffer, which costs speed, not correctness.
+        if let Ok(mut detached) = HeaderValue::from_maybe_shared(part) {
+            detached.set_sensitive(value.is_sensitive());
+            *value = detached;
+        }
+    }
+    (raw_path, query)
+}
+
 impl RequestHead {
     /// The client as the scope reports it: a trusted proxy's `X-Forwarded-For` hop, or the
     /// peer.
@@ -153,24 +191,13 @@ impl RequestHead {
         method: Method,
         version: Version,
         uri: &hyper::Uri,
-        headers: HeaderMap,
+        mut headers: HeaderMap,
         root_path: &str,
         conn: Arc<ConnInfo>,
     ) -> RequestHead {
         let raw = uri.path();
         let path = scope_path(root_path, raw);
-        let raw_path = if root_path.is_empty() {
-            Bytes::copy_from_slice(raw.as_bytes())
-        } else {
-            let mut r = Vec::with_capacity(root_path.len() + raw.len());
-            r.extend_from_slice(root_path.as_bytes());
-            r.extend_from_slice(raw.as_bytes());
-            Bytes::from(r)
-        };
-        let query = uri
-            .query()
-            .map(|q| Bytes::copy_from_slice(q.as_bytes()))
-            .unwrap_or_default();
+        let (raw_path, query) = detach(root_path, raw, uri.query().unwrap_or(""), &mut headers);
         RequestHead {
             method,
             version,
@@ -535,5 +562,33 @@ mod tests {
             conn(),
         );
         assert_eq!(head.path, "/\u{fffd}");
+    }
+
+    #[test]
+    fn the_head_keeps_nothing_of_the_read_buffer() {
+        // As hyper does: the head is split off the connection's read buffer, and the target
+        // and header values are slices of it.
+        let mut read_buf = BytesMut::with_capacity(8192);
+        read_buf.extend_from_slice(b"/a/b?q=1host: h\r\nx-two: 1x-two: 2");
+        let start = read_buf.as_ptr();
+        let head_bytes = read_buf.split_to(read_buf.len()).freeze();
+        let uri = hyper::Uri::from_maybe_shared(head_bytes.slice(0..8)).unwrap();
+        let mut headers = HeaderMap::new();
+        let value = |range| HeaderValue::from_maybe_shared(head_bytes.slice(range)).unwrap();
+        headers.insert("host", value(14..15));
+        headers.append("x-two", value(24..25));
+        headers.append("x-two", value(32..33));
+        let head = RequestHead::new(Method::GET, Version::HTTP_11, &uri, headers, "/r", conn());
+        drop((uri, head_bytes));
+
+        // Unique again: hyper's next reserve reuses the buffer from its start.
+        read_buf.reserve(8192);
+        assert_eq!(read_buf.as_ptr(), start);
+
+        assert_eq!(&head.raw_path[..], b"/r/a/b");
+        assert_eq!(&head.query[..], b"q=1");
+        assert_eq!(head.headers["host"], "h");
+        let two: Vec<_> = head.headers.get_all("x-two").iter().collect();
+        assert_eq!(two, ["1", "2"]);
     }
 }

@@ -14,7 +14,7 @@ use crate::asgi::cycle::Phase;
 use crate::asgi::http::RequestShared;
 use crate::common::limits::REQUEST_BODY_HIGH_WATER;
 use crate::http::frame_data::FrameData;
-use crate::server::idle::InProgress;
+use crate::server::conn::InProgress;
 
 enum Kind {
     Full(Option<Bytes>),

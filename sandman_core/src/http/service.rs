@@ -23,7 +23,7 @@ use crate::http::body::{self, BodyError, BodyLimits, ResponseBody};
 use crate::http::canned;
 use crate::http::validate::{self, Refusal};
 use crate::server::conn::ConnState;
-use crate::server::idle::InProgress;
+use crate::server::conn::InProgress;
 use crate::server::shared::ServerShared;
 use crate::ws::handshake;
 
@@ -47,7 +47,7 @@ fn expects_continue(headers: &HeaderMap) -> bool {
 /// handshake) are boxed, and take their own references to the connection.
 pub fn serve(req: Request<Incoming>, conn: &Arc<ConnState>) -> Serving {
     Serving {
-        in_progress: Some(conn.activity.begin()),
+        in_progress: Some(conn.begin_request()),
         answer: answer(req, conn),
     }
 }
@@ -136,11 +136,7 @@ fn answer(req: Request<Incoming>, conn: &Arc<ConnState>) -> Answer {
     }
 
     let (parts, incoming) = req.into_parts();
-    let shared = RequestShared::new(
-        server.clone(),
-        conn.control.clone(),
-        parts.method == Method::HEAD,
-    );
+    let shared = RequestShared::new(server.clone(), conn.clone(), parts.method == Method::HEAD);
     let expect = expects_continue(&parts.headers);
     let mut head = RequestHead::new(
         parts.method,

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 
 use futures::task::AtomicWaker;
 use hyper::server::conn::http1;
@@ -19,6 +19,10 @@ use crate::server::idle::{Activity, IdleTimeout};
 use crate::server::shared::ServerShared;
 
 /// Per-connection state shared with the requests on it.
+///
+/// One allocation on purpose: every request reads the close flag and updates the activity
+/// count, and at 1,000 connections each separate allocation was one more cache miss per
+/// request (bench/NOTES.md, "The connection's state in one place").
 pub struct ConnState {
     /// The server this connection belongs to.
     pub server: Arc<ServerShared>,
@@ -27,9 +31,26 @@ pub struct ConnState {
     /// The `--limit-connections` permit; a WebSocket takes it over when it upgrades.
     pub permit: std::sync::Mutex<Option<OwnedSemaphorePermit>>,
     /// Asks the connection to close after the response in flight.
-    pub control: Arc<CloseControl>,
+    pub control: CloseControl,
     /// Requests in progress, for the idle timeout (`server/idle.rs`).
-    pub activity: Arc<Activity>,
+    pub activity: Activity,
+}
+
+impl ConnState {
+    /// A request head was parsed: the connection counts as busy until the guard is dropped.
+    pub fn begin_request(self: &Arc<Self>) -> InProgress {
+        self.activity.begin();
+        InProgress(self.clone())
+    }
+}
+
+/// One request in progress, from its parsed head until hyper drops its response body.
+pub struct InProgress(Arc<ConnState>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.activity.end();
+    }
 }
 
 /// "Close this connection once the current response is out": set by server shutdown (for
@@ -70,19 +91,18 @@ pub async fn serve<IO>(
 {
     server.connections.fetch_add(1, Ordering::AcqRel);
     let _open = OpenGuard(server.clone());
-    let control = Arc::new(CloseControl::default());
-    let registration = server.connection_registry.register(control.clone());
-    if *server.shutdown.borrow() {
-        control.close();
-    }
     info.release_to = Some(server.bridge.clone());
     let state = Arc::new(ConnState {
         server: server.clone(),
         info: Arc::new(info),
         permit: std::sync::Mutex::new(permit),
-        control: control.clone(),
+        control: CloseControl::default(),
         activity: Activity::new(),
     });
+    let registration = server.connection_registry.register(state.clone());
+    if *server.shutdown.borrow() {
+        state.control.close();
+    }
     let settings = &server.settings;
     let mut builder = http1::Builder::new();
     builder
@@ -112,24 +132,30 @@ pub async fn serve<IO>(
     tokio::pin!(conn);
 
     let mut idle = IdleTimeout::new(
-        state.activity.clone(),
         settings
             .timeout_keep_alive
             .min(settings.header_read_timeout),
     );
     let mut closing = false;
+    // The waker last given to the close control: registering costs two atomic operations on
+    // a shared cache line, and a task's waker does not change from one poll to the next.
+    let mut registered: Option<Waker> = None;
     let result = std::future::poll_fn(|cx| {
+        let control = &state.control;
         if !closing && control.close.load(Ordering::Acquire) {
             closing = true;
             // Idle: closes now. Busy: finishes the response with `connection: close`,
             // then closes (D-PROC-3).
             conn.as_mut().graceful_shutdown();
         }
-        control.waker.register(cx.waker());
+        if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            control.waker.register(cx.waker());
+            registered = Some(cx.waker().clone());
+        }
         if let Poll::Ready(result) = conn.as_mut().poll(cx) {
             return Poll::Ready(result);
         }
-        if idle.poll_expired(cx) {
+        if idle.poll_expired(&state.activity, cx) {
             // Dropping the connection closes it, as hyper's header timeout did: no
             // response, nothing logged.
             return Poll::Ready(Ok(()));
@@ -149,16 +175,16 @@ pub async fn serve<IO>(
 #[derive(Default)]
 pub struct ConnectionRegistry {
     next: std::sync::atomic::AtomicU64,
-    controls: std::sync::Mutex<std::collections::HashMap<u64, Arc<CloseControl>>>,
+    controls: std::sync::Mutex<std::collections::HashMap<u64, Arc<ConnState>>>,
 }
 
 impl ConnectionRegistry {
-    fn register(&self, control: Arc<CloseControl>) -> u64 {
+    fn register(&self, conn: Arc<ConnState>) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         self.controls
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, control);
+            .insert(id, conn);
         id
     }
 
@@ -171,15 +197,15 @@ impl ConnectionRegistry {
 
     /// Ask every open connection to close after its response in flight.
     pub fn close_all(&self) {
-        let controls: Vec<_> = self
+        let conns: Vec<_> = self
             .controls
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .cloned()
             .collect();
-        for control in controls {
-            control.close();
+        for conn in conns {
+            conn.control.close();
         }
     }
 }
