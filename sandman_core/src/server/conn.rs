@@ -22,7 +22,7 @@ use crate::server::shared::ServerShared;
 ///
 /// One allocation on purpose: every request reads the close flag and updates the activity
 /// count, and at 1,000 connections each separate allocation was one more cache miss per
-/// request (bench/NOTES.md, "The connection's state in one place").
+/// request (bench/NOTES.md, "hyper's read buffer, reused").
 pub struct ConnState {
     /// The server this connection belongs to.
     pub server: Arc<ServerShared>,
