@@ -92,20 +92,17 @@ pub struct RequestShared {
     inner: Mutex<Inner>,
     /// Signals the body pump: permission to read, room in the buffer, or stop.
     pub pump_signal: Notify,
-    /// Server-wide settings, counters and the bridge.
-    pub server: Arc<ServerShared>,
-    /// The connection (an app that returns a value closes it).
+    /// The connection (an app that returns a value closes it), and through it the server.
     pub conn: Arc<crate::server::conn::ConnState>,
 }
 
 impl RequestShared {
-    /// New state for a request; `head_request` is true for `HEAD`.
+    /// New state for a request on `conn`; `head_request` is true for `HEAD`.
     pub fn new(
-        server: Arc<ServerShared>,
         conn: Arc<crate::server::conn::ConnState>,
         head_request: bool,
     ) -> Arc<RequestShared> {
-        server.active_requests.fetch_add(1, Ordering::Relaxed);
+        conn.server.active_requests.fetch_add(1, Ordering::Relaxed);
         Arc::new(RequestShared {
             inner: Mutex::new(Inner {
                 cycle: Cycle::new(head_request),
@@ -128,9 +125,13 @@ impl RequestShared {
                 wake_queued: false,
             }),
             pump_signal: Notify::new(),
-            server,
             conn,
         })
+    }
+
+    /// Server-wide settings, counters and the bridge.
+    pub fn server(&self) -> &Arc<ServerShared> {
+        &self.conn.server
     }
 
     /// Lock the state.
@@ -143,7 +144,7 @@ impl RequestShared {
     pub fn wake_python(self: &Arc<Self>, inner: &mut Inner) {
         if (inner.recv_waiter.is_some() || inner.send_waiter.is_some()) && !inner.wake_queued {
             inner.wake_queued = true;
-            self.server.bridge.push(Event::Wake(self.clone()));
+            self.server().bridge.push(Event::Wake(self.clone()));
         }
     }
 
@@ -219,7 +220,9 @@ impl Reply {
 
 impl Drop for RequestShared {
     fn drop(&mut self) {
-        self.server.active_requests.fetch_sub(1, Ordering::Relaxed);
+        self.server()
+            .active_requests
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -374,7 +377,7 @@ impl HttpCycle {
     }
 
     fn wake_io(&self, py: Python<'_>, waker: Option<Waker>) {
-        wake_io(py, &self.hooks, &self.shared.server, waker);
+        wake_io(py, &self.hooks, self.shared.server(), waker);
     }
 
     /// Hand the held head plus a body to the service future.
@@ -410,7 +413,11 @@ impl HttpCycle {
             .cycle
             .start(start.status, declared)
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-        let headers = self.shared.server.settings.response_headers(start.headers);
+        let headers = self
+            .shared
+            .server()
+            .settings
+            .response_headers(start.headers);
         let status = StatusCode::from_u16(start.status).expect("validated range");
         inner.held = Some((status, headers));
         drop(inner);
@@ -418,7 +425,7 @@ impl HttpCycle {
     }
 
     fn body(&self, py: Python<'_>, msg: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
-        let body = message::body(msg, Some(&self.shared.server.bridge))?;
+        let body = message::body(msg, Some(&self.shared.server().bridge))?;
         let more = message::flag(msg, intern!(py, "more_body"))?;
         let mut inner = self.shared.lock();
         if inner.disconnected {
@@ -471,7 +478,7 @@ impl HttpCycle {
                     self.complete_locked(py, inner);
                     return ready_none(py);
                 }
-                let server = &self.shared.server;
+                let server = self.shared.server();
                 let connections = server.connections.load(Ordering::Relaxed);
                 if inner.out_len > server.queue_budget.high_water(connections) {
                     let fut = self.new_future(py)?;
@@ -486,7 +493,7 @@ impl HttpCycle {
     /// The response is complete: count it and release a `receive()` waiting for disconnect.
     fn complete_locked(&self, py: Python<'_>, mut inner: MutexGuard<'_, Inner>) {
         self.shared
-            .server
+            .server()
             .total_requests
             .fetch_add(1, Ordering::Relaxed);
         let waiter = inner.recv_waiter.take();
@@ -632,7 +639,7 @@ impl HttpCycle {
 
 impl HttpCycle {
     fn send_500(&self, inner: &mut Inner) {
-        let response = canned::internal_server_error(&self.shared.server.settings);
+        let response = canned::internal_server_error(&self.shared.server().settings);
         if let Some(w) = inner.reply.deliver(response) {
             w.wake();
         }

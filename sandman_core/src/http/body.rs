@@ -61,7 +61,7 @@ impl ResponseBody {
     /// A body streamed from the request's response queue. It counts as a stream in
     /// progress (`common/queue_budget.rs`) until it is dropped.
     pub fn stream(shared: Arc<RequestShared>) -> ResponseBody {
-        shared.server.queue_budget.stream_started();
+        shared.server().queue_budget.stream_started();
         ResponseBody {
             kind: Kind::Stream(shared),
             polled: false,
@@ -130,7 +130,7 @@ impl Body for ResponseBody {
 impl Drop for ResponseBody {
     fn drop(&mut self) {
         if let Kind::Stream(shared) = &self.kind {
-            shared.server.queue_budget.stream_ended();
+            shared.server().queue_budget.stream_ended();
             let ended = shared.lock().out_end;
             if !ended {
                 // hyper dropped a body it had not finished: the client is gone.

@@ -136,7 +136,7 @@ fn answer(req: Request<Incoming>, conn: &Arc<ConnState>) -> Answer {
     }
 
     let (parts, incoming) = req.into_parts();
-    let shared = RequestShared::new(server.clone(), conn.clone(), parts.method == Method::HEAD);
+    let shared = RequestShared::new(conn.clone(), parts.method == Method::HEAD);
     let expect = expects_continue(&parts.headers);
     let mut head = RequestHead::new(
         parts.method,
@@ -337,7 +337,7 @@ fn refuse_before_app(
     error: BodyError,
 ) -> Result<Response<ResponseBody>, io::Error> {
     shared.lock().finished = true;
-    body_refusal(&shared.server, error)
+    body_refusal(shared.server(), error)
         .ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionAborted))
 }
 
@@ -345,7 +345,7 @@ fn refuse_before_app(
 /// 408): answer that if the app has not started its response, then treat the request as
 /// disconnected so the app stops.
 fn reject_body(shared: &Arc<RequestShared>, error: BodyError) {
-    let Some(response) = body_refusal(&shared.server, error) else {
+    let Some(response) = body_refusal(shared.server(), error) else {
         return shared.mark_disconnected();
     };
     {
