@@ -171,17 +171,17 @@ pub async fn serve<IO>(
     }
 }
 
-/// The open connections' close controls, so shutdown can reach every one of them.
+/// The open connections, so shutdown can ask every one of them to close.
 #[derive(Default)]
 pub struct ConnectionRegistry {
     next: std::sync::atomic::AtomicU64,
-    controls: std::sync::Mutex<std::collections::HashMap<u64, Arc<ConnState>>>,
+    conns: std::sync::Mutex<std::collections::HashMap<u64, Arc<ConnState>>>,
 }
 
 impl ConnectionRegistry {
     fn register(&self, conn: Arc<ConnState>) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.controls
+        self.conns
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, conn);
@@ -189,7 +189,7 @@ impl ConnectionRegistry {
     }
 
     fn unregister(&self, id: u64) {
-        self.controls
+        self.conns
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
@@ -198,7 +198,7 @@ impl ConnectionRegistry {
     /// Ask every open connection to close after its response in flight.
     pub fn close_all(&self) {
         let conns: Vec<_> = self
-            .controls
+            .conns
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
