@@ -268,14 +268,10 @@ def _body(server: ServerProcess) -> str:
     return httpx.get(server.url, timeout=5).text
 
 
-def _touch_until_reloaded(server: ServerProcess, path: Path, text: str, expect: str) -> None:
-    # The watcher needs a moment after start before it sees events; rewrite until it does.
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        path.write_text(text)
-        with contextlib.suppress(AssertionError):
-            server.wait_for("Reloading...", timeout=1.5)
-            break
+def _edit_and_await_reload(server: ServerProcess, path: Path, text: str, expect: str) -> None:
+    # One write is enough: the reloader watches from before the first child starts.
+    path.write_text(text)
+    server.wait_for("Reloading...", timeout=15)
     wait_until(lambda: _safe_body(server) == expect, 15, f"body {expect!r}")
 
 
@@ -293,7 +289,7 @@ def test_reload_restarts_the_child_on_a_python_change(tmp_path):
     with supervised("app:app", *flags, cwd=tmp_path, ready=1) as server:
         assert _body(server) == "one"
         first_child = started_workers(server)[0]
-        _touch_until_reloaded(server, app, APP_SOURCE.format(version="two"), "two")
+        _edit_and_await_reload(server, app, APP_SOURCE.format(version="two"), "two")
         assert "WARNING:  WatchFiles detected changes in 'app.py'. Reloading..." in server.stderr
         wait_until(lambda: not pid_alive(first_child), 5, "the old child to exit")
         rc = server.stop(signal.SIGINT)
@@ -319,7 +315,7 @@ def test_reload_skips_excluded_files_and_honours_includes(tmp_path):
         (tmp_path / "notes.md").write_text("hello\n")
         time.sleep(1.5)
         assert "Reloading..." not in server.stderr
-        _touch_until_reloaded(server, tmp_path / "settings.txt", "x", "one")
+        _edit_and_await_reload(server, tmp_path / "settings.txt", "x", "one")
         assert "detected changes in 'settings.txt'" in server.stderr
         server.stop(signal.SIGTERM)
     assert server.proc.returncode == 0
@@ -339,9 +335,31 @@ def test_reload_falls_back_to_stat_polling_without_watchfiles(tmp_path):
         assert "using StatReload" in server.stderr
         assert _body(server) == "one"
         time.sleep(0.3)  # let the first scan record the mtimes
-        _touch_until_reloaded(server, app, APP_SOURCE.format(version="two"), "two")
+        _edit_and_await_reload(server, app, APP_SOURCE.format(version="two"), "two")
         assert "WARNING:  StatReload detected changes in 'app.py'. Reloading..." in server.stderr
     assert server.proc.returncode == 0
+
+
+@pytest.mark.parametrize("reloader", ["WatchFiles", "StatReload"])
+def test_reload_sees_an_edit_made_as_the_first_child_starts(tmp_path, reloader):
+    # With a long --reload-delay the first look for changes comes seconds after the child
+    # is serving; an edit made in between must still restart it.
+    site = tmp_path / "site"
+    site.mkdir()
+    app = site / "app.py"
+    app.write_text(APP_SOURCE.format(version="one"))
+    env = {}
+    if reloader == "StatReload":
+        blocker = tmp_path / "blocker"
+        blocker.mkdir()
+        (blocker / "watchfiles.py").write_text("raise ImportError('hidden for this test')\n")
+        env["PYTHONPATH"] = f"{blocker}{os.pathsep}{Path(__file__).resolve().parent.parent}"
+    flags = ("--reload", "--reload-delay", "3")
+    with supervised("app:app", *flags, cwd=site, env=env, ready=1) as server:
+        assert f"using {reloader}" in server.stderr
+        app.write_text(APP_SOURCE.format(version="two"))
+        server.wait_for("Reloading...", timeout=15)
+        wait_until(lambda: _safe_body(server) == "two", 15, "the edited app")
 
 
 def test_reload_keeps_serving_after_a_broken_edit(tmp_path):

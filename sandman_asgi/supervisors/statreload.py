@@ -18,7 +18,8 @@ class StatReload(BaseReload):
     """Restart when a ``*.py`` file under the watched directories gets a newer mtime.
 
     Only ``*.py`` is watched: include/exclude patterns need watchfiles (as in uvicorn).
-    The first scan after each (re)start records mtimes; it never triggers a restart.
+    The mtimes are recorded just before each child starts, so an edit made while the child
+    imports is caught by the next scan.
     """
 
     reloader_name = "StatReload"
@@ -43,9 +44,10 @@ class StatReload(BaseReload):
                 return [path]
         return None
 
-    def restart(self) -> None:
+    def _start_child(self) -> None:
         self.mtimes = {}
-        super().restart()
+        self.should_restart()  # fills self.mtimes; nothing is newer than itself
+        super()._start_child()
 
     def iter_py_files(self) -> Iterator[Path]:
         for directory in self.config.reload_dirs:

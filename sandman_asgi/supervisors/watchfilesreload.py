@@ -12,6 +12,10 @@ from sandman_asgi.supervisors.basereload import BaseReload
 from sandman_asgi.supervisors.reloadpaths import ReloadFilter
 from sandman_asgi.supervisors.spawn import Target
 
+# How long one ``next()`` waits for a change before yielding an empty set. The loop also
+# sleeps ``--reload-delay`` between calls, so this bounds the extra delay on start.
+_POLL_MS = 100
+
 
 class WatchFilesReload(BaseReload):
     """Restart when a file matching the include patterns (and no exclude) changes."""
@@ -30,9 +34,21 @@ class WatchFilesReload(BaseReload):
             watch_filter=None,
             stop_event=self.should_exit,
             yield_on_timeout=True,
-            rust_timeout=1000,
+            rust_timeout=_POLL_MS,
             ignore_permission_denied=True,
         )
+
+    def startup(self) -> None:
+        """Start watching, then start the first child.
+
+        ``watch()`` is a generator: its OS watch only exists once ``next()`` has run. Left
+        to the first ``should_restart()``, that is after the child has started and
+        ``--reload-delay`` has passed, so an edit made while a slow child imports was
+        missed. One short ``next()`` here (about ``_POLL_MS``) closes that gap; changes
+        seen in it are dropped, since the child about to start reads the files afresh.
+        """
+        next(self.watcher, None)
+        super().startup()
 
     def should_restart(self) -> list[Path] | None:
         changes = next(self.watcher, None)
