@@ -434,6 +434,19 @@ def fmt_ratios(pairs: list[float]) -> str:
     return ", ".join(f"{p:.2f}" for p in pairs)
 
 
+def latency_ms(text: str) -> float | None:
+    """wrk's latency figure ("850.00us", "43.94ms", "1.20s") in milliseconds."""
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return None
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+
+def round_p99s(rounds: list[Result]) -> list[float | None]:
+    """Each round's p99 in ms, in run order."""
+    return [latency_ms(r.p99) for r in rounds]
+
+
 def total_errors(rounds: list[Result]) -> str:
     """Errors summed over every round (the median round alone could hide some)."""
     counts = [r.errors for r in rounds if r.errors.isdigit()]
@@ -443,6 +456,7 @@ def total_errors(rounds: list[Result]) -> str:
 def render(
     results: list[Result],
     ratios: dict[tuple[str, str], list[float]],
+    p99s: dict[tuple[str, str], list[float | None]],
     args: argparse.Namespace,
     command: str,
 ) -> str:
@@ -487,6 +501,36 @@ def render(
                 f"| {w} | sandman/{peer} | {fmt_ratios(pairs)} |"
                 f" {statistics.median(pairs):.2f}x | {ours.rps / theirs.rps:.2f}x |"
             )
+    if args.rounds > 1:
+        lines += [
+            "",
+            "p99 latency of every round (ms, in run order). The p99 in the last table is the"
+            " median-req/s round's; one 6-second round's p99 moves by 2x between rounds on this"
+            " machine, so the median of the rounds is written out too, and how many rounds"
+            " Sandman's p99 was at or below granian's in the same round.",
+            "",
+            "| workload | server | per round | median | rounds <= granian's |",
+            "| --- | --- | --- | ---: | ---: |",
+        ]
+        for w in workloads:
+            ours = p99s.get((w, "sandman"), [])
+            theirs = p99s.get((w, "granian"), [])
+            for server in servers:
+                values = p99s.get((w, server))
+                if not values:
+                    continue
+                known = [v for v in values if v is not None]
+                median = f"{statistics.median(known):.1f}" if known else "—"
+                won = "—"
+                if server == "sandman" and theirs:
+                    pairs = [
+                        (a, b)
+                        for a, b in zip(ours, theirs, strict=False)
+                        if a is not None and b is not None
+                    ]
+                    won = f"{sum(a <= b for a, b in pairs)} of {len(pairs)}"
+                cells = ", ".join("—" if v is None else f"{v:.1f}" for v in values)
+                lines.append(f"| {w} | {server} | {cells} | {median} | {won} |")
     lines += [
         "",
         "Server CPU µs/request: the server's user + system CPU time over the measured window"
@@ -549,6 +593,7 @@ def main() -> int:
     )
     conns_list = [int(c) for c in str(args.conns).split(",")]
     ratios: dict[tuple[str, str], list[float]] = {}
+    p99s: dict[tuple[str, str], list[float | None]] = {}
     for conns in conns_list:
         for name in args.workloads.split(","):
             wl = WORKLOADS[name]
@@ -570,6 +615,10 @@ def main() -> int:
                         flush=True,
                     )
             for server in servers:
+                p99s[(label, server)] = round_p99s(runs[server])
+                if args.rounds > 1:
+                    cells = ", ".join(f"{v:.1f}" if v else "—" for v in p99s[(label, server)])
+                    print(f"{label:<12} {server} p99 per round (ms): {cells}", flush=True)
                 ordered = sorted(runs[server], key=lambda r: r.rps or 0.0)
                 r = ordered[len(ordered) // 2]
                 r.workload = label
@@ -583,7 +632,7 @@ def main() -> int:
                 )
     command = "python bench/run.py " + " ".join(sys.argv[1:])
     Path(args.out).write_text(
-        "# Benchmark results\n\n" + render(results, ratios, args, command.strip())
+        "# Benchmark results\n\n" + render(results, ratios, p99s, args, command.strip())
     )
     print(f"\nwrote {args.out}")
     return 0
