@@ -516,11 +516,11 @@ def render(
             ours = p99s.get((w, "sandman"), [])
             theirs = p99s.get((w, "granian"), [])
             for server in servers:
-                values = p99s.get((w, server))
-                if not values:
-                    continue
+                values = p99s.get((w, server), [])
                 known = [v for v in values if v is not None]
-                median = f"{statistics.median(known):.1f}" if known else "—"
+                if not known:
+                    continue  # nginx has no echo or FastAPI route
+                median = f"{statistics.median(known):.1f}"
                 won = "—"
                 if server == "sandman" and theirs:
                     pairs = [
@@ -616,7 +616,7 @@ def main() -> int:
                     )
             for server in servers:
                 p99s[(label, server)] = round_p99s(runs[server])
-                if args.rounds > 1:
+                if args.rounds > 1 and any(p99s[(label, server)]):
                     cells = ", ".join(f"{v:.1f}" if v else "—" for v in p99s[(label, server)])
                     print(f"{label:<12} {server} p99 per round (ms): {cells}", flush=True)
                 ordered = sorted(runs[server], key=lambda r: r.rps or 0.0)
