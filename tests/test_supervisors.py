@@ -268,6 +268,14 @@ def _body(server: ServerProcess) -> str:
     return httpx.get(server.url, timeout=5).text
 
 
+def _without_watchfiles(tmp_path: Path) -> dict[str, str]:
+    """Environment for a server that cannot import watchfiles (so it falls back to StatReload)."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "watchfiles.py").write_text("raise ImportError('hidden for this test')\n")
+    return {"PYTHONPATH": f"{blocker}{os.pathsep}{Path(__file__).resolve().parent.parent}"}
+
+
 def _edit_and_await_reload(server: ServerProcess, path: Path, text: str, expect: str) -> None:
     # One write is enough: the reloader watches from before the first child starts.
     path.write_text(text)
@@ -322,19 +330,15 @@ def test_reload_skips_excluded_files_and_honours_includes(tmp_path):
 
 
 def test_reload_falls_back_to_stat_polling_without_watchfiles(tmp_path):
-    blocker = tmp_path / "blocker"
-    blocker.mkdir()
-    (blocker / "watchfiles.py").write_text("raise ImportError('hidden for this test')\n")
     site = tmp_path / "site"
     site.mkdir()
     app = site / "app.py"
     app.write_text(APP_SOURCE.format(version="one"))
-    env = {"PYTHONPATH": f"{blocker}{os.pathsep}{Path(__file__).resolve().parent.parent}"}
+    env = _without_watchfiles(tmp_path)
     flags = ("--reload", "--reload-delay", "0.1")
     with supervised("app:app", *flags, cwd=site, env=env, ready=1) as server:
         assert "using StatReload" in server.stderr
         assert _body(server) == "one"
-        time.sleep(0.3)  # let the first scan record the mtimes
         _edit_and_await_reload(server, app, APP_SOURCE.format(version="two"), "two")
         assert "WARNING:  StatReload detected changes in 'app.py'. Reloading..." in server.stderr
     assert server.proc.returncode == 0
@@ -348,12 +352,7 @@ def test_reload_sees_an_edit_made_as_the_first_child_starts(tmp_path, reloader):
     site.mkdir()
     app = site / "app.py"
     app.write_text(APP_SOURCE.format(version="one"))
-    env = {}
-    if reloader == "StatReload":
-        blocker = tmp_path / "blocker"
-        blocker.mkdir()
-        (blocker / "watchfiles.py").write_text("raise ImportError('hidden for this test')\n")
-        env["PYTHONPATH"] = f"{blocker}{os.pathsep}{Path(__file__).resolve().parent.parent}"
+    env = _without_watchfiles(tmp_path) if reloader == "StatReload" else {}
     flags = ("--reload", "--reload-delay", "3")
     with supervised("app:app", *flags, cwd=site, env=env, ready=1) as server:
         assert f"using {reloader}" in server.stderr

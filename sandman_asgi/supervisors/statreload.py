@@ -34,20 +34,23 @@ class StatReload(BaseReload):
             )
 
     def should_restart(self) -> list[Path] | None:
-        for path in self.iter_py_files():
-            try:
-                mtime = path.stat().st_mtime
-            except OSError:
-                continue  # deleted between the listing and the stat
-            previous = self.mtimes.setdefault(path, mtime)
+        for path, mtime in self.scan():
+            previous = self.mtimes.setdefault(path, mtime)  # a new file counts from now
             if mtime > previous:
                 return [path]
         return None
 
     def _start_child(self) -> None:
-        self.mtimes = {}
-        self.should_restart()  # fills self.mtimes; nothing is newer than itself
+        self.mtimes = dict(self.scan())
         super()._start_child()
+
+    def scan(self) -> Iterator[tuple[Path, float]]:
+        """Every watched ``*.py`` file with its mtime."""
+        for path in self.iter_py_files():
+            try:
+                yield path, path.stat().st_mtime
+            except OSError:
+                continue  # deleted between the listing and the stat
 
     def iter_py_files(self) -> Iterator[Path]:
         for directory in self.config.reload_dirs:
