@@ -83,7 +83,12 @@ class BaseReload:
         )
         for sig in HANDLED_SIGNALS:
             self._previous_handlers[sig] = signal.signal(sig, self.signal_handler)
+        self.before_first_child()
         self._start_child()
+
+    def before_first_child(self) -> None:
+        """Start watching, if the detector needs to, before the first child exists (with
+        the signal handlers already in place, so a stop request is never lost)."""
 
     def _start_child(self) -> None:
         self.process = spawn_process(self.config, self.target, self.sockets)

@@ -38,8 +38,8 @@ class WatchFilesReload(BaseReload):
             ignore_permission_denied=True,
         )
 
-    def startup(self) -> None:
-        """Start watching, then start the first child.
+    def before_first_child(self) -> None:
+        """Start the OS watch.
 
         ``watch()`` is a generator: its OS watch only exists once ``next()`` has run. Left
         to the first ``should_restart()``, that is after the child has started and
@@ -48,7 +48,6 @@ class WatchFilesReload(BaseReload):
         seen in it are dropped, since the child about to start reads the files afresh.
         """
         next(self.watcher, None)
-        super().startup()
 
     def should_restart(self) -> list[Path] | None:
         changes = next(self.watcher, None)
