@@ -356,9 +356,7 @@ def test_reload_sees_an_edit_made_as_the_first_child_starts(tmp_path, reloader):
     flags = ("--reload", "--reload-delay", "3")
     with supervised("app:app", *flags, cwd=site, env=env, ready=1) as server:
         assert f"using {reloader}" in server.stderr
-        app.write_text(APP_SOURCE.format(version="two"))
-        server.wait_for("Reloading...", timeout=15)
-        wait_until(lambda: _safe_body(server) == "two", 15, "the edited app")
+        _edit_and_await_reload(server, app, APP_SOURCE.format(version="two"), "two")
 
 
 def test_reload_keeps_serving_after_a_broken_edit(tmp_path):
