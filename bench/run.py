@@ -447,6 +447,11 @@ def round_p99s(rounds: list[Result]) -> list[float | None]:
     return [latency_ms(r.p99) for r in rounds]
 
 
+def fmt_p99s(values: list[float | None]) -> str:
+    """Per-round p99s in ms, in run order ("—" for a round wrk gave none)."""
+    return ", ".join("—" if v is None else f"{v:.1f}" for v in values)
+
+
 def total_errors(rounds: list[Result]) -> str:
     """Errors summed over every round (the median round alone could hide some)."""
     counts = [r.errors for r in rounds if r.errors.isdigit()]
@@ -529,8 +534,7 @@ def render(
                         if a is not None and b is not None
                     ]
                     won = f"{sum(a <= b for a, b in pairs)} of {len(pairs)}"
-                cells = ", ".join("—" if v is None else f"{v:.1f}" for v in values)
-                lines.append(f"| {w} | {server} | {cells} | {median} | {won} |")
+                lines.append(f"| {w} | {server} | {fmt_p99s(values)} | {median} | {won} |")
     lines += [
         "",
         "Server CPU µs/request: the server's user + system CPU time over the measured window"
@@ -616,8 +620,8 @@ def main() -> int:
                     )
             for server in servers:
                 p99s[(label, server)] = round_p99s(runs[server])
-                if args.rounds > 1 and any(p99s[(label, server)]):
-                    cells = ", ".join(f"{v:.1f}" if v else "—" for v in p99s[(label, server)])
+                if args.rounds > 1 and any(v is not None for v in p99s[(label, server)]):
+                    cells = fmt_p99s(p99s[(label, server)])
                     print(f"{label:<12} {server} p99 per round (ms): {cells}", flush=True)
                 ordered = sorted(runs[server], key=lambda r: r.rps or 0.0)
                 r = ordered[len(ordered) // 2]
