@@ -3,6 +3,9 @@
 # deterministic, unlike wall-clock figures on a shared machine. Usage:
 #   bench/callgrind_ab.sh BUILD.so [APP] [CONNS] [SECONDS]
 # Prints instructions per request (whole process, all threads, after warm-up).
+# With CACHE=1 callgrind also simulates the caches of one core of the bench machine
+# (32 KiB L1d, 1 MiB L2 as the last level) and prints misses per request: a stable
+# before/after figure for the cost that grows with the number of connections (bench/NOTES.md).
 set -euo pipefail
 SO=$1; APP=${2:-apps:hello}; CONNS=${3:-32}; SECS=${4:-20}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -13,7 +16,9 @@ trap 'mv -f "$TARGET.cg-backup" "$TARGET"' EXIT
 PORT=$(python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
 OUT=$(mktemp -d)
 cd "$HERE"
-setsid valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.%p" --instr-atstart=no \
+CACHE_ARGS=()
+if [ -n "${CACHE:-}" ]; then CACHE_ARGS=(--cache-sim=yes --D1=32768,8,64 --LL=1048576,16,64); fi
+setsid valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.%p" --instr-atstart=no "${CACHE_ARGS[@]}" \
   python -m sandman_asgi "$APP" --port "$PORT" --log-level warning --no-access-log >"$OUT/log" 2>&1 &
 VPID=$!
 for _ in $(seq 1 600); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.2; done
@@ -24,7 +29,19 @@ callgrind_control -i off "$VPID" >/dev/null 2>&1
 callgrind_control -d "$VPID" >/dev/null 2>&1; sleep 1
 REQS=$(echo "$RES" | awk '/requests in/{print $1}')
 kill -INT "$VPID"; wait "$VPID" 2>/dev/null || true
-IR=$(callgrind_annotate "$OUT"/cg.*.1 2>/dev/null | awk "/PROGRAM TOTALS/ && !d {gsub(\",\",\"\",\$1); print \$1; d=1}")
+ANN=$(callgrind_annotate "$OUT"/cg.*.1 2>/dev/null)
+IR=$(echo "$ANN" | awk "/PROGRAM TOTALS/ && !d {gsub(\",\",\"\",\$1); print \$1; d=1}")
 echo "requests=$REQS instructions=$IR per_request=$((IR / REQS))"
+if [ -n "${CACHE:-}" ]; then
+  # The totals line lists the events in the order of the "Events shown:" line, each
+  # followed by its share in parentheses.
+  echo "$ANN" | awk -v n="$REQS" '
+    /^Events shown:/ { for (i = 3; i <= NF; i++) ev[i - 2] = $i }
+    /PROGRAM TOTALS/ && !d { d = 1; gsub(/\([^)]*\)/, ""); gsub(",", "")
+      for (i = 1; i in ev; i++) t[ev[i]] = $i
+      printf "per request: L1d misses %.1f (read %.1f, write %.1f), L2 misses %.1f (read %.1f, write %.1f)\n",
+        (t["D1mr"] + t["D1mw"]) / n, t["D1mr"] / n, t["D1mw"] / n,
+        (t["DLmr"] + t["DLmw"]) / n, t["DLmr"] / n, t["DLmw"] / n }'
+fi
 if [ -n "${KEEP:-}" ]; then cp "$OUT"/cg.*.1 "$KEEP"; fi
 rm -rf "$OUT"
