@@ -29,19 +29,18 @@ callgrind_control -i off "$VPID" >/dev/null 2>&1
 callgrind_control -d "$VPID" >/dev/null 2>&1; sleep 1
 REQS=$(echo "$RES" | awk '/requests in/{print $1}')
 kill -INT "$VPID"; wait "$VPID" 2>/dev/null || true
-ANN=$(callgrind_annotate "$OUT"/cg.*.1 2>/dev/null)
-IR=$(echo "$ANN" | awk "/PROGRAM TOTALS/ && !d {gsub(\",\",\"\",\$1); print \$1; d=1}")
+# The totals line lists the events in the order of the "Events shown:" line, each followed
+# by its share in parentheses; one "EVENT COUNT" line per event.
+TOTALS=$(callgrind_annotate "$OUT"/cg.*.1 2>/dev/null | awk '
+  /^Events shown:/ { for (i = 3; i <= NF; i++) ev[i - 2] = $i }
+  /PROGRAM TOTALS/ && !d { d = 1; gsub(/\([^)]*\)/, ""); gsub(",", ""); for (i = 1; i in ev; i++) print ev[i], $i }')
+IR=$(echo "$TOTALS" | awk '$1 == "Ir" { print $2 }')
 echo "requests=$REQS instructions=$IR per_request=$((IR / REQS))"
 if [ -n "${CACHE:-}" ]; then
-  # The totals line lists the events in the order of the "Events shown:" line, each
-  # followed by its share in parentheses.
-  echo "$ANN" | awk -v n="$REQS" '
-    /^Events shown:/ { for (i = 3; i <= NF; i++) ev[i - 2] = $i }
-    /PROGRAM TOTALS/ && !d { d = 1; gsub(/\([^)]*\)/, ""); gsub(",", "")
-      for (i = 1; i in ev; i++) t[ev[i]] = $i
-      printf "per request: L1d misses %.1f (read %.1f, write %.1f), L2 misses %.1f (read %.1f, write %.1f)\n",
-        (t["D1mr"] + t["D1mw"]) / n, t["D1mr"] / n, t["D1mw"] / n,
-        (t["DLmr"] + t["DLmw"]) / n, t["DLmr"] / n, t["DLmw"] / n }'
+  echo "$TOTALS" | awk -v n="$REQS" '{ t[$1] = $2 } END {
+    printf "per request: L1d misses %.1f (read %.1f, write %.1f), L2 misses %.1f (read %.1f, write %.1f)\n",
+      (t["D1mr"] + t["D1mw"]) / n, t["D1mr"] / n, t["D1mw"] / n,
+      (t["DLmr"] + t["DLmw"]) / n, t["DLmr"] / n, t["DLmw"] / n }'
 fi
 if [ -n "${KEEP:-}" ]; then cp "$OUT"/cg.*.1 "$KEEP"; fi
 rm -rf "$OUT"
