@@ -18,6 +18,7 @@ import datetime
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -89,6 +90,7 @@ class Result:
     rss_mib: float | None
     note: str = ""
     cpu_us: float | None = None  # server CPU time (user + sys) per request, all its processes
+    client_cpu: float | None = None  # the client's CPU time over its run, % of its one core
 
 
 def free_port() -> int:
@@ -237,6 +239,30 @@ def cpu_us_per_request(cpu_before: float, pid: int, rps: float | None, secs: int
     return (group_cpu_seconds(pid) - cpu_before) / (rps * secs) * 1e6
 
 
+class ClientCpu:
+    """The load generator's share of its core over one run: user + system CPU time of the
+    children reaped while it ran (the client is the only child that exits then), over the
+    wall time. Near 100%, the client and not the server set the pace and the latency."""
+
+    def __init__(self) -> None:
+        self.percent: float | None = None
+        self._cpu = self._wall = 0.0
+
+    def __enter__(self) -> ClientCpu:
+        self._cpu, self._wall = self._children_cpu(), time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.monotonic() - self._wall
+        if wall > 0:
+            self.percent = (self._children_cpu() - self._cpu) / wall * 100
+
+    @staticmethod
+    def _children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mib(pid: int) -> float | None:
     total = 0
     for p in group_pids(pid):
@@ -333,19 +359,31 @@ def run_one(
             [*wrk, f"-d{args.warmup}s", url, *script_args], capture_output=True, timeout=120
         )
         cpu_before = group_cpu_seconds(proc.pid)
-        out = subprocess.run(
-            [*wrk, f"-d{args.duration}s", url, *script_args],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        ).stdout
+        with ClientCpu() as client:
+            out = subprocess.run(
+                [*wrk, f"-d{args.duration}s", url, *script_args],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            ).stdout
         rps, p50, p99, errors = parse_wrk(out)
         if script_args:
             # wrk times a pipelined batch as one request and reports the rest as 0 µs:
             # its latency columns mean nothing here.
             p50 = p99 = "n/a"
         cpu_us = cpu_us_per_request(cpu_before, proc.pid, rps, args.duration)
-        return Result(server, wl.name, rps, p50, p99, errors, peak_rss_mib(proc.pid), "", cpu_us)
+        return Result(
+            server,
+            wl.name,
+            rps,
+            p50,
+            p99,
+            errors,
+            peak_rss_mib(proc.pid),
+            "",
+            cpu_us,
+            client.percent,
+        )
     finally:
         stop(proc)
         log.close()
@@ -377,22 +415,23 @@ def run_wsbench(
 
     # Spans warm-up + measurement; divided below as if both ran at the measured rate.
     cpu_before = group_cpu_seconds(proc.pid)
-    out = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            args.client_cpu,
-            str(WSBENCH),
-            f"ws://127.0.0.1:{port}/",
-            str(64),
-            str(args.duration),
-            str(wl.ws_message),
-            str(args.warmup),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=args.duration + args.warmup + 60,
-    ).stdout
+    with ClientCpu() as client:
+        out = subprocess.run(
+            [
+                "taskset",
+                "-c",
+                args.client_cpu,
+                str(WSBENCH),
+                f"ws://127.0.0.1:{port}/",
+                str(64),
+                str(args.duration),
+                str(wl.ws_message),
+                str(args.warmup),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=args.duration + args.warmup + 60,
+        ).stdout
     try:
         data = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -409,6 +448,7 @@ def run_wsbench(
         cpu_us_per_request(
             cpu_before, proc.pid, data["messages_per_sec"], args.duration + args.warmup
         ),
+        client.percent,
     )
 
 
@@ -539,19 +579,22 @@ def render(
         "",
         "Server CPU µs/request: the server's user + system CPU time over the measured window"
         " divided by the requests it served (all its processes). Where this times req/s comes"
-        " near 1,000,000 (one whole core), the server was the bottleneck.",
+        " near 1,000,000 (one whole core), the server was the bottleneck. Client CPU: the"
+        " load generator's own CPU time over its run as a share of its one core; near 100%,"
+        " the client set the pace, and the latency columns measure it as much as the server.",
         "",
         "| workload | server | req/s | p50 | p99 | errors (all rounds) | peak RSS MiB |"
-        " server CPU µs/req |",
-        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |",
+        " server CPU µs/req | client CPU |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for r in results:
         rps = f"{r.rps:,.0f}" if r.rps else r.note or "—"
         rss = f"{r.rss_mib}" if r.rss_mib else "—"
         cpu = f"{r.cpu_us:.1f}" if r.cpu_us else "—"
+        client = f"{r.client_cpu:.0f}%" if r.client_cpu is not None else "—"
         lines.append(
             f"| {r.workload} | {r.server} | {rps} | {r.p50} | {r.p99} | {r.errors} | {rss}"
-            f" | {cpu} |"
+            f" | {cpu} | {client} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -592,7 +635,7 @@ def main() -> int:
     results = []
     print(
         f"{'workload':<12} {'server':<10} {'req/s':>10} {'p50':>9} {'p99':>9}  errors  rss"
-        "  cpu-us/req",
+        "  cpu-us/req  client-cpu",
         flush=True,
     )
     conns_list = [int(c) for c in str(args.conns).split(",")]
@@ -631,7 +674,8 @@ def main() -> int:
                 rps = f"{r.rps:,.0f}" if r.rps else (r.note or "FAIL")
                 print(
                     f"{label:<12} {server:<10} {rps:>10} {r.p50:>9} {r.p99:>9}"
-                    f"  {r.errors}  {r.rss_mib}  {r.cpu_us and round(r.cpu_us, 1)}",
+                    f"  {r.errors}  {r.rss_mib}  {r.cpu_us and round(r.cpu_us, 1)}"
+                    f"  {r.client_cpu and round(r.client_cpu)}%",
                     flush=True,
                 )
     command = "python bench/run.py " + " ".join(sys.argv[1:])
