@@ -20,9 +20,9 @@ pub const RESPONSE_BODY_HIGH_WATER_MIN: usize = 64 * 1024;
 /// See `RESPONSE_BODY_HIGH_WATER_MIN`.
 pub const RESPONSE_BODY_HIGH_WATER_MAX: usize = 256 * 1024;
 /// Response body bytes all streams of one server may queue together, unless each is at
-/// its least: with 128 streams or connections each stream gets 256 KiB, with 512 and more
-/// 64 KiB.
-pub const RESPONSE_QUEUE_BUDGET: usize = 32 * 1024 * 1024;
+/// its least: with up to 512 streams or connections each stream gets 256 KiB, with 1,000
+/// about 128 KiB, with 2,048 and more 64 KiB.
+pub const RESPONSE_QUEUE_BUDGET: usize = 128 * 1024 * 1024;
 
 /// WebSocket message bytes queued for the socket before `send()` waits (a fixed 64 KiB).
 pub const WS_SEND_HIGH_WATER: usize = RESPONSE_BODY_HIGH_WATER_MIN;

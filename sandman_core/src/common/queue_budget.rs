@@ -5,9 +5,11 @@
 //! stream costs the event loop thread. A deeper queue means fewer round trips: on the 1 MiB
 //! stream at 128 connections, 256 KiB gave 1.14x the req/s of 64 KiB (bench/NOTES.md).
 //! But the queue holds the app's objects (copies, for `bytearray` and `memoryview`), so
-//! depth times streams is memory; and with 1,000 clients a 256 KiB queue let some
-//! responses run ahead until wrk timed out on others, where 64 KiB did not. So one
-//! per-server budget is shared out: each stream may queue the budget divided by the streams
+//! depth times streams is memory; and with 1,000 clients a 256 KiB queue once let some
+//! responses run ahead until wrk timed out on others. At 1,000 streams 128 KiB each gave
+//! 1.17x the req/s of 64 KiB at 0.82x the CPU per response, with a lower p99 and no wrk
+//! timeouts where 64 KiB had some (bench/NOTES.md), for 64 MB more at the peak when every
+//! chunk is a new object. So one per-server budget is shared out: each stream may queue the budget divided by the streams
 //! in progress or by the open connections, whichever is more (HTTP/2 has many streams per
 //! connection; an HTTP/1 client between two responses still competes for the IO thread),
 //! never less than 64 KiB (asyncio's transport high-water mark, as uvicorn has) and never
@@ -57,23 +59,24 @@ mod tests {
         assert_eq!(share(0), RESPONSE_BODY_HIGH_WATER_MAX);
         assert_eq!(share(1), RESPONSE_BODY_HIGH_WATER_MAX);
         assert_eq!(share(128), 256 * 1024);
-        assert_eq!(share(256), 128 * 1024);
-        assert_eq!(share(512), RESPONSE_BODY_HIGH_WATER_MIN);
+        assert_eq!(share(512), 256 * 1024);
+        assert_eq!(share(1024), 128 * 1024);
+        assert_eq!(share(2048), RESPONSE_BODY_HIGH_WATER_MIN);
         assert_eq!(share(10_000), RESPONSE_BODY_HIGH_WATER_MIN);
     }
 
     #[test]
     fn the_share_follows_streams_or_connections_whichever_is_more() {
         let budget = QueueBudget::default();
-        for _ in 0..1000 {
+        for _ in 0..4096 {
             budget.stream_started();
         }
         assert_eq!(budget.high_water(1), RESPONSE_BODY_HIGH_WATER_MIN);
-        for _ in 0..999 {
+        for _ in 0..4095 {
             budget.stream_ended();
         }
         assert_eq!(budget.high_water(1), RESPONSE_BODY_HIGH_WATER_MAX);
-        assert_eq!(budget.high_water(256), 128 * 1024);
-        assert_eq!(budget.high_water(1000), RESPONSE_BODY_HIGH_WATER_MIN);
+        assert_eq!(budget.high_water(1024), 128 * 1024);
+        assert_eq!(budget.high_water(4096), RESPONSE_BODY_HIGH_WATER_MIN);
     }
 }
