@@ -248,6 +248,46 @@ def test_idle_keep_alive_connections_close_at_once_on_shutdown():
         assert server.wait() == 0
 
 
+def _read_to_eof(s: socket.socket) -> bytes:
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    return data
+
+
+def test_a_connection_accepted_before_shutdown_may_still_send_its_first_request():
+    # With --workers, a rolling restart retires a worker that may have just accepted a
+    # connection whose request it has not read yet. Closing it as idle drops the request
+    # (the client sees the connection close with no response); it is served instead, with
+    # `connection: close` (FIRST_REQUEST_GRACE, sandman_core/src/server/conn.rs).
+    with sandman("tests.apps:hello") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            time.sleep(0.3)  # accepted by now
+            server.send_signal(signal.SIGINT)
+            # Logged just before the core asks every connection to close; well within
+            # the grace (500 ms) after it.
+            server.wait_for("Shutting down")
+            time.sleep(0.05)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = _read_to_eof(s)
+        assert server.wait() == 0
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 200 OK" and body == b"Hello, world!", data
+    assert b"connection: close" in lines
+
+
+def test_a_connection_that_never_sends_does_not_hold_up_shutdown():
+    with sandman("tests.apps:hello") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            time.sleep(0.3)
+            start = time.monotonic()
+            server.send_signal(signal.SIGINT)
+            assert _read_to_eof(s) == b""  # closed once the first-request grace is over
+            assert time.monotonic() - start < 1.5
+        assert server.wait() == 0
+
+
 def test_graceful_timeout_cancels_stuck_requests():
     with sandman("tests.apps:slow", "--timeout-graceful-shutdown", "1") as server:
         s = socket.create_connection(("127.0.0.1", server.port), timeout=10)

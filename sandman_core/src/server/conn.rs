@@ -1,9 +1,11 @@
 //! One client connection: hyper's HTTP/1 connection plus graceful shutdown.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
+use std::time::Duration;
 
 use futures::task::AtomicWaker;
 use hyper::server::conn::http1;
@@ -11,6 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Sleep;
 
 use crate::asgi::scope::ConnInfo;
 use crate::bridge::Level;
@@ -69,6 +72,19 @@ impl CloseControl {
         self.waker.wake();
     }
 }
+
+/// How long a connection that has not sent a request yet may take to send its first one
+/// once the server is shutting down.
+///
+/// A connection accepted just as shutdown began (with `--workers`, the moment a rolling
+/// restart retires a worker) usually has its request in the socket already, unread. hyper's
+/// graceful shutdown closes a connection it has read nothing from as idle, which drops that
+/// request: the client sees the connection close without a response, on a connection it
+/// had every reason to trust. So such a connection is given this long for a request to
+/// begin; the request is served with `connection: close`, and a client that sends nothing
+/// is closed when the grace ends. Keep-alive connections between requests still close at
+/// once, as uvicorn's do: a client expects that of a reused connection.
+pub const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
 
 /// Counts the connection as open for as long as its task lives.
 struct OpenGuard(Arc<ServerShared>);
@@ -137,16 +153,26 @@ pub async fn serve<IO>(
             .min(settings.header_read_timeout),
     );
     let mut closing = false;
+    let accepted_ms = state.activity.idle_since_ms();
+    // Set when a close is asked for before any request: `FIRST_REQUEST_GRACE`.
+    let mut first_request_grace: Option<Pin<Box<Sleep>>> = None;
     // The waker last given to the close control: registering costs two atomic operations on
     // a shared cache line, and a task's waker does not change from one poll to the next.
     let mut registered: Option<Waker> = None;
     let result = std::future::poll_fn(|cx| {
         let control = &state.control;
         if !closing && control.close.load(Ordering::Acquire) {
-            closing = true;
-            // Idle: closes now. Busy: finishes the response with `connection: close`,
-            // then closes (D-PROC-3).
-            conn.as_mut().graceful_shutdown();
+            let wait_for_first_request = state.activity.unused_since(accepted_ms) && {
+                let grace = first_request_grace
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(FIRST_REQUEST_GRACE)));
+                grace.as_mut().poll(cx).is_pending()
+            };
+            if !wait_for_first_request {
+                closing = true;
+                // Idle: closes now. Busy: finishes the response with `connection: close`,
+                // then closes (D-PROC-3).
+                conn.as_mut().graceful_shutdown();
+            }
         }
         if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             control.waker.register(cx.waker());

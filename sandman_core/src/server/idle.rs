@@ -61,6 +61,22 @@ impl Activity {
         self.in_progress.fetch_sub(1, Ordering::Release);
     }
 
+    /// The coarse-clock time the connection last became idle (at accept, until a request
+    /// has come and gone).
+    pub fn idle_since_ms(&self) -> u64 {
+        self.idle_since_ms.load(Ordering::Relaxed)
+    }
+
+    /// Whether no request has begun on the connection since it was accepted, given
+    /// [`idle_since_ms`] as it was then. (A request that began and ended within the same
+    /// millisecond as the accept also counts as none: that only ever errs on the side of
+    /// waiting for a request at shutdown, `server/conn.rs`.)
+    ///
+    /// [`idle_since_ms`]: Activity::idle_since_ms
+    pub fn unused_since(&self, accepted_ms: u64) -> bool {
+        self.in_progress.load(Ordering::Acquire) == 0 && self.idle_since_ms() == accepted_ms
+    }
+
     /// How long the connection has had no request in progress; `None` while it has one.
     fn idle_for(&self) -> Option<Duration> {
         if self.in_progress.load(Ordering::Acquire) > 0 {
@@ -186,6 +202,24 @@ mod tests {
             activity.end();
             // Idle again from the end of the request: a full timeout from here.
             expires_one_timeout_from_now(&mut timer, &activity).await;
+        });
+    }
+
+    #[test]
+    fn a_connection_is_unused_until_its_first_request_begins() {
+        runtime().block_on(async {
+            let activity = Activity::new();
+            let accepted = activity.idle_since_ms();
+            assert!(activity.unused_since(accepted));
+            activity.begin();
+            assert!(!activity.unused_since(accepted), "a request is in progress");
+            // Past the coarse clock's tick, so the end is a later time than the accept.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            activity.end();
+            assert!(
+                !activity.unused_since(accepted),
+                "a request has come and gone"
+            );
         });
     }
 
