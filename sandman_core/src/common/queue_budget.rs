@@ -9,11 +9,11 @@
 //! responses run ahead until wrk timed out on others. At 1,000 streams 128 KiB each gave
 //! 1.17x the req/s of 64 KiB at 0.82x the CPU per response, with a lower p99 and no wrk
 //! timeouts where 64 KiB had some (bench/NOTES.md), for 64 MB more at the peak when every
-//! chunk is a new object. So one per-server budget is shared out: each stream may queue the budget divided by the streams
-//! in progress or by the open connections, whichever is more (HTTP/2 has many streams per
-//! connection; an HTTP/1 client between two responses still competes for the IO thread),
-//! never less than 64 KiB (asyncio's transport high-water mark, as uvicorn has) and never
-//! more than 256 KiB.
+//! chunk is a new object. So one per-server budget is shared out: each stream may queue
+//! the budget divided by the streams in progress or by the open connections, whichever is
+//! more (HTTP/2 has many streams per connection; an HTTP/1 client between two responses
+//! still competes for the IO thread), never less than 64 KiB (asyncio's transport
+//! high-water mark, as uvicorn has) and never more than 256 KiB.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
