@@ -675,7 +675,7 @@ def main() -> int:
                 print(
                     f"{label:<12} {server:<10} {rps:>10} {r.p50:>9} {r.p99:>9}"
                     f"  {r.errors}  {r.rss_mib}  {r.cpu_us and round(r.cpu_us, 1)}"
-                    f"  {r.client_cpu and round(r.client_cpu)}%",
+                    f"  {'-' if r.client_cpu is None else f'{r.client_cpu:.0f}%'}",
                     flush=True,
                 )
     command = "python bench/run.py " + " ".join(sys.argv[1:])
