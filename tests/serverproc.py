@@ -200,6 +200,15 @@ def raw_exchange(
         return b"".join(chunks)
 
 
+def read_to_eof(sock: socket.socket) -> bytes:
+    """Everything ``sock`` receives until the server closes it (the socket's own timeout,
+    if any, bounds each wait; unlike ``raw_exchange``, a timeout or reset is an error)."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
 def read_response(
     sock: socket.socket, timeout: float = 5.0
 ) -> tuple[bytes, dict[bytes, bytes], bytes]:

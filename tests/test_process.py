@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from tests.serverproc import ROOT, command, free_port, sandman, spawn
+from tests.serverproc import ROOT, command, free_port, read_to_eof, sandman, spawn
 
 
 def _run(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -207,9 +207,7 @@ def test_a_response_started_during_shutdown_says_connection_close():
             s.sendall(b"GET /late?s=1.5 HTTP/1.1\r\nHost: x\r\n\r\n")
             time.sleep(0.5)
             server.send_signal(signal.SIGINT)
-            data = b""
-            while chunk := s.recv(65536):  # the server closes it after the response
-                data += chunk
+            data = read_to_eof(s)  # the server closes it after the response
         assert server.wait() == 0
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
@@ -248,13 +246,6 @@ def test_idle_keep_alive_connections_close_at_once_on_shutdown():
         assert server.wait() == 0
 
 
-def _read_to_eof(s: socket.socket) -> bytes:
-    data = b""
-    while chunk := s.recv(65536):
-        data += chunk
-    return data
-
-
 def test_a_connection_accepted_before_shutdown_may_still_send_its_first_request():
     # With --workers, a rolling restart retires a worker that may have just accepted a
     # connection whose request it has not read yet. Closing it as idle drops the request
@@ -269,7 +260,7 @@ def test_a_connection_accepted_before_shutdown_may_still_send_its_first_request(
             server.wait_for("Shutting down")
             time.sleep(0.05)
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            data = _read_to_eof(s)
+            data = read_to_eof(s)
         assert server.wait() == 0
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
@@ -283,7 +274,7 @@ def test_a_connection_that_never_sends_does_not_hold_up_shutdown():
             time.sleep(0.3)
             start = time.monotonic()
             server.send_signal(signal.SIGINT)
-            assert _read_to_eof(s) == b""  # closed once the first-request grace is over
+            assert read_to_eof(s) == b""  # closed once the first-request grace is over
             assert time.monotonic() - start < 1.5
         assert server.wait() == 0
 

@@ -9,7 +9,7 @@ import tempfile
 
 import httpx
 
-from tests.serverproc import raw_exchange, sandman
+from tests.serverproc import raw_exchange, read_to_eof, sandman
 
 
 def _scope(port: int, request: bytes) -> dict:
@@ -93,10 +93,7 @@ def _get_over_unix_socket(path: str) -> bytes:
         s.settimeout(10)
         s.connect(path)
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    return data
+        return read_to_eof(s)
 
 
 def test_unix_socket_server_is_path_none():
