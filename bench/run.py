@@ -7,7 +7,7 @@ errors and the server's peak RSS, stop it by PID. Peers are installed into their
 virtualenv (``--venv``) on first use. Results: a table on stdout and ``bench/RESULTS.md``.
 
 Usage: python bench/run.py [--servers sandman,uvicorn,granian] [--workloads hello,fortunes]
-       [--duration 8] [--conns 128] [--out bench/RESULTS.md]
+       [--duration 8] [--conns 128] [--out bench/RESULTS.md] [--access-log]
 Needs: wrk, taskset, curl (Debian: wrk util-linux curl); nginx-light for the nginx ceiling.
 """
 
@@ -114,8 +114,17 @@ def ensure_venv(venv: Path) -> Path:
 
 
 def server_command(
-    server: str, app: str, port: int, peer_bin: Path, io_threads: int, ws: bool = False
+    server: str,
+    app: str,
+    port: int,
+    peer_bin: Path,
+    io_threads: int,
+    ws: bool = False,
+    access_log: bool = False,
 ) -> list[str]:
+    # With --access-log every server writes one line per request to its stdout (a file,
+    # see run_one); the access loggers log at INFO, so the level has to let them through.
+    level = ["--log-level", "info" if access_log else "warning"]
     if server == "sandman":
         return [
             sys.executable,
@@ -124,9 +133,8 @@ def server_command(
             app,
             "--port",
             str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
+            *level,
+            *([] if access_log else ["--no-access-log"]),
         ]
     if server == "uvicorn":
         return [
@@ -134,9 +142,8 @@ def server_command(
             app,
             "--port",
             str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
+            *level,
+            *([] if access_log else ["--no-access-log"]),
             "--loop",
             "uvloop",
             "--http",
@@ -150,8 +157,8 @@ def server_command(
             app,
             "--port",
             str(port),
-            "--log-level",
-            "warning",
+            *level,
+            *(["--access-log"] if access_log else []),
             *([] if ws else ["--no-ws"]),
             "--workers",
             "1",
@@ -164,13 +171,13 @@ def server_command(
             app,
             "-b",
             f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
+            *level,
+            *(["--access-logfile", "-"] if access_log else []),
         ]
     raise ValueError(server)
 
 
-def nginx_setup(port: int) -> tuple[list[str], Path]:
+def nginx_setup(port: int, access_log: bool = False) -> tuple[list[str], Path]:
     sys.path.insert(0, str(HERE))
     import apps  # noqa: PLC0415
 
@@ -182,12 +189,13 @@ def nginx_setup(port: int) -> tuple[list[str], Path]:
     (www / "hello").write_bytes(b"Hello, world!")
     (www / "stream").write_bytes(apps.STREAM_CHUNK * apps.STREAM_CHUNKS)
     conf = root / "nginx.conf"
+    access = f"access_log {root}/access.log" if access_log else "access_log off"
     conf.write_text(
         f"worker_processes 1; daemon off; pid {root}/pid; error_log {root}/err.log;\n"
         "events { worker_connections 4096; }\n"
-        "http { access_log off; server { listen 127.0.0.1:%d; root %s; "
+        "http { %s; server { listen 127.0.0.1:%d; root %s; "
         "keepalive_requests 1000000; location = /hello { default_type text/plain; } } }\n"
-        % (port, www)
+        % (access, port, www)
     )
     return ["nginx", "-c", str(conf)], root
 
@@ -315,10 +323,18 @@ def run_one(
     if server == "nginx":
         if not wl.nginx_file:
             return Result(server, wl.name, None, "-", "-", "-", None, "n/a")
-        cmd, tmp_root = nginx_setup(port)
+        cmd, tmp_root = nginx_setup(port, args.access_log)
         path = "/" + wl.nginx_file
     else:
-        cmd = server_command(server, wl.app, port, peer_bin, args.io_threads, ws=wl.ws_message > 0)
+        cmd = server_command(
+            server,
+            wl.app,
+            port,
+            peer_bin,
+            args.io_threads,
+            ws=wl.ws_message > 0,
+            access_log=args.access_log,
+        )
         path = wl.path
     env = dict(os.environ)
     env["PYTHONPATH"] = str(HERE) + os.pathsep + env.get("PYTHONPATH", "")
@@ -515,7 +531,12 @@ def render(
         f"{args.client_cpu}, 1 thread; {args.conns} connections (WebSocket: 64); "
         f"{args.warmup} s warm-up, {args.duration} s measured; each req/s figure the median of "
         f"{args.rounds} interleaved round(s), each ratio the median of the per-round ratios "
-        "(sandman and the peer in the same round). Workloads marked @N ran with N connections.",
+        "(sandman and the peer in the same round). Workloads marked @N ran with N connections. "
+        + (
+            "Access logs on: every server wrote a line per request to a file."
+            if args.access_log
+            else "Access logs off."
+        ),
         "",
         f"Command: `{command}`",
         "",
@@ -614,6 +635,11 @@ def main() -> int:
     parser.add_argument("--io-threads", type=int, default=1)
     parser.add_argument("--venv", default=os.environ.get("BENCH_VENV", "/tmp/sandman-bench-venv"))
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="run every server with its access log on, written to a file (default: off)",
+    )
     args = parser.parse_args()
 
     from sandman_asgi import _core

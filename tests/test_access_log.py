@@ -1,16 +1,20 @@
 """The access-line fast path (``sandman_asgi/access_log.py``) writes exactly what the
-``logging`` path would, and steps aside whenever the set-up is not the default one."""
+``logging`` path would, and steps aside whenever the set-up is not the default one; with
+``defer`` it writes a loop turn's lines with one write, in order."""
 
 from __future__ import annotations
 
 import io
 import itertools
 import logging
+import re
+import socket
 
 import pytest
 
 from sandman_asgi.access_log import AccessLog
 from sandman_asgi.logging import ACCESS_FORMAT, AccessFormatter
+from tests.serverproc import sandman
 
 _names = itertools.count()
 
@@ -89,3 +93,94 @@ def test_a_failed_write_is_reported_as_logging_reports_it(capsys):
     stream.close()  # writes now raise ValueError
     AccessLog(logger).write("127.0.0.1:5000", "GET", "/", "1.1", 200)
     assert "--- Logging error ---" in capsys.readouterr().err
+
+
+class _CountingStream(io.StringIO):
+    """A stream that counts its ``write`` calls (each is a system call on a real file)."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def _deferred_logger() -> tuple[logging.Logger, _CountingStream]:
+    logger, _ = _logger(False)
+    stream = _CountingStream()
+    logger.handlers[0].setStream(stream)
+    return logger, stream
+
+
+def test_deferred_lines_are_written_together_at_the_turn_s_end():
+    logger, stream = _deferred_logger()
+    scheduled: list = []
+    log = AccessLog(logger, scheduled.append)
+    for args in LINES:
+        log.write(*args)
+    assert stream.getvalue() == "" and len(scheduled) == 1, "one flush scheduled, none run"
+    scheduled.pop()()
+    immediate_logger, immediate = _logger(False)
+    for args in LINES:
+        AccessLog(immediate_logger).write(*args)
+    assert stream.getvalue() == immediate.getvalue()
+    assert stream.writes == 1
+    log.write("127.0.0.1:5000", "GET", "/next", "1.1", 200)
+    assert len(scheduled) == 1, "the next turn's first line schedules the next flush"
+    log.flush()
+    assert stream.getvalue().endswith('"GET /next HTTP/1.1" 200 OK\n')
+    scheduled.pop()()  # a flush with nothing waiting writes nothing
+    assert stream.writes == 2
+
+
+def test_a_line_through_logging_writes_the_waiting_lines_first():
+    logger, stream = _deferred_logger()
+    scheduled: list = []
+    log = AccessLog(logger, scheduled.append)
+    log.write("127.0.0.1:5000", "GET", "/a", "1.1", 200)
+    logger.addFilter(_drop_nothing)  # from here on every line goes through logging
+    log.write("127.0.0.1:5000", "GET", "/b", "1.1", 200)
+    assert [line.split('"')[1] for line in stream.getvalue().splitlines()] == [
+        "GET /a HTTP/1.1",
+        "GET /b HTTP/1.1",
+    ]
+    scheduled.pop()()
+    assert stream.getvalue().count("\n") == 2
+
+
+def test_a_handler_swapped_mid_turn_gets_only_its_own_lines():
+    logger, first = _deferred_logger()
+    scheduled: list = []
+    log = AccessLog(logger, scheduled.append)
+    log.write("127.0.0.1:5000", "GET", "/old", "1.1", 200)
+    second = io.StringIO()
+    logger.handlers[0].setStream(second)
+    log.write("127.0.0.1:5000", "GET", "/same-handler", "1.1", 200)
+    replacement = logging.StreamHandler(io.StringIO())
+    replacement.setFormatter(AccessFormatter(ACCESS_FORMAT, use_colors=False))
+    logger.handlers = [replacement]
+    log.write("127.0.0.1:5000", "GET", "/new", "1.1", 200)
+    for callback in scheduled:
+        callback()
+    # setStream on the same handler: the waiting lines follow the handler's current stream.
+    assert "/old" in second.getvalue() and "/same-handler" in second.getvalue()
+    assert first.getvalue() == ""
+    assert [line.split('"')[1] for line in replacement.stream.getvalue().splitlines()] == [
+        "GET /new HTTP/1.1"
+    ]
+
+
+def test_pipelined_requests_log_every_line_in_order_while_serving():
+    """Sixteen requests in one segment are answered in one loop turn; their lines come out
+    in request order without waiting for more traffic or for shutdown."""
+    with sandman("tests.apps:hello") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(b"".join(b"GET /p%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(16)))
+            received = b""
+            while received.count(b"HTTP/1.1 200") < 16:
+                chunk = sock.recv(65536)
+                assert chunk, "connection closed before 16 responses"
+                received += chunk
+        server.wait_for(r'"GET /p15 HTTP/1\.1" 200 OK', timeout=5, stream="stdout")
+        paths = re.findall(r'"GET (/p\d+) HTTP/1\.1" 200 OK', server.stdout)
+        assert paths == [f"/p{i}" for i in range(16)]
