@@ -80,7 +80,7 @@ class AccessLog:
         fields["levelprefix"] = formatter.level_prefix("INFO", logging.INFO)
         line = ACCESS_FORMAT % fields + handler.terminator
         if self._defer is None:
-            self._emit(handler, line, (client, method, path, version, status))
+            self._emit(handler, line, _MESSAGE, (client, method, path, version, status))
             return
         if self._pending and handler is not self._pending_handler:
             self.flush()  # the handler was replaced while lines waited: theirs first
@@ -96,10 +96,11 @@ class AccessLog:
         lines, handler = self._pending, self._pending_handler
         self._pending, self._pending_handler = [], None
         assert handler is not None
-        self._emit(handler, "".join(lines), (f"{len(lines)} access line(s)",))
+        self._emit(handler, "".join(lines), "%d access line(s)", (len(lines),))
 
-    def _emit(self, handler: logging.StreamHandler, text: str, args: tuple) -> None:
-        """Write and flush under the handler's lock, as ``StreamHandler.emit`` does."""
+    def _emit(self, handler: logging.StreamHandler, text: str, msg: str, args: tuple) -> None:
+        """Write and flush under the handler's lock, as ``StreamHandler.emit`` does; a
+        failure is reported with a record made of ``msg % args``."""
         try:
             handler.acquire()
             try:
@@ -113,7 +114,7 @@ class AccessLog:
                 logging.INFO,
                 "(access log)",
                 0,
-                _MESSAGE if len(args) == 5 else "%s",
+                msg,
                 args,
                 None,
             )

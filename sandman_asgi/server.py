@@ -93,7 +93,7 @@ class Server:
         self.servers: list[Listeners] = []
         self.lifespan: LifespanOn | LifespanOff | None = None
         self.core: CoreServer | None = None
-        self.access_log: AccessLog | None = None
+        self._access_log: AccessLog | None = None
         self._captured_signals: list[int] = []
         self._own_sockets: list[socket.socket] = []
 
@@ -161,7 +161,7 @@ class Server:
         try:
             ssl = _ssl_settings(config)
             # Lines of one loop turn are written together at the start of the next.
-            self.access_log = AccessLog(access_logger, loop.call_soon) if access_on else None
+            self._access_log = AccessLog(access_logger, loop.call_soon) if access_on else None
             self.core = self._make_core(config, loop, ssl)
         except ValueError as exc:
             # A TLS setting that cannot work: one line and the startup-failure status.
@@ -183,7 +183,7 @@ class Server:
             request_task_hooks=request_task_hooks(loop),
             on_log=_on_core_log,
             create_future=loop.create_future,
-            access_log=self.access_log.write if self.access_log is not None else None,
+            access_log=self._access_log.write if self._access_log is not None else None,
             state=self.lifespan.state,
             root_path=config.root_path,
             asgi_version=config.asgi_version,
@@ -312,8 +312,8 @@ class Server:
         while self.core.drain():
             pass
         self.core.close()
-        if self.access_log is not None:
-            self.access_log.flush()
+        if self._access_log is not None:
+            self._access_log.flush()
 
     async def _wait_tasks_to_complete(self) -> None:
         assert self.core is not None

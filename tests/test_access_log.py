@@ -170,6 +170,18 @@ def test_a_handler_swapped_mid_turn_gets_only_its_own_lines():
     ]
 
 
+def test_a_failed_deferred_write_is_reported_as_logging_reports_it(capsys):
+    logger, stream = _deferred_logger()
+    scheduled: list = []
+    log = AccessLog(logger, scheduled.append)
+    log.write("127.0.0.1:5000", "GET", "/", "1.1", 200)
+    log.write("127.0.0.1:5000", "GET", "/", "1.1", 200)
+    stream.close()
+    scheduled.pop()()
+    err = capsys.readouterr().err
+    assert "--- Logging error ---" in err and "access line(s)" in err and "(2,)" in err
+
+
 def test_pipelined_requests_log_every_line_in_order_while_serving():
     """Sixteen requests in one segment are answered in one loop turn; their lines come out
     in request order without waiting for more traffic or for shutdown."""
