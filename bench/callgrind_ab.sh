@@ -6,6 +6,8 @@
 # With CACHE=1 callgrind also simulates the caches of one core of the bench machine
 # (32 KiB L1d, 1 MiB L2 as the last level) and prints misses per request: a stable
 # before/after figure for the cost that grows with the number of connections (bench/NOTES.md).
+# With ACCESS_LOG=1 the server writes its access log (to a file) instead of running with
+# --no-access-log.
 set -euo pipefail
 SO=$1; APP=${2:-apps:hello}; CONNS=${3:-32}; SECS=${4:-20}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -16,10 +18,12 @@ trap 'mv -f "$TARGET.cg-backup" "$TARGET"' EXIT
 PORT=$(python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
 OUT=$(mktemp -d)
 cd "$HERE"
+LOG_ARGS=(--log-level warning --no-access-log)
+if [ -n "${ACCESS_LOG:-}" ]; then LOG_ARGS=(--log-level info); fi
 CACHE_ARGS=()
 if [ -n "${CACHE:-}" ]; then CACHE_ARGS=(--cache-sim=yes --D1=32768,8,64 --LL=1048576,16,64); fi
 setsid valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.%p" --instr-atstart=no "${CACHE_ARGS[@]}" \
-  python -m sandman_asgi "$APP" --port "$PORT" --log-level warning --no-access-log >"$OUT/log" 2>&1 &
+  python -m sandman_asgi "$APP" --port "$PORT" "${LOG_ARGS[@]}" >"$OUT/log" 2>&1 &
 VPID=$!
 for _ in $(seq 1 600); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.2; done
 wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$PORT/" >/dev/null   # warm-up
