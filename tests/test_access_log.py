@@ -8,13 +8,12 @@ import io
 import itertools
 import logging
 import re
-import socket
 
 import pytest
 
 from sandman_asgi.access_log import AccessLog
 from sandman_asgi.logging import ACCESS_FORMAT, AccessFormatter
-from tests.serverproc import sandman
+from tests.serverproc import raw_exchange, sandman
 
 _names = itertools.count()
 
@@ -185,14 +184,11 @@ def test_a_failed_deferred_write_is_reported_as_logging_reports_it(capsys):
 def test_pipelined_requests_log_every_line_in_order_while_serving():
     """Sixteen requests in one segment are answered in one loop turn; their lines come out
     in request order without waiting for more traffic or for shutdown."""
+    requests = [b"GET /p%d HTTP/1.1\r\nHost: x\r\n" % i for i in range(16)]
+    requests[-1] += b"Connection: close\r\n"  # the server closes after the last response
     with sandman("tests.apps:hello") as server:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-            sock.sendall(b"".join(b"GET /p%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(16)))
-            received = b""
-            while received.count(b"HTTP/1.1 200") < 16:
-                chunk = sock.recv(65536)
-                assert chunk, "connection closed before 16 responses"
-                received += chunk
+        raw = raw_exchange(server.port, b"".join(r + b"\r\n" for r in requests))
+        assert raw.count(b"HTTP/1.1 200 OK") == 16, raw
         server.wait_for(r'"GET /p15 HTTP/1\.1" 200 OK', timeout=5, stream="stdout")
         paths = re.findall(r'"GET (/p\d+) HTTP/1\.1" 200 OK', server.stdout)
         assert paths == [f"/p{i}" for i in range(16)]
