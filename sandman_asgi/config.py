@@ -18,6 +18,7 @@ from typing import IO, Any, Literal
 
 from sandman_asgi.importer import ImportFromStringError, import_from_string
 from sandman_asgi.logging import LOGGING_CONFIG, TRACE_LOG_LEVEL
+from sandman_asgi.loops import loop_factory
 from sandman_asgi.middleware.asgi2 import ASGI2Middleware
 
 HTTPProtocolType = Literal["auto", "h11", "httptools", "zttp"]
@@ -287,10 +288,8 @@ class Config:
         """The event loop factory ``Server.run`` uses: uvloop for ``auto`` when installed,
         None for ``none`` (asyncio's default), or the factory a ``module:attr`` string names.
         A custom string that does not import exits 3, as in uvicorn."""
-        from sandman_asgi.server import _loop_factory
-
         try:
-            return _loop_factory(self.loop)
+            return loop_factory(self.loop)
         except ImportFromStringError as exc:
             logger.error("Error loading custom loop setup function. %s", exc)
             sys.exit(STARTUP_FAILURE)

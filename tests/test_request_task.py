@@ -128,7 +128,7 @@ def test_a_cancel_before_the_inner_task_first_runs_reaches_the_app(kept: bool) -
     import asyncio
     import contextvars
 
-    from sandman_asgi.task_handover import hand_over
+    from sandman_asgi.eager_task import hand_over
 
     seen: list[str] = []
 

@@ -4,14 +4,14 @@
 //! Why: on 3.11 an `asyncio.Task` costs about 9k instructions per request before the app
 //! runs a line: a "Task-N" name formatted, an entry added to and removed from asyncio's
 //! all-tasks WeakSet, a first step scheduled through the loop. That is a fifth of a small
-//! request, and most requests never suspend (`bench/NOTES.md`).
+//! request, and most requests never suspend.
 //!
 //! How: [`RequestTask::start`] makes the task object the loop's current task with
 //! `asyncio.tasks._enter_task` (the hook asyncio documents for task implementations of
 //! other loops), runs the coroutine's first step in the task's own contextvars context, as
 //! `Task.__step` does, and leaves. A coroutine that finished in that step is done: no loop
 //! iteration, no registry entry. One that suspended is handed to a real `asyncio.Task`
-//! (`sandman_asgi/task_handover.py`) that drives the rest. If the first step kept a
+//! (`sandman_asgi/eager_task.py`) that drives the rest. If the first step kept a
 //! reference to this object (anyio's cancel scopes, `asyncio.timeout`, asgiref, a local),
 //! `current_task()` keeps returning it, so whatever kept it sees one task from the first
 //! step to the last; if nothing did, nothing can tell, and the inner task is current from
@@ -24,9 +24,10 @@ use pyo3::ffi;
 use pyo3::gc::{PyTraverseError, PyVisit};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyList;
 
-use super::awaitable::ready_value;
+use crate::asgi::awaitable::ready_value;
+use crate::asgi::convert::calls;
 
 /// What every request task needs from asyncio, looked up once at startup.
 pub struct TaskHooks {
@@ -36,7 +37,7 @@ pub struct TaskHooks {
     pub enter: Py<PyAny>,
     /// `asyncio.tasks._leave_task`.
     pub leave: Py<PyAny>,
-    /// `sandman_asgi.task_handover.hand_over(task, coro, pending, loop, context, name,
+    /// `sandman_asgi.eager_task.hand_over(task, coro, pending, loop, context, name,
     /// cancel, kept)`.
     pub hand_over: Py<PyAny>,
     /// `asyncio.CancelledError`.
@@ -247,11 +248,8 @@ impl RequestTask {
             (t.hooks.event_loop.clone_ref(py), t.context.clone_ref(py))
         };
         for (callback, context) in callbacks {
-            let kwargs = PyDict::new(py);
-            kwargs.set_item(
-                intern!(py, "context"),
-                context.unwrap_or_else(|| own_context.clone_ref(py)),
-            )?;
+            let context = context.unwrap_or_else(|| own_context.clone_ref(py));
+            let kwargs = calls::with_context(py, None, context.into_bound(py))?;
             event_loop.call_method(
                 py,
                 intern!(py, "call_soon"),
@@ -341,8 +339,8 @@ impl RequestTask {
     #[pyo3(signature = (msg = None))]
     fn cancel(&mut self, py: Python<'_>, msg: Option<Py<PyAny>>) -> PyResult<bool> {
         if let Some(inner) = self.inner(py) {
-            let kwargs = PyDict::new(py);
-            kwargs.set_item(intern!(py, "msg"), msg)?;
+            let msg = msg.map_or_else(|| py.None().into_bound(py), |m| m.into_bound(py));
+            let kwargs = calls::kwargs(py, &[(intern!(py, "msg"), msg)])?;
             return inner
                 .call_method(py, intern!(py, "cancel"), (), Some(&kwargs))?
                 .extract(py);
@@ -498,8 +496,8 @@ impl RequestTask {
     fn get_stack(&self, py: Python<'_>, limit: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
         match self.inner(py) {
             Some(inner) => {
-                let kwargs = PyDict::new(py);
-                kwargs.set_item(intern!(py, "limit"), limit)?;
+                let limit = limit.map_or_else(|| py.None().into_bound(py), |l| l.into_bound(py));
+                let kwargs = calls::kwargs(py, &[(intern!(py, "limit"), limit)])?;
                 inner.call_method(py, intern!(py, "get_stack"), (), Some(&kwargs))
             }
             None => Ok(PyList::empty(py).into_any().unbind()),

@@ -16,13 +16,13 @@ use tokio::sync::Notify;
 
 /// Wakers parked by the loop thread for the IO thread.
 #[derive(Default)]
-pub struct Wakeups {
+pub struct IoWakeups {
     pending: Mutex<Vec<Waker>>,
     scheduled: AtomicBool,
     notify: Notify,
 }
 
-impl Wakeups {
+impl IoWakeups {
     /// Park a waker (loop thread). Returns true when the caller must schedule a flush for
     /// the end of this loop iteration (the first waker since the last flush).
     pub fn defer(&self, waker: Waker) -> bool {
@@ -55,15 +55,15 @@ impl Wakeups {
     }
 }
 
-/// The callable `loop.call_soon` runs to flush (`Wakeups::flush`).
+/// The callable `loop.call_soon` runs to flush (`IoWakeups::flush`).
 #[pyclass(frozen, module = "sandman_asgi._core")]
 pub struct Flusher {
-    wakeups: Arc<Wakeups>,
+    wakeups: Arc<IoWakeups>,
 }
 
 impl Flusher {
     /// A flusher for these wakeups.
-    pub fn new(wakeups: Arc<Wakeups>) -> Flusher {
+    pub fn new(wakeups: Arc<IoWakeups>) -> Flusher {
         Flusher { wakeups }
     }
 }
@@ -90,7 +90,7 @@ mod tests {
 
     #[test]
     fn one_flush_per_batch() {
-        let w = Wakeups::default();
+        let w = IoWakeups::default();
         let count = Arc::new(Count(AtomicUsize::new(0)));
         assert!(
             w.defer(Waker::from(count.clone())),
@@ -109,7 +109,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_io_task_wakes_everything_parked() {
-        let w = Arc::new(Wakeups::default());
+        let w = Arc::new(IoWakeups::default());
         tokio::spawn(w.clone().run());
         let count = Arc::new(Count(AtomicUsize::new(0)));
         for _ in 0..10 {

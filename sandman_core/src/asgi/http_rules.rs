@@ -1,9 +1,10 @@
-//! The ASGI HTTP response cycle as a plain state machine: no Python, no tokio, no sockets.
+//! The ASGI rules for an HTTP response, as a plain state machine: no Python, no tokio, no
+//! sockets.
 //!
 //! Theory of operation
 //! -------------------
 //! Every rule about the *order* of an app's `send()` calls lives here, once, whatever
-//! transport sits below (asgi-checklist §2.1):
+//! transport sits below (ASGI HTTP spec, "Response Start" and "Response Body"):
 //!
 //! * `http.response.start` exactly once, first;
 //! * then `http.response.body` messages, the last one with `more_body=False`;
@@ -15,8 +16,8 @@
 //! * bodies of HEAD responses and of 1xx/204/304 statuses are dropped (RFC 9110 §6.4.1).
 //!
 //! The caller feeds it the facts (status, declared length, body sizes) and gets back a
-//! [`BodyStep`] saying what the transport should do, or a [`CycleError`] to raise from
-//! `send()`. When the app's coroutine ends, [`Cycle::finish`] says how the response ends.
+//! [`BodyStep`] saying what the transport should do, or a [`RuleError`] to raise from
+//! `send()`. When the app's coroutine ends, [`HttpRules::finish`] says how the response ends.
 
 use std::fmt;
 
@@ -62,9 +63,9 @@ pub enum Ending {
     Aborted,
 }
 
-/// An app message that breaks the cycle's rules; raised from `send()` as `RuntimeError`.
+/// An app message that breaks the rules; raised from `send()` as `RuntimeError`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CycleError {
+pub enum RuleError {
     /// A body before the start.
     ExpectedStart(&'static str),
     /// A start after the start.
@@ -79,35 +80,35 @@ pub enum CycleError {
     Aborted(&'static str),
 }
 
-impl fmt::Display for CycleError {
+impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Wording follows uvicorn's, so logs and tests written against it still match.
         match self {
-            CycleError::ExpectedStart(t) => {
+            RuleError::ExpectedStart(t) => {
                 write!(
                     f,
                     "Expected ASGI message 'http.response.start', but got '{t}'."
                 )
             }
-            CycleError::AlreadyStarted(t) => {
+            RuleError::AlreadyStarted(t) => {
                 write!(
                     f,
                     "Unexpected ASGI message '{t}' sent, after response already started."
                 )
             }
-            CycleError::AlreadyCompleted(t) => {
+            RuleError::AlreadyCompleted(t) => {
                 write!(
                     f,
                     "Unexpected ASGI message '{t}' sent, after response already completed."
                 )
             }
-            CycleError::LongerThanContentLength => {
+            RuleError::LongerThanContentLength => {
                 write!(f, "Response content longer than Content-Length")
             }
-            CycleError::ShorterThanContentLength => {
+            RuleError::ShorterThanContentLength => {
                 write!(f, "Response content shorter than Content-Length")
             }
-            CycleError::Aborted(t) => {
+            RuleError::Aborted(t) => {
                 write!(
                     f,
                     "Unexpected ASGI message '{t}' sent, after response was aborted."
@@ -122,9 +123,9 @@ pub fn status_forbids_body(status: u16) -> bool {
     status < 200 || status == 204 || status == 304
 }
 
-/// The per-request response state.
+/// Where one response is in its rules.
 #[derive(Debug, Clone)]
-pub struct Cycle {
+pub struct HttpRules {
     phase: Phase,
     head_request: bool,
     status: u16,
@@ -132,10 +133,10 @@ pub struct Cycle {
     sent: u64,
 }
 
-impl Cycle {
-    /// A fresh cycle; `head_request` is true for `HEAD`.
-    pub fn new(head_request: bool) -> Cycle {
-        Cycle {
+impl HttpRules {
+    /// A fresh response; `head_request` is true for `HEAD`.
+    pub fn new(head_request: bool) -> HttpRules {
+        HttpRules {
             phase: Phase::AwaitingStart,
             head_request,
             status: 0,
@@ -171,7 +172,7 @@ impl Cycle {
     }
 
     /// `http.response.start`.
-    pub fn start(&mut self, status: u16, declared_length: Option<u64>) -> Result<(), CycleError> {
+    pub fn start(&mut self, status: u16, declared_length: Option<u64>) -> Result<(), RuleError> {
         const T: &str = "http.response.start";
         match self.phase {
             Phase::AwaitingStart => {
@@ -180,32 +181,32 @@ impl Cycle {
                 self.phase = Phase::HeadHeld;
                 Ok(())
             }
-            Phase::HeadHeld | Phase::Streaming => Err(CycleError::AlreadyStarted(T)),
-            Phase::Complete => Err(CycleError::AlreadyCompleted(T)),
-            Phase::Aborted => Err(CycleError::Aborted(T)),
+            Phase::HeadHeld | Phase::Streaming => Err(RuleError::AlreadyStarted(T)),
+            Phase::Complete => Err(RuleError::AlreadyCompleted(T)),
+            Phase::Aborted => Err(RuleError::Aborted(T)),
         }
     }
 
     /// `http.response.body` carrying `len` bytes.
-    pub fn body(&mut self, len: usize, more_body: bool) -> Result<BodyStep, CycleError> {
+    pub fn body(&mut self, len: usize, more_body: bool) -> Result<BodyStep, RuleError> {
         const T: &str = "http.response.body";
         let first = match self.phase {
-            Phase::AwaitingStart => return Err(CycleError::ExpectedStart(T)),
+            Phase::AwaitingStart => return Err(RuleError::ExpectedStart(T)),
             Phase::HeadHeld => true,
             Phase::Streaming => false,
-            Phase::Complete => return Err(CycleError::AlreadyCompleted(T)),
-            Phase::Aborted => return Err(CycleError::Aborted(T)),
+            Phase::Complete => return Err(RuleError::AlreadyCompleted(T)),
+            Phase::Aborted => return Err(RuleError::Aborted(T)),
         };
         if self.body_allowed() {
             self.sent += len as u64;
             if let Some(limit) = self.declared_length {
                 if self.sent > limit {
                     self.phase = Phase::Aborted;
-                    return Err(CycleError::LongerThanContentLength);
+                    return Err(RuleError::LongerThanContentLength);
                 }
                 if !more_body && self.sent < limit {
                     self.phase = Phase::Aborted;
-                    return Err(CycleError::ShorterThanContentLength);
+                    return Err(RuleError::ShorterThanContentLength);
                 }
             }
         }
@@ -250,7 +251,7 @@ mod tests {
 
     #[test]
     fn one_shot_response() {
-        let mut c = Cycle::new(false);
+        let mut c = HttpRules::new(false);
         c.start(200, None).unwrap();
         assert_eq!(c.body(5, false), Ok(BodyStep::Whole));
         assert_eq!(c.phase(), Phase::Complete);
@@ -259,7 +260,7 @@ mod tests {
 
     #[test]
     fn streamed_response() {
-        let mut c = Cycle::new(false);
+        let mut c = HttpRules::new(false);
         c.start(200, None).unwrap();
         assert_eq!(c.body(1, true), Ok(BodyStep::Begin));
         assert_eq!(c.body(1, true), Ok(BodyStep::Chunk));
@@ -271,53 +272,53 @@ mod tests {
     // test_missing_start_message and test_message_after_body_complete, as a table.
     #[test]
     fn out_of_order_messages() {
-        let mut c = Cycle::new(false);
+        let mut c = HttpRules::new(false);
         assert_eq!(
             c.body(0, false),
-            Err(CycleError::ExpectedStart("http.response.body"))
+            Err(RuleError::ExpectedStart("http.response.body"))
         );
         c.start(200, None).unwrap();
         assert_eq!(
             c.start(200, None),
-            Err(CycleError::AlreadyStarted("http.response.start"))
+            Err(RuleError::AlreadyStarted("http.response.start"))
         );
         c.body(0, false).unwrap();
         assert_eq!(
             c.body(0, false),
-            Err(CycleError::AlreadyCompleted("http.response.body"))
+            Err(RuleError::AlreadyCompleted("http.response.body"))
         );
         assert_eq!(
             c.start(200, None),
-            Err(CycleError::AlreadyCompleted("http.response.start"))
+            Err(RuleError::AlreadyCompleted("http.response.start"))
         );
     }
 
     #[test]
     fn content_length_is_enforced() {
-        let mut c = Cycle::new(false);
+        let mut c = HttpRules::new(false);
         c.start(200, Some(3)).unwrap();
         assert_eq!(c.body(2, true), Ok(BodyStep::Begin));
-        assert_eq!(c.body(2, true), Err(CycleError::LongerThanContentLength));
+        assert_eq!(c.body(2, true), Err(RuleError::LongerThanContentLength));
         assert_eq!(c.phase(), Phase::Aborted);
 
-        let mut c = Cycle::new(false);
+        let mut c = HttpRules::new(false);
         c.start(200, Some(3)).unwrap();
-        assert_eq!(c.body(2, false), Err(CycleError::ShorterThanContentLength));
+        assert_eq!(c.body(2, false), Err(RuleError::ShorterThanContentLength));
 
-        let mut c = Cycle::new(false);
+        let mut c = HttpRules::new(false);
         c.start(200, Some(3)).unwrap();
         assert_eq!(c.body(3, false), Ok(BodyStep::Whole));
     }
 
     #[test]
     fn head_and_bodyless_statuses_skip_length_checks() {
-        let mut c = Cycle::new(true);
+        let mut c = HttpRules::new(true);
         c.start(200, Some(100)).unwrap();
         assert!(!c.body_allowed());
         assert_eq!(c.body(0, false), Ok(BodyStep::Whole));
 
         for status in [204u16, 304] {
-            let mut c = Cycle::new(false);
+            let mut c = HttpRules::new(false);
             c.start(status, None).unwrap();
             assert!(!c.body_allowed());
             assert_eq!(c.body(10, false), Ok(BodyStep::Whole));
@@ -326,30 +327,30 @@ mod tests {
 
     #[test]
     fn endings() {
-        assert_eq!(Cycle::new(false).finish(), Ending::NotStarted);
-        let mut c = Cycle::new(false);
+        assert_eq!(HttpRules::new(false).finish(), Ending::NotStarted);
+        let mut c = HttpRules::new(false);
         c.start(200, None).unwrap();
         assert_eq!(c.finish(), Ending::Incomplete);
         assert_eq!(c.phase(), Phase::Aborted);
-        let mut c = Cycle::new(false);
+        let mut c = HttpRules::new(false);
         c.start(200, None).unwrap();
         c.body(1, true).unwrap();
         c.abort();
         assert_eq!(c.finish(), Ending::Aborted);
         assert_eq!(
             c.body(1, true),
-            Err(CycleError::Aborted("http.response.body"))
+            Err(RuleError::Aborted("http.response.body"))
         );
     }
 
     #[test]
     fn messages_match_uvicorn_wording() {
         assert_eq!(
-            CycleError::ExpectedStart("http.response.body").to_string(),
+            RuleError::ExpectedStart("http.response.body").to_string(),
             "Expected ASGI message 'http.response.start', but got 'http.response.body'."
         );
         assert_eq!(
-            CycleError::AlreadyCompleted("http.response.body").to_string(),
+            RuleError::AlreadyCompleted("http.response.body").to_string(),
             "Unexpected ASGI message 'http.response.body' sent, after response already completed."
         );
     }

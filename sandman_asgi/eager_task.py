@@ -1,6 +1,6 @@
 """The rest of an HTTP app's run after its first step suspended (Python 3.11).
 
-There the core starts each HTTP app as a ``RequestTask`` (``sandman_core/src/asgi/task.rs``):
+There the core starts each HTTP app as a ``RequestTask`` (``sandman_core/src/asgi/eager_task.rs``):
 it runs the coroutine's first step at once, as ``eager_start`` does on 3.12+, and most
 requests end in that step without costing an ``asyncio.Task``. A coroutine that suspends
 is handed here to a real ``asyncio.Task``, which drives it to the end. While it runs the
@@ -28,13 +28,15 @@ from collections.abc import Coroutine, Generator
 from contextvars import Context
 from typing import Any
 
+from sandman_asgi.core_settings import RequestTaskHooks
+
 # The hooks asyncio provides for task implementations of other event loops (bpo-32250).
 _enter_task = tasks._enter_task
 _leave_task = tasks._leave_task
 _current_task = tasks.current_task
 
 
-def request_task_hooks(loop: asyncio.AbstractEventLoop) -> dict[str, Any] | None:
+def request_task_hooks(loop: asyncio.AbstractEventLoop) -> RequestTaskHooks | None:
     """What the core needs to start HTTP apps as ``RequestTask``s, or None where it should
     create plain ``asyncio.Task``s: on 3.12+, which start tasks eagerly themselves; on
     3.10, whose ``asyncio.Task`` takes no ``context`` (the inner task must run in the
@@ -42,16 +44,16 @@ def request_task_hooks(loop: asyncio.AbstractEventLoop) -> dict[str, Any] | None
     for its own tasks)."""
     if sys.version_info[:2] != (3, 11) or loop.get_task_factory() is not None:
         return None
-    return {
-        "enter": _enter_task,
-        "leave": _leave_task,
-        "hand_over": hand_over,
-        "cancelled_error": asyncio.CancelledError,
-        "invalid_state": asyncio.InvalidStateError,
+    return RequestTaskHooks(
+        enter=_enter_task,
+        leave=_leave_task,
+        hand_over=hand_over,
+        cancelled_error=asyncio.CancelledError,
+        invalid_state=asyncio.InvalidStateError,
         # The counter asyncio numbers its pure-Python tasks' names with.
-        "name_counter": tasks._task_name_counter,
-        "weakref_count": weakref.getweakrefcount,
-    }
+        name_counter=tasks._task_name_counter,
+        weakref_count=weakref.getweakrefcount,
+    )
 
 
 def hand_over(

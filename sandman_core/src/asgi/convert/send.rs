@@ -1,4 +1,4 @@
-//! Reading the app's `send()` dicts into typed values (asgi-checklist §1.0, §2.1).
+//! Reading the app's `send()` dicts into typed values (ASGI HTTP and WebSocket specs).
 //!
 //! Validation happens here so no malformed value ever reaches hyper: a wrong Python type is
 //! a `TypeError`, a wrong value (status out of range, a header that could split the
@@ -14,8 +14,8 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyString};
 
-use crate::asgi::lent;
-use crate::bridge::Bridge;
+use crate::asgi::body_bytes;
+use crate::asgi::events::LoopBridge;
 
 /// A parsed `http.response.start`.
 pub struct ResponseStart {
@@ -58,15 +58,16 @@ pub fn message_type<'py>(message: &Bound<'py, PyDict>) -> PyResult<Bound<'py, Py
     }
 }
 
-/// Bytes from a `bytes`, `bytearray` or `memoryview` value. A large `bytes` is lent to
-/// the IO thread when `lend_to` is given (see [`lent`]); anything mutable is copied.
+/// Bytes from a `bytes`, `bytearray` or `memoryview` value. A large `bytes` is borrowed
+/// for the IO thread when `lend_to` is given (see [`body_bytes`]); anything mutable is
+/// copied.
 pub fn extract_bytes(
     value: &Bound<'_, PyAny>,
     what: &str,
-    lend_to: Option<&Arc<Bridge>>,
+    lend_to: Option<&Arc<LoopBridge>>,
 ) -> PyResult<Bytes> {
     if let Ok(b) = value.cast::<PyBytes>() {
-        return Ok(lent::bytes_of(b, lend_to));
+        return Ok(body_bytes::bytes_of(b, lend_to));
     }
     if let Ok(b) = value.cast::<PyByteArray>() {
         return Ok(Bytes::from(b.to_vec()));
@@ -81,7 +82,7 @@ pub fn extract_bytes(
 }
 
 /// `body` (default `b""`).
-pub fn body(message: &Bound<'_, PyDict>, lend_to: Option<&Arc<Bridge>>) -> PyResult<Bytes> {
+pub fn body(message: &Bound<'_, PyDict>, lend_to: Option<&Arc<LoopBridge>>) -> PyResult<Bytes> {
     match message.get_item(intern!(message.py(), "body"))? {
         Some(v) if !v.is_none() => extract_bytes(&v, "'body'", lend_to),
         _ => Ok(Bytes::new()),
@@ -294,7 +295,7 @@ fn clip_reason(reason: String) -> String {
 /// succeeded.
 pub fn websocket_message(
     message: &Bound<'_, PyDict>,
-    lend_to: Option<&Arc<Bridge>>,
+    lend_to: Option<&Arc<LoopBridge>>,
 ) -> PyResult<WsMessage> {
     let py = message.py();
     let kind = message_type(message)?;
@@ -341,7 +342,7 @@ pub fn websocket_message(
                     let t = t.cast::<PyString>().map_err(|_| {
                         PyTypeError::new_err("'text' of websocket.send must be a str")
                     })?;
-                    WsMessage::Text(lent::utf8_of(t, lend_to)?)
+                    WsMessage::Text(body_bytes::utf8_of(t, lend_to)?)
                 }
                 _ => {
                     return Err(PyValueError::new_err(

@@ -1,5 +1,5 @@
-//! The bytes of one response body frame: one chunk, or every chunk the app queued since the
-//! IO thread last looked.
+//! The response bytes the transport takes in one go: one chunk, or every chunk the app
+//! queued since the transport last looked, read as a single `Buf`.
 //!
 //! hyper writes a streamed body one frame at a time and flushes as soon as its write buffer
 //! holds `max_buf_size` bytes, which Sandman sets to the request-head limit (64 KiB by
@@ -14,7 +14,7 @@ use bytes::{Buf, BufMut, Bytes};
 
 /// One or more chunks read front to back as a single `Buf`. No part is ever empty, so
 /// `chunk()` is never empty while anything remains.
-pub enum FrameData {
+pub enum ChunkBatch {
     /// A whole body, or the only chunk queued.
     One(Bytes),
     /// Several queued chunks.
@@ -26,52 +26,52 @@ pub enum FrameData {
     },
 }
 
-impl FrameData {
+impl ChunkBatch {
     /// Everything in `queue`, leaving it empty. A lone chunk is popped, so the queue keeps
     /// its buffer for the next `send()`; several take the queue whole.
-    pub fn take_from(queue: &mut VecDeque<Bytes>) -> FrameData {
+    pub fn take_from(queue: &mut VecDeque<Bytes>) -> ChunkBatch {
         if queue.len() == 1 {
-            return FrameData::One(queue.pop_front().expect("one chunk"));
+            return ChunkBatch::One(queue.pop_front().expect("one chunk"));
         }
-        FrameData::from_parts(std::mem::take(queue))
+        ChunkBatch::from_parts(std::mem::take(queue))
     }
 
     /// Every chunk in `parts`, in order; empty chunks are dropped.
-    pub fn from_parts(mut parts: VecDeque<Bytes>) -> FrameData {
+    pub fn from_parts(mut parts: VecDeque<Bytes>) -> ChunkBatch {
         parts.retain(|p| !p.is_empty());
         if parts.len() == 1 {
-            return FrameData::One(parts.pop_front().expect("one part"));
+            return ChunkBatch::One(parts.pop_front().expect("one part"));
         }
         let remaining = parts.iter().map(Bytes::len).sum();
-        FrameData::Many { parts, remaining }
+        ChunkBatch::Many { parts, remaining }
     }
 }
 
-impl From<Bytes> for FrameData {
-    fn from(data: Bytes) -> FrameData {
-        FrameData::One(data)
+impl From<Bytes> for ChunkBatch {
+    fn from(data: Bytes) -> ChunkBatch {
+        ChunkBatch::One(data)
     }
 }
 
-impl Buf for FrameData {
+impl Buf for ChunkBatch {
     fn remaining(&self) -> usize {
         match self {
-            FrameData::One(b) => b.len(),
-            FrameData::Many { remaining, .. } => *remaining,
+            ChunkBatch::One(b) => b.len(),
+            ChunkBatch::Many { remaining, .. } => *remaining,
         }
     }
 
     fn chunk(&self) -> &[u8] {
         match self {
-            FrameData::One(b) => b,
-            FrameData::Many { parts, .. } => parts.front().map_or(&[], |b| b),
+            ChunkBatch::One(b) => b,
+            ChunkBatch::Many { parts, .. } => parts.front().map_or(&[], |b| b),
         }
     }
 
     fn advance(&mut self, mut cnt: usize) {
         match self {
-            FrameData::One(b) => b.advance(cnt),
-            FrameData::Many { parts, remaining } => {
+            ChunkBatch::One(b) => b.advance(cnt),
+            ChunkBatch::Many { parts, remaining } => {
                 assert!(cnt <= *remaining, "advance past the end of a frame");
                 *remaining -= cnt;
                 while cnt > 0 {
@@ -89,8 +89,8 @@ impl Buf for FrameData {
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         match self {
-            FrameData::One(b) => b.chunks_vectored(dst),
-            FrameData::Many { parts, .. } => {
+            ChunkBatch::One(b) => b.chunks_vectored(dst),
+            ChunkBatch::Many { parts, .. } => {
                 let mut n = 0;
                 for (slot, part) in dst.iter_mut().zip(parts) {
                     *slot = IoSlice::new(part);
@@ -104,8 +104,8 @@ impl Buf for FrameData {
     fn copy_to_bytes(&mut self, len: usize) -> Bytes {
         match self {
             // A whole body stays zero-copy, as when the frame type was `Bytes`.
-            FrameData::One(b) => b.copy_to_bytes(len),
-            FrameData::Many { .. } => {
+            ChunkBatch::One(b) => b.copy_to_bytes(len),
+            ChunkBatch::Many { .. } => {
                 let mut out = bytes::BytesMut::with_capacity(len);
                 out.put((&mut *self).take(len));
                 out.freeze()
@@ -122,7 +122,7 @@ mod tests {
         chunks.iter().map(|c| Bytes::from_static(c)).collect()
     }
 
-    fn drain(mut data: FrameData, step: usize) -> Vec<u8> {
+    fn drain(mut data: ChunkBatch, step: usize) -> Vec<u8> {
         let mut out = Vec::new();
         while data.has_remaining() {
             let n = step.min(data.chunk().len());
@@ -136,7 +136,7 @@ mod tests {
     #[test]
     fn reads_every_part_in_order_whatever_the_step() {
         for step in [1, 2, 3, 7, 100] {
-            let data = FrameData::from_parts(parts(&[b"abc", b"", b"defg", b"h"]));
+            let data = ChunkBatch::from_parts(parts(&[b"abc", b"", b"defg", b"h"]));
             assert_eq!(data.remaining(), 8);
             assert_eq!(drain(data, step), b"abcdefgh");
         }
@@ -144,14 +144,14 @@ mod tests {
 
     #[test]
     fn a_single_part_becomes_one() {
-        let data = FrameData::from_parts(parts(&[b"", b"only"]));
-        assert!(matches!(data, FrameData::One(_)));
+        let data = ChunkBatch::from_parts(parts(&[b"", b"only"]));
+        assert!(matches!(data, ChunkBatch::One(_)));
         assert_eq!(drain(data, 3), b"only");
     }
 
     #[test]
     fn vectored_slices_cover_the_parts_left() {
-        let mut data = FrameData::from_parts(parts(&[b"ab", b"cd", b"ef"]));
+        let mut data = ChunkBatch::from_parts(parts(&[b"ab", b"cd", b"ef"]));
         data.advance(3);
         let mut slots = [IoSlice::new(&[]); 4];
         let n = data.chunks_vectored(&mut slots);
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn copy_to_bytes_within_and_across_parts() {
-        let mut data = FrameData::from_parts(parts(&[b"abc", b"def"]));
+        let mut data = ChunkBatch::from_parts(parts(&[b"abc", b"def"]));
         assert_eq!(data.copy_to_bytes(2), Bytes::from_static(b"ab"));
         assert_eq!(data.copy_to_bytes(3), Bytes::from_static(b"cde"));
         assert_eq!(data.remaining(), 1);

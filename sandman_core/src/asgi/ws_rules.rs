@@ -1,4 +1,4 @@
-//! The ASGI WebSocket cycle as a plain state machine (asgi-checklist §1.2, §2.2).
+//! The ASGI rules for a WebSocket's messages, as a plain state machine.
 //!
 //! Theory of operation
 //! -------------------
@@ -11,7 +11,7 @@
 //! ```
 //!
 //! plus `Gone` once the peer or the server ended the connection (every later send raises
-//! the spec-2.4 `OSError` subclass). The transport asks [`WsCycle::on_send`] what a message
+//! the spec-2.4 `OSError` subclass). The transport asks [`WsRules::on_send`] what a message
 //! means and gets a [`WsAction`] or a [`WsError`] to raise.
 
 use std::fmt;
@@ -98,22 +98,22 @@ impl fmt::Display for WsError {
     }
 }
 
-/// Per-socket cycle state.
+/// Where one WebSocket is in its rules.
 #[derive(Debug, Clone)]
-pub struct WsCycle {
+pub struct WsRules {
     phase: WsPhase,
 }
 
-impl Default for WsCycle {
+impl Default for WsRules {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl WsCycle {
+impl WsRules {
     /// A socket whose handshake is pending.
-    pub fn new() -> WsCycle {
-        WsCycle {
+    pub fn new() -> WsRules {
+        WsRules {
             phase: WsPhase::Handshake,
         }
     }
@@ -205,7 +205,7 @@ pub enum WsEnding {
     Done,
 }
 
-impl WsCycle {
+impl WsRules {
     /// The app's coroutine ended.
     pub fn finish(&mut self) -> WsEnding {
         let ending = match self.phase {
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn accept_send_close() {
-        let mut c = WsCycle::new();
+        let mut c = WsRules::new();
         assert_eq!(c.on_send(WsSend::Accept, 0, false), Ok(WsAction::Accept));
         assert_eq!(c.on_send(WsSend::Send, 0, false), Ok(WsAction::Send));
         assert_eq!(
@@ -243,14 +243,14 @@ mod tests {
 
     #[test]
     fn close_before_accept_rejects() {
-        let mut c = WsCycle::new();
+        let mut c = WsRules::new();
         assert_eq!(c.on_send(WsSend::Close, 1000, false), Ok(WsAction::Reject));
         assert_eq!(c.phase(), WsPhase::Rejected);
     }
 
     #[test]
     fn send_before_accept_is_an_error() {
-        let mut c = WsCycle::new();
+        let mut c = WsRules::new();
         let err = c.on_send(WsSend::Send, 0, false).unwrap_err();
         assert!(err.to_string().contains("but got 'websocket.send'"));
         assert_eq!(c.finish(), WsEnding::NoHandshake);
@@ -258,7 +258,7 @@ mod tests {
 
     #[test]
     fn denial_response() {
-        let mut c = WsCycle::new();
+        let mut c = WsRules::new();
         assert_eq!(
             c.on_send(WsSend::ResponseStart, 0, false),
             Ok(WsAction::DenyStart)
@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn gone_raises_disconnected() {
-        let mut c = WsCycle::new();
+        let mut c = WsRules::new();
         c.on_send(WsSend::Accept, 0, false).unwrap();
         c.gone();
         assert_eq!(
@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn returning_while_open_needs_a_close() {
-        let mut c = WsCycle::new();
+        let mut c = WsRules::new();
         c.on_send(WsSend::Accept, 0, false).unwrap();
         assert_eq!(c.finish(), WsEnding::StillOpen);
     }

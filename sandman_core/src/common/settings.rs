@@ -1,16 +1,74 @@
-//! Settings and counters shared by every connection of one server.
+//! The server's settings, fixed at start-up: plain data, read from Python once
+//! (`asgi/convert/settings.rs`) and handed to the layers that use each part.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use tokio::sync::watch;
 
-use crate::bridge::Bridge;
 use crate::common::date::date_header;
+use crate::common::limits::{
+    DEFAULT_BODY_READ_TIMEOUT_SECS, DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_HEADERS,
+    DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_TARGET_BYTES,
+};
+use crate::common::trusted_hosts::TrustedHosts;
 
-/// WebSocket behaviour fixed at start-up (uvicorn's `--ws-*` options).
+/// Everything the transport needs to know, by layer.
+#[derive(Default)]
+pub struct Settings {
+    /// HTTP limits, timeouts and proxy trust.
+    pub http: HttpSettings,
+    /// WebSocket options.
+    pub ws: WsSettings,
+    /// TLS termination, when `--ssl-certfile` is given.
+    pub tls: Option<TlsSettings>,
+    /// IO threads (one by default).
+    pub io_threads: usize,
+    /// `--limit-connections`: open connections at most (accepting waits beyond).
+    pub max_connections: Option<usize>,
+}
+
+/// HTTP behaviour.
+pub struct HttpSettings {
+    /// `--root-path`.
+    pub root_path: String,
+    /// `--limit-concurrency`.
+    pub limit_concurrency: Option<usize>,
+    /// `--timeout-keep-alive`.
+    pub timeout_keep_alive: Duration,
+    /// Time allowed to receive a complete request head.
+    pub header_read_timeout: Duration,
+    /// Cap on the request line plus headers.
+    pub max_head_bytes: usize,
+    /// Longest request target (414 beyond).
+    pub max_target: usize,
+    /// Most header lines (431 beyond).
+    pub max_headers: usize,
+    /// Largest request body (413 beyond); `None` = unlimited, as uvicorn.
+    pub max_body: Option<u64>,
+    /// Idle time allowed between request body bytes (408).
+    pub body_read_timeout: Option<Duration>,
+    /// `--forwarded-allow-ips` when `--proxy-headers` is on.
+    pub proxy: Option<TrustedHosts>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            root_path: String::new(),
+            limit_concurrency: None,
+            timeout_keep_alive: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs_f64(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+            max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
+            max_target: DEFAULT_MAX_TARGET_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
+            max_body: None,
+            body_read_timeout: Some(Duration::from_secs_f64(DEFAULT_BODY_READ_TIMEOUT_SECS)),
+            proxy: None,
+        }
+    }
+}
+
+/// WebSocket behaviour (uvicorn's `--ws-*` options).
 pub struct WsSettings {
     /// `--ws none` turns upgrades off: upgrade requests are served as plain HTTP.
     pub enabled: bool,
@@ -39,45 +97,52 @@ impl Default for WsSettings {
     }
 }
 
-/// HTTP behaviour fixed at start-up.
-pub struct HttpSettings {
+/// `--ssl-*` settings.
+#[derive(Debug, Default, Clone)]
+pub struct TlsSettings {
+    /// `--ssl-certfile`
+    pub certfile: String,
+    /// `--ssl-keyfile` (the certfile is searched for a key when absent)
+    pub keyfile: Option<String>,
+    /// `--ssl-keyfile-password`
+    pub password: Option<String>,
+    /// `--ssl-ca-certs`
+    pub ca_certs: Option<String>,
+    /// `--ssl-cert-reqs`: 0, 1 or 2
+    pub cert_reqs: i32,
+    /// `--ssl-version`: a stdlib `ssl.PROTOCOL_*` value
+    pub version: i32,
+    /// `--ssl-ciphers`
+    pub ciphers: Option<String>,
+}
+
+/// The headers the server puts on every response, its own and the app's alike.
+#[derive(Clone)]
+pub struct ResponseDefaults {
     /// Add `date` unless the app sets one.
     pub date_header: bool,
     /// `server: sandman`, or `None` when disabled or replaced by a `--header server:...`.
     pub server_header: Option<HeaderValue>,
     /// `--header` values, added to every response after `date`/`server`.
     pub extra_headers: Vec<(HeaderName, HeaderValue)>,
-    /// `--root-path`.
-    pub root_path: String,
-    /// `--limit-concurrency`.
-    pub limit_concurrency: Option<usize>,
-    /// `--timeout-keep-alive`.
-    pub timeout_keep_alive: Duration,
-    /// Time allowed to receive a complete request head.
-    pub header_read_timeout: Duration,
-    /// Cap on the request line plus headers.
-    pub max_head_bytes: usize,
-    /// Longest request target (414 beyond).
-    pub max_target: usize,
-    /// Most header lines (431 beyond).
-    pub max_headers: usize,
-    /// Largest request body (413 beyond); `None` = unlimited, as uvicorn.
-    pub max_body: Option<u64>,
-    /// Idle time allowed between request body bytes (408).
-    pub body_read_timeout: Option<Duration>,
-    /// WebSocket options.
-    pub ws: WsSettings,
-    /// `--forwarded-allow-ips` when `--proxy-headers` is on.
-    pub proxy: Option<crate::http::proxy::TrustedHosts>,
 }
 
-impl HttpSettings {
+impl Default for ResponseDefaults {
+    fn default() -> Self {
+        ResponseDefaults {
+            date_header: true,
+            server_header: Some(HeaderValue::from_static("sandman")),
+            extra_headers: Vec::new(),
+        }
+    }
+}
+
+impl ResponseDefaults {
     /// Response headers: `date`, `server`, the `--header` defaults, then the app's own
     /// headers in its order. Unlike uvicorn, a `date` or `server` set by the app replaces
-    /// ours instead of appearing twice (README, "Differences from uvicorn").
-    /// `transfer-encoding` from the app is dropped: framing is the server's job ([WWW]
-    /// "Response Start").
-    pub fn response_headers(&self, app: Vec<(HeaderName, HeaderValue)>) -> HeaderMap {
+    /// ours instead of appearing twice (docs, "Differences from uvicorn").
+    /// `transfer-encoding` from the app is dropped: framing is the server's job.
+    pub fn headers(&self, app: Vec<(HeaderName, HeaderValue)>) -> HeaderMap {
         let mut map = HeaderMap::with_capacity(app.len() + 2 + self.extra_headers.len());
         let app_has = |name: &HeaderName| app.iter().any(|(n, _)| n == name);
         if self.date_header && !app_has(&header::DATE) {
@@ -101,61 +166,24 @@ impl HttpSettings {
     }
 }
 
-/// One server's shared state.
-pub struct ServerShared {
-    /// Start-up settings.
-    pub settings: HttpSettings,
-    /// Hand-off to the event loop.
-    pub bridge: Arc<Bridge>,
-    /// Hand-off back to the IO thread (batched wakes).
-    pub wakeups: Arc<crate::bridge::wakeups::Wakeups>,
-    /// Open connections.
-    pub connections: AtomicUsize,
-    /// Requests dispatched to the app and not yet finished.
-    pub active_requests: AtomicUsize,
-    /// Streamed responses in progress, and how deep each one's queue may be.
-    pub queue_budget: crate::common::queue_budget::QueueBudget,
-    /// Responses completed (for `--limit-max-requests`).
-    pub total_requests: AtomicU64,
-    /// Set to true to stop accepting and close connections gracefully.
-    pub shutdown: watch::Sender<bool>,
-    /// Open HTTP connections, for shutdown to close them.
-    pub connection_registry: crate::server::conn::ConnectionRegistry,
-    /// TLS termination (`--ssl-certfile` given).
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
-    /// `--limit-connections`: permits for open connections (accepting waits when none).
-    pub connection_permits: Option<Arc<tokio::sync::Semaphore>>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn settings(server: bool) -> HttpSettings {
-        HttpSettings {
+    fn defaults(server: bool) -> ResponseDefaults {
+        ResponseDefaults {
             date_header: true,
             server_header: server.then(|| HeaderValue::from_static("sandman")),
             extra_headers: vec![(
                 HeaderName::from_static("x-extra"),
                 HeaderValue::from_static("1"),
             )],
-            root_path: String::new(),
-            limit_concurrency: None,
-            timeout_keep_alive: Duration::from_secs(5),
-            header_read_timeout: Duration::from_secs(30),
-            max_head_bytes: 65536,
-            max_target: 16384,
-            max_headers: 100,
-            max_body: None,
-            body_read_timeout: None,
-            ws: WsSettings::default(),
-            proxy: None,
         }
     }
 
     #[test]
     fn defaults_first_then_app_headers() {
-        let map = settings(true).response_headers(vec![
+        let map = defaults(true).headers(vec![
             (
                 HeaderName::from_static("content-type"),
                 HeaderValue::from_static("text/plain"),
@@ -180,7 +208,7 @@ mod tests {
 
     #[test]
     fn app_server_and_date_win() {
-        let map = settings(true).response_headers(vec![
+        let map = defaults(true).headers(vec![
             (header::SERVER, HeaderValue::from_static("mine")),
             (header::DATE, HeaderValue::from_static("then")),
         ]);
@@ -191,7 +219,7 @@ mod tests {
 
     #[test]
     fn transfer_encoding_from_app_is_dropped() {
-        let map = settings(false).response_headers(vec![(
+        let map = defaults(false).headers(vec![(
             header::TRANSFER_ENCODING,
             HeaderValue::from_static("chunked"),
         )]);
