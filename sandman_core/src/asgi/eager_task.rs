@@ -182,7 +182,7 @@ impl RequestTask {
     ) -> PyResult<()> {
         let hooks = task.borrow(py).hooks.clone();
         // Only the caller's handle holds the task unless the first step left a reference
-        // behind: then the task must stay current to the end (see task_handover.py).
+        // behind: then the task must stay current to the end (see sandman_asgi/eager_task.py).
         let kept = unsafe { ffi::Py_REFCNT(task.as_ptr()) } > 1
             || hooks
                 .weakref_count

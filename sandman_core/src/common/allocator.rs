@@ -5,7 +5,7 @@
 //! small and happens to be aligned; any other size (a hyper read buffer, a 2.4 KB body,
 //! a header map's table) goes to the generic aligned path and is over-allocated to
 //! guarantee the alignment. That was about 1,000 instructions per request
-//! (`bench/NOTES.md`). `mi_malloc` already guarantees word alignment for every size, so
+//! (docs/performance.md). `mi_malloc` already guarantees word alignment for every size, so
 //! the usual case calls it directly; only larger alignments take the aligned entry points.
 
 use std::alloc::{GlobalAlloc, Layout};

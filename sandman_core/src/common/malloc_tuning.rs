@@ -1,11 +1,12 @@
 //! glibc malloc settings for a process that lends bodies to IO threads.
 //!
-//! Python allocates every object over 512 bytes with the C library's `malloc`. A lent body
-//! (`asgi::lent`) is freed when the IO thread has written it, a little after the app let
-//! go of it, so under load many 64 KiB blocks are freed together at the top of the heap.
+//! Python allocates every object over 512 bytes with the C library's `malloc`. A borrowed
+//! body (`asgi/body_bytes.rs`) is freed when the IO thread has written it, a little after
+//! the app let go of it, so under load many 64 KiB blocks are freed together at the top of
+//! the heap.
 //! With glibc's default 128 KiB trim threshold the heap is then shrunk with `brk` and
 //! grown again (page faults, zeroed pages) for the next requests: the 64 KiB echo lost 30%
-//! of its throughput to that (bench/NOTES.md).
+//! of its throughput to that (docs/performance.md).
 //!
 //! We fix the thresholds at the values glibc's own dynamic tuning may reach: blocks from
 //! 4 MiB up come from `mmap` (returned to the system as soon as they are freed), and up to

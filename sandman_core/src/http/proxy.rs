@@ -1,5 +1,5 @@
 //! Proxy headers (`X-Forwarded-For`, `X-Forwarded-Proto`) from trusted peers, with uvicorn's
-//! rules (D-HTTP-13).
+//! rules.
 //!
 //! From a trusted direct peer: the last `X-Forwarded-Proto` value, if it is one of
 //! http/https/ws/wss, becomes the scheme; all `X-Forwarded-For` lines are joined and walked

@@ -103,7 +103,7 @@ where
             if !wait_for_first_request {
                 closing = true;
                 // Idle: closes now. Busy: finishes the response with `connection: close`,
-                // then closes (D-PROC-3).
+                // then closes, as uvicorn does.
                 conn.as_mut().graceful_shutdown();
             }
         }

@@ -110,7 +110,7 @@ pub async fn run(mut ws: Socket, shared: Arc<WsExchange>, settings: &WsSettings)
             changed = shutdown.changed(), if !shutting_down => {
                 if changed.is_err() || *shutdown.borrow() {
                     shutting_down = true;
-                    // 1012 Service Restart: the server is going away (D-PROC-3).
+                    // 1012 Service Restart: the server is going away.
                     let _ = ws.send(Frame::close(CloseCode::from(1012u16), "")).await;
                     shared.end(1012, "");
                     close_deadline = Some(Instant::now() + Duration::from_secs(2));
