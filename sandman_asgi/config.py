@@ -171,7 +171,7 @@ class Config:
         self.reset_contextvars = reset_contextvars
         self.header_read_timeout = header_read_timeout
         self.io_threads = io_threads
-        # Sandman's own limits (README, "Hardening").
+        # Sandman's own limits (docs/hardening.md).
         self.limit_request_line = limit_request_line
         self.limit_request_fields = limit_request_fields
         self.limit_request_body = limit_request_body

@@ -108,6 +108,14 @@ def test_a_non_callable_app_fails_at_startup_in_one_line(tmp_path, source, flags
     assert stderr == f"ERROR:    Error loading ASGI app. {message}"
 
 
+def test_interface_wsgi_is_refused_in_one_line(tmp_path):
+    (tmp_path / "main.py").write_text(APP)
+    rc, stderr = _run("main:app", "--interface", "wsgi", cwd=tmp_path)
+    assert rc == 3
+    assert stderr.startswith("ERROR:    --interface wsgi is not supported by Sandman; wrap the app")
+    assert "a2wsgi" in stderr and len(stderr.splitlines()) == 1
+
+
 # -- usage errors: exit 2 -------------------------------------------------------------------
 
 
