@@ -4,7 +4,8 @@ Each server runs one worker pinned to CPU 0 (``taskset -c 0``); ``wrk`` runs pin
 For every workload and server: start the server, check that the server answering is the
 one started (its ``server`` header), warm up, measure, record req/s, p50/p99 latency,
 errors and the server's peak RSS, stop it by PID. Peers are installed into their own
-virtualenv (``--venv``) on first use. Results: a table on stdout and ``bench/RESULTS.md``.
+virtualenv (``--venv``) on first use. Results: a table on stdout and ``bench/RESULTS.md``
+(ignored by git: the current table lives in bench/README.md, its history in git).
 
 Usage: python bench/run.py [--servers sandman,uvicorn,granian] [--workloads hello,fortunes]
        [--duration 8] [--conns 128] [--out bench/RESULTS.md] [--access-log]
@@ -640,7 +641,7 @@ def main() -> int:
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--client-cpu", default="1")
     parser.add_argument("--io-threads", type=int, default=1)
-    parser.add_argument("--venv", default=os.environ.get("BENCH_VENV", "/tmp/sandman-bench-venv"))
+    parser.add_argument("--venv", default=os.environ.get("BENCH_VENV", str(HERE / ".bench-venv")))
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     parser.add_argument(
         "--baseline-python",
