@@ -27,7 +27,7 @@ from sandman_asgi.config import (
     LifespanType,
 )
 from sandman_asgi.options import cli_parameters
-from sandman_asgi.server import Server
+from sandman_asgi.server import MALLOC_TUNING_ENV, Server
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -75,6 +75,9 @@ def main(**kwargs: Any) -> None:
             f"{kwargs['workers']} is not a number of worker processes (1 or more).",
             param_hint="'--workers'",
         )
+    # The command owns the process (and its workers, which inherit the environment): the
+    # core may tune glibc's malloc for it, unless the user said otherwise.
+    os.environ.setdefault(MALLOC_TUNING_ENV, "1")
     try:
         run(**kwargs)
     except InvalidSetting as exc:

@@ -35,6 +35,11 @@ from sandman_asgi.sockets import BindError, bind_socket, log_running
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+MALLOC_TUNING_ENV = "SANDMAN_MALLOC_TUNING"
+"""``1``: the core tunes glibc's malloc for the whole process (see docs/differences.md).
+The ``sandman`` command sets it unless it is already set; embedded servers (``run()``,
+``Server``, the gunicorn worker) leave malloc alone unless it is ``1``."""
+
 logger = logging.getLogger("uvicorn.error")
 access_logger = logging.getLogger("uvicorn.access")
 
@@ -223,7 +228,7 @@ class Server:
             ws_per_message_deflate=config.ws_per_message_deflate,
             forwarded_allow_ips=config.forwarded_allow_ips if config.proxy_headers else None,
             tls=tls,
-            tune_malloc=getattr(config, "tune_malloc", True),
+            tune_malloc=os.environ.get(MALLOC_TUNING_ENV) == "1",
         )
 
     async def _listen(self, config: Config, sockets: list[socket.socket] | None) -> None:

@@ -460,3 +460,12 @@ class Routes:
     """For ``tests.apps:Routes.hello``: an app string naming an attribute of an attribute."""
 
     hello = staticmethod(hello)
+
+
+async def malloc_probe(scope: dict, receive: Any, send: Any) -> None:
+    """``1`` if the core tuned glibc's malloc in this process, else ``0``."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    from sandman_asgi import _core
+
+    await _text(send, b"1" if _core.malloc_tuned() else b"0")

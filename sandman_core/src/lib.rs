@@ -73,12 +73,21 @@ fn check_tls(tls: asgi::convert::settings::PyTls) -> PyResult<()> {
         .map_err(PyValueError::new_err)
 }
 
-/// The extension module.
-#[pymodule]
+/// Whether the core changed glibc's malloc settings in this process (only under the
+/// `sandman` command, or with `SANDMAN_MALLOC_TUNING=1`).
+#[pyfunction]
+fn malloc_tuned() -> bool {
+    common::malloc_tuning::tuned()
+}
+
+/// The extension module. Declared GIL-using: nothing has tested it on a free-threaded
+/// interpreter, so there it runs with the GIL enabled rather than trusting PyO3's default.
+#[pymodule(gil_used = true)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_function(pyo3::wrap_pyfunction!(start_server, m)?)?;
     m.add_function(pyo3::wrap_pyfunction!(check_tls, m)?)?;
+    m.add_function(pyo3::wrap_pyfunction!(malloc_tuned, m)?)?;
     m.add_class::<CoreServer>()?;
     m.add_class::<asgi::http::HttpCycle>()?;
     m.add_class::<asgi::websocket::WsCycle>()?;

@@ -33,7 +33,11 @@ fn user_configured(env: impl Fn(&str) -> Option<String>) -> bool {
         || env("GLIBC_TUNABLES").is_some_and(|t| t.contains("glibc.malloc."))
 }
 
+/// Whether [`tune`] changed glibc's settings in this process.
+static TUNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Apply the settings once per process (a no-op off glibc or when the user set their own).
+/// Only for a process the `sandman` command owns: an embedding program's malloc is its own.
 pub fn tune() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -45,8 +49,14 @@ pub fn tune() {
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
             libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+            TUNED.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     });
+}
+
+/// Whether this process's malloc settings were changed by [`tune`].
+pub fn tuned() -> bool {
+    TUNED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(test)]
