@@ -30,6 +30,21 @@ pub struct Peer {
     pub server: Option<ServerAddr>,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// What the TLS handshake settled, on TLS connections.
+    pub tls_info: Option<Arc<TlsInfo>>,
+}
+
+/// What a TLS handshake settled: the ASGI `tls` extension reports it.
+#[derive(Debug)]
+pub struct TlsInfo {
+    /// The protocol version's code point (0x0303 for TLS 1.2, 0x0304 for 1.3).
+    pub version: u16,
+    /// The negotiated cipher suite's IANA code point.
+    pub cipher_suite: u16,
+    /// The server's certificate, DER.
+    pub server_cert: Arc<[u8]>,
+    /// The client's certificates, leaf first, DER (empty without client authentication).
+    pub client_chain: Vec<Vec<u8>>,
 }
 
 /// Per-connection state shared with the exchanges on it.

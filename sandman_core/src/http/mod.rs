@@ -3,6 +3,7 @@
 //! app side through their exchange (`exchange/`).
 
 pub mod context;
+pub mod h2;
 pub mod proxy;
 pub mod request_body;
 pub mod response_body;

@@ -341,7 +341,7 @@ mod tests {
         let peer = Peer {
             client: Some(("127.0.0.1".into(), 5)),
             server: Some(ServerAddr::Tcp("127.0.0.1".into(), 8000)),
-            tls: false,
+            ..Peer::default()
         };
         let conn = Connection::new(hub, peer, None);
         let client = Python::attach(|py| {
