@@ -43,6 +43,7 @@ EXTRAS = {
     "limit_request_body": None,  # largest body, 413 beyond
     "limit_connections": None,  # most open connections
     "timeout_request_body": 60.0,  # longest stall between body bytes, 408 after
+    "h2_max_concurrent_streams": 100,  # HTTP/2 streams one client may have open
 }
 
 

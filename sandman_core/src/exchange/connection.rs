@@ -9,6 +9,7 @@ use std::task::Waker;
 use futures::task::AtomicWaker;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::common::certificates;
 use crate::exchange::activity::Activity;
 use crate::exchange::hub::Hub;
 
@@ -45,6 +46,37 @@ pub struct TlsInfo {
     pub server_cert: Arc<[u8]>,
     /// The client's certificates, leaf first, DER (empty without client authentication).
     pub client_chain: Vec<Vec<u8>>,
+    /// The certificates as text, made the first time a scope asks.
+    pub text: OnceLock<TlsText>,
+}
+
+/// The certificates of a TLS connection as the ASGI `tls` extension reports them.
+#[derive(Debug)]
+pub struct TlsText {
+    /// The server's certificate, PEM.
+    pub server_cert: String,
+    /// The client's certificates, leaf first, PEM.
+    pub client_chain: Vec<String>,
+    /// The client certificate's subject, RFC 4514.
+    pub client_name: Option<String>,
+}
+
+impl TlsInfo {
+    /// The certificates as text.
+    pub fn text(&self) -> &TlsText {
+        self.text.get_or_init(|| TlsText {
+            server_cert: certificates::pem(&self.server_cert),
+            client_chain: self
+                .client_chain
+                .iter()
+                .map(|der| certificates::pem(der))
+                .collect(),
+            client_name: self
+                .client_chain
+                .first()
+                .and_then(|leaf| certificates::subject_name(leaf)),
+        })
+    }
 }
 
 /// Per-connection state shared with the exchanges on it.

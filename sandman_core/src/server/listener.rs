@@ -101,6 +101,7 @@ fn spawn_connection<IO>(
                 .peer_certificates()
                 .map(|chain| chain.iter().map(|c| c.as_ref().to_vec()).collect())
                 .unwrap_or_default(),
+            text: Default::default(),
         }));
         let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
         conn::serve(stream, conn, server, protocol).await;
