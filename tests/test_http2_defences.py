@@ -97,8 +97,10 @@ def test_rapid_reset(server):
     try:
         for _ in range(10_000):
             sid = client.conn.get_next_available_stream_id()
-            client.conn.send_headers(sid, [(":method", "GET"), (":path", "/scope"),
-                                           (":scheme", "http"), (":authority", "x")])
+            client.conn.send_headers(
+                sid,
+                [(":method", "GET"), (":path", "/scope"), (":scheme", "http"), (":authority", "x")],
+            )
             client.conn.reset_stream(sid)
             try:
                 client.flush()
