@@ -218,8 +218,15 @@ def test_ssl_context_factory_is_refused_with_one_line_and_exit_3(tmp_path):
     )
     from tests.serverproc import ROOT
 
+    # PYTHONPATH, as the other subprocess tests: a script's directory is its sys.path[0],
+    # and only an editable install happens to add the source tree.
     result = subprocess.run(
-        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=30
+        [sys.executable, str(script)],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 3
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
