@@ -10,6 +10,7 @@ order) that is a FastAPI or Starlette application.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 from dataclasses import dataclass
@@ -104,12 +105,31 @@ def framework_of(obj: Any) -> str | None:
     return None
 
 
+def looks_like_asgi(obj: Any) -> bool:
+    """An async callable (ASGI 3: function, or object with an async ``__call__``) or a
+    class (ASGI 2); what ``--app`` may name besides a FastAPI or Starlette app."""
+    if inspect.isclass(obj):
+        return True
+    call = obj if inspect.isroutine(obj) else getattr(obj, "__call__", None)  # noqa: B004
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
 def import_module(source: ModuleSource) -> Any:
     """Import the module with its import root first on ``sys.path`` (as the server will)."""
     root = str(source.import_root)
     if root not in sys.path:
         sys.path.insert(0, root)
-    return importlib.import_module(source.name)
+    try:
+        return importlib.import_module(source.name)
+    except ImportError:
+        # The usual cause: a folder between the file and its package lacks __init__.py, so
+        # the module was imported outside its package. The traceback follows.
+        print(
+            f"Could not import {source.name} (from {source.import_root}); if it belongs to a "
+            "package, every folder of that package needs an __init__.py.",
+            file=sys.stderr,
+        )
+        raise
 
 
 def choose_app(module: Any, module_name: str, app_name: str | None) -> tuple[str, Any, str]:
@@ -118,7 +138,7 @@ def choose_app(module: Any, module_name: str, app_name: str | None) -> tuple[str
         if not hasattr(module, app_name):
             raise DiscoveryError(f"module {module_name!r} has no attribute {app_name!r} (--app)")
         obj = getattr(module, app_name)
-        if not callable(obj):
+        if not framework_of(obj) and not looks_like_asgi(obj):
             raise DiscoveryError(
                 f"{module_name}:{app_name} is a {type(obj).__name__}, not an ASGI application"
             )
