@@ -84,15 +84,23 @@ class LiveServer:
         self._exit_status: Any = None
         self._error: BaseException | None = None
         self._startup_errors: _StartupErrors | None = None
+        self._port: int | None = None
 
     # -- where it is ------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
-        """The port the server is bound to (the free one picked for ``port=0``)."""
-        if self.server is None or not self.server.started:
-            raise RuntimeError("the server is not running")
-        return self.server.servers[0].sockets[0].getsockname()[1]
+        """The port the server is bound to (the free one picked for ``port=0``); still
+        readable after the server stopped."""
+        if self._port is None:
+            raise RuntimeError("the server has not started")
+        return self._port
+
+    def _started(self) -> LiveServer:
+        # Read while the listening socket is open (it is closed at shutdown).
+        assert self.server is not None
+        self._port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
 
     @property
     def host(self) -> str:
@@ -140,7 +148,7 @@ class LiveServer:
                 time.sleep(0.005)
         finally:
             self._startup_errors.close()
-        return self
+        return self._started()
 
     def _run_on_thread(self) -> None:
         assert self.server is not None
@@ -200,7 +208,7 @@ class LiveServer:
                 await asyncio.sleep(0.005)
         finally:
             self._startup_errors.close()
-        return self
+        return self._started()
 
     async def _serve_as_task(self) -> None:
         assert self.server is not None
