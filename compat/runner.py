@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compat.checks.base import Check, Outcome, Status, Target
+from compat.checks.base import MAIN, Check, Outcome, Status, Target
 from compat.context import CheckContext
 from compat.harness.endpoint import Endpoint
 from compat.harness.launch import Launcher, NotConfigurable, RunningServer, ServerStartError
@@ -43,6 +43,13 @@ class RunReport:
     command: str
     results: list[Result] = field(default_factory=list)
     seconds: float = 0.0
+    # Targets (server set-ups) the server could not be started for at all.
+    not_started: list[str] = field(default_factory=list)
+
+    @property
+    def could_not_start(self) -> bool:
+        """The server never ran its plain set-up: nothing it does was checked."""
+        return MAIN.name in self.not_started
 
 
 Progress = Callable[[str, Result], None]
@@ -70,7 +77,7 @@ def run_server(
     scenarios: dict[str, object] = {}
     try:
         for target, group in _by_target(checks):
-            for result in _run_target(target, group, launcher, scenarios, root):
+            for result in _run_target(target, group, launcher, scenarios, root, report):
                 report.results.append(result)
                 if progress:
                     progress(profile.name, result)
@@ -102,6 +109,7 @@ def _run_target(
     launcher: Launcher,
     scenarios: dict[str, object],
     root: Path,
+    report: RunReport,
 ) -> list[Result]:
     results: list[Result] = []
     if target.own:
@@ -135,6 +143,7 @@ def _run_target(
                     detail = f"server did not start: {exc}"
                     cannot_start = Result(c, Status.CRASH, detail, tail[-EVIDENCE_LIMIT:])
                     results.append(cannot_start)
+                    report.not_started.append(target.name)
                     server = None
                     continue
             ctx = CheckContext(server, launcher, shared, scenarios, root)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 GROUPS = ("http", "websocket", "lifespan", "extensions")
 
-# Spec files of django/asgiref, named as in ../shared/asgi-checklist.md.
+# Spec files of django/asgiref (specs/*.rst), as each check names its source.
 ASGI = "asgi.rst"
 WWW = "www.rst"
 LS = "lifespan.rst"

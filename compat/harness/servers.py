@@ -1,7 +1,8 @@
 """How to start each known server, and how to find its version.
 
-A profile is a set of argv templates. Placeholders: ``{python}`` (the interpreter running
-the suite), ``{app}``, ``{host}``, ``{port}``, ``{path}`` (unix socket), ``{root_path}``.
+A profile is a set of argv templates. Placeholders: ``{python}`` (the interpreter in
+``--bin-dir``, else the one running the suite), ``{app}``, ``{host}``, ``{port}``, ``{path}``
+(unix socket), ``{root_path}``.
 The first word of a template is looked up in ``--bin-dir``, then on ``PATH``, then next to
 the running interpreter.
 """
@@ -30,6 +31,27 @@ class ServerProfile:
     env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
+def _uvicorn(name: str, *http: str) -> ServerProfile:
+    return ServerProfile(
+        name,
+        ("uvicorn", "{app}", *http, "--host", "{host}", "--port", "{port}"),
+        uds=("uvicorn", "{app}", *http, "--uds", "{path}"),
+        root_path=("--root-path", "{root_path}"),
+        dist="uvicorn",
+    )
+
+
+def _hypercorn_like(name: str) -> ServerProfile:
+    # anycorn is hypercorn's anyio fork, with the same command line.
+    return ServerProfile(
+        name,
+        (name, "-b", "{host}:{port}", "{app}"),
+        uds=(name, "-b", "unix:{path}", "{app}"),
+        root_path=("--root-path", "{root_path}"),
+        dist=name,
+    )
+
+
 PROFILES: dict[str, ServerProfile] = {
     p.name: p
     for p in (
@@ -40,20 +62,12 @@ PROFILES: dict[str, ServerProfile] = {
             root_path=("--root-path", "{root_path}"),
             dist="sandman-asgi",
         ),
-        ServerProfile(
-            "uvicorn",
-            ("uvicorn", "{app}", "--host", "{host}", "--port", "{port}"),
-            uds=("uvicorn", "{app}", "--uds", "{path}"),
-            root_path=("--root-path", "{root_path}"),
-            dist="uvicorn",
-        ),
-        ServerProfile(
-            "hypercorn",
-            ("hypercorn", "-b", "{host}:{port}", "{app}"),
-            uds=("hypercorn", "-b", "unix:{path}", "{app}"),
-            root_path=("--root-path", "{root_path}"),
-            dist="hypercorn",
-        ),
+        _uvicorn("uvicorn"),  # --http auto: httptools when installed, else h11
+        _uvicorn("uvicorn-h11", "--http", "h11"),
+        _uvicorn("uvicorn-httptools", "--http", "httptools"),
+        _uvicorn("uvicorn-zttp", "--http", "zttp"),  # needs `pip install zttp`
+        _hypercorn_like("hypercorn"),
+        _hypercorn_like("anycorn"),
         ServerProfile(
             "granian",
             ("granian", "--interface", "asgi", "--host", "{host}", "--port", "{port}", "{app}"),
@@ -68,6 +82,14 @@ PROFILES: dict[str, ServerProfile] = {
             root_path=("--root-path", "{root_path}"),
             dist="daphne",
         ),
+        # gunicorn's own ASGI worker (`-k asgi`, in gunicorn 27), not uvicorn's worker class.
+        ServerProfile(
+            "gunicorn",
+            ("gunicorn", "-k", "asgi", "-b", "{host}:{port}", "{app}"),
+            uds=("gunicorn", "-k", "asgi", "-b", "unix:{path}", "{app}"),
+            root_path=("--root-path", "{root_path}"),
+            dist="gunicorn",
+        ),
     )
 }
 
@@ -80,10 +102,21 @@ def custom_profile(template: str, name: str = "custom") -> ServerProfile:
     return ServerProfile(name, argv)
 
 
+def python_for(bin_dir: Path | None) -> str:
+    """``{python}``: the interpreter of ``--bin-dir`` when it has one (the server's own
+    virtualenv), else the interpreter running the suite."""
+    if bin_dir is not None:
+        for name in ("python", "python3"):
+            candidate = bin_dir / name
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    return sys.executable
+
+
 def resolve_executable(word: str, bin_dir: Path | None) -> str:
     """The path to run for the first word of a template."""
     if word == "{python}":
-        return sys.executable
+        return python_for(bin_dir)
     if os.sep in word:
         return word
     candidates = []
@@ -101,14 +134,14 @@ def resolve_executable(word: str, bin_dir: Path | None) -> str:
 
 def render(template: tuple[str, ...], bin_dir: Path | None, **values: str) -> list[str]:
     """Fill a template's placeholders; the first word becomes an executable path."""
-    rest = [a.format(python=sys.executable, **values) for a in template[1:]]
+    rest = [a.format(python=python_for(bin_dir), **values) for a in template[1:]]
     return [resolve_executable(template[0], bin_dir), *rest]
 
 
 def interpreter_of(executable: str) -> str | None:
     """The Python interpreter behind a console script (from its ``#!`` line)."""
-    if executable == sys.executable:
-        return sys.executable
+    if os.path.basename(executable).startswith("python"):
+        return executable
     try:
         with open(executable, "rb") as file:
             first = file.readline(500)
