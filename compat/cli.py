@@ -181,4 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     return exit_status(reports, args.strict, args.expect_fail)
 
 
-__all__ = ["Status", "bin_dirs_from", "comma_list", "exit_status", "main", "parser"]
+def run() -> None:
+    """The ``asgi-conformance`` console script (the same as ``python -m compat``)."""
+    raise SystemExit(main())
+
+
+__all__ = ["Status", "bin_dirs_from", "comma_list", "exit_status", "main", "parser", "run"]

@@ -98,7 +98,7 @@ def custom_profile(template: str, name: str = "custom") -> ServerProfile:
     """A profile from a ``--cmd`` template such as ``'myserver {app} --port {port}'``."""
     argv = tuple(shlex.split(template))
     if not any("{app}" in a for a in argv) or not any("{port}" in a for a in argv):
-        raise ValueError("--cmd needs both {app} and {port} placeholders")
+        raise ValueError("a server command needs both {app} and {port} placeholders")
     return ServerProfile(name, argv)
 
 
