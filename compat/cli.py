@@ -16,7 +16,7 @@ from pathlib import Path
 
 from compat.checks import REGISTRY
 from compat.checks.base import GROUPS, Status, select
-from compat.harness.servers import PROFILES, ServerProfile, custom_profile
+from compat.harness.servers import PROFILES, ServerProfile, custom_profile, signal_named
 from compat.report import as_json, as_markdown, as_text, failing, headline
 from compat.runner import Result, RunReport, run_server
 
@@ -47,6 +47,11 @@ def parser() -> argparse.ArgumentParser:
         "(and optionally {host}), e.g. 'myserver {app} --port {port}'",
     )
     p.add_argument("--name", default="custom", help="column name for --cmd")
+    p.add_argument(
+        "--stop-signal",
+        default="INT",
+        help="the signal that stops the --cmd server gracefully (default INT; e.g. TERM)",
+    )
     p.add_argument(
         "--only",
         type=comma_list,
@@ -113,7 +118,7 @@ def profiles_from(args: argparse.Namespace) -> list[ServerProfile]:
     chosen = [PROFILES[s] for s in args.server]
     if args.cmd:
         try:
-            chosen.append(custom_profile(args.cmd, args.name))
+            chosen.append(custom_profile(args.cmd, args.name, signal_named(args.stop_signal)))
         except ValueError as exc:
             parser().error(str(exc))
     if not chosen:

@@ -52,6 +52,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="comma list of check ids known to fail (xfail)",
     )
     group.addoption(
+        "--asgi-stop-signal",
+        metavar="SIGNAL",
+        default="INT",
+        help="the signal that stops the server gracefully (default INT; e.g. TERM)",
+    )
+    group.addoption(
         "--asgi-bin-dir",
         metavar="DIR",
         default=None,
@@ -60,13 +66,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _profile(config: pytest.Config) -> ServerProfile:
-    from compat.harness.servers import PROFILES, custom_profile
+    from compat.harness.servers import PROFILES, custom_profile, signal_named
 
     value = config.getoption("asgi_server")
     if value in PROFILES:
         return PROFILES[value]
     try:
-        return custom_profile(value, "server")
+        stop = signal_named(config.getoption("asgi_stop_signal"))
+        return custom_profile(value, "server", stop)
     except ValueError as exc:
         raise pytest.UsageError(f"--asgi-server: {exc}") from None
 

@@ -93,9 +93,15 @@ def as_markdown(reports: list[RunReport], command: str | None = None) -> str:
             "```",
             "",
         ]
-    out += ["| server | version | result | time |", "| --- | --- | --- | --- |"]
+    out += [
+        "| server | version | result | time | command |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for r in reports:
-        out.append(f"| {r.server} | {r.version} | {headline(r)} | {r.seconds:.0f} s |")
+        out.append(
+            f"| {r.server} | {r.version} | {headline(r)} | {r.seconds:.0f} s "
+            f"| `{_cell(r.command)}` |"
+        )
     out += [
         "",
         "Counts are passed/judged per strength (MUST and SHOULD from the asgiref specs, "

@@ -3,6 +3,7 @@ a crash reported against the check that caused it and the server restarted for t
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -70,7 +71,7 @@ def run_server(
     launcher = Launcher(profile, bin_dir, root / profile.name)
     launcher.startup_timeout = startup_timeout
     try:
-        command = shlex.join(launcher.argv("APP", _placeholder_endpoint(), None))
+        command = shlex.join(_shown(launcher.argv("APP", _placeholder_endpoint(), None)))
     except (FileNotFoundError, NotConfigurable) as exc:
         command = f"({exc})"
     report = RunReport(profile.name, version_of(profile, bin_dir), command)
@@ -89,6 +90,12 @@ def run_server(
     report.results.sort(key=lambda r: order[r.check.id])
     report.seconds = time.monotonic() - began
     return report
+
+
+def _shown(argv: list[str]) -> list[str]:
+    """The command as a reader can rerun it: paths below the working directory relative."""
+    here = os.getcwd() + os.sep
+    return [a[len(here) :] if a.startswith(here) else a for a in argv]
 
 
 def _placeholder_endpoint() -> Endpoint:

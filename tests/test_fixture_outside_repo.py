@@ -103,3 +103,14 @@ def test_a_users_test_file_outside_the_repository(tmp_path):
     assert "1 failed" in failing.stdout
     # The failed test's server was still stopped with its lifespan shutdown.
     assert marker.read_text() == "startup\nshutdown\n"
+
+
+def test_the_documented_example_passes(tmp_path):
+    # docs/testing.md's example, run as a user would run it.
+    text = (ROOT / "docs" / "testing.md").read_text()
+    example = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "def test_http_and_websocket(sandman_server)" in example
+    (tmp_path / "test_user.py").write_text(example)
+    result = run_user_tests(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout

@@ -55,9 +55,10 @@ class RunningServer:
     endpoint: Endpoint
     records: RecordStore
     workdir: Path
+    stop_signal: int = signal.SIGINT  # the server's graceful-stop signal
 
-    def stop(self, sig: int = signal.SIGINT, grace: float = 8.0) -> int | None:
-        return self.process.stop(sig, grace)
+    def stop(self, sig: int | None = None, grace: float = 8.0) -> int | None:
+        return self.process.stop(sig if sig is not None else self.stop_signal, grace)
 
 
 class Launcher:
@@ -123,7 +124,7 @@ class Launcher:
         # The work directory as cwd: `python -m` puts the cwd on the import path too.
         process = ServerProcess(argv, workdir / "server.log", env=full_env, cwd=workdir)
         self._started.append(process)
-        server = RunningServer(process, endpoint, records, workdir)
+        server = RunningServer(process, endpoint, records, workdir, self.profile.stop_signal)
         if ready:
             self.wait_ready(server)
         return server

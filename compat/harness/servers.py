@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ class ServerProfile:
     root_path: tuple[str, ...] | None = None
     dist: str | None = None
     env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # The signal that stops the server gracefully (lifespan shutdown included).
+    stop_signal: int = signal.SIGINT
 
 
 def _uvicorn(name: str, *http: str) -> ServerProfile:
@@ -89,17 +92,20 @@ PROFILES: dict[str, ServerProfile] = {
             uds=("gunicorn", "-k", "asgi", "-b", "unix:{path}", "{app}"),
             root_path=("--root-path", "{root_path}"),
             dist="gunicorn",
+            stop_signal=signal.SIGTERM,  # SIGINT is gunicorn's quick shutdown
         ),
     )
 }
 
 
-def custom_profile(template: str, name: str = "custom") -> ServerProfile:
+def custom_profile(
+    template: str, name: str = "custom", stop_signal: int = signal.SIGINT
+) -> ServerProfile:
     """A profile from a ``--cmd`` template such as ``'myserver {app} --port {port}'``."""
     argv = tuple(shlex.split(template))
     if not any("{app}" in a for a in argv) or not any("{port}" in a for a in argv):
         raise ValueError("a server command needs both {app} and {port} placeholders")
-    return ServerProfile(name, argv)
+    return ServerProfile(name, argv, stop_signal=stop_signal)
 
 
 def python_for(bin_dir: Path | None) -> str:
@@ -109,8 +115,17 @@ def python_for(bin_dir: Path | None) -> str:
         for name in ("python", "python3"):
             candidate = bin_dir / name
             if candidate.is_file() and os.access(candidate, os.X_OK):
-                return str(candidate)
+                return os.path.abspath(candidate)
     return sys.executable
+
+
+def signal_named(name: str) -> int:
+    """``"TERM"`` or ``"SIGTERM"`` -> ``signal.SIGTERM`` (``ValueError`` if unknown)."""
+    key = name.upper() if name.upper().startswith("SIG") else "SIG" + name.upper()
+    try:
+        return int(signal.Signals[key])
+    except KeyError:
+        raise ValueError(f"unknown signal {name!r}") from None
 
 
 def resolve_executable(word: str, bin_dir: Path | None) -> str:
@@ -128,7 +143,9 @@ def resolve_executable(word: str, bin_dir: Path | None) -> str:
     candidates.append(Path(sys.executable).parent / word)
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
-            return str(path)
+            # Absolute (the server runs in its own work directory), symlinks kept (a
+            # virtualenv's python finds its environment through the link's path).
+            return os.path.abspath(path)
     raise FileNotFoundError(f"{word!r} not found (looked in --bin-dir, PATH, {sys.prefix})")
 
 

@@ -130,3 +130,15 @@ def test_python_placeholder_follows_the_bin_dir(tmp_path: Path) -> None:
     assert render(PROFILES["sandman"].tcp, None, app="a:b", host="h", port="1")[0] == (
         sys.executable
     )
+
+
+def test_a_relative_bin_dir_works_from_the_servers_work_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").symlink_to(sys.executable)
+    monkeypatch.chdir(tmp_path)
+    args = ["--cmd", fake_cmd("ok"), "--bin-dir", "bin", "--only", "http.scope.type", "--quiet"]
+    assert main(args) == 1  # started (3 if not), and the fake fails the check
+    # The report shows the command as it can be rerun from here.
+    assert f"   bin/python {FAKE} ok 0 APP" in capsys.readouterr().out
