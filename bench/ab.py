@@ -4,7 +4,7 @@ Usage: python bench/ab.py OLD.so NEW.so [--app apps:hello] [--rounds 3] [--durat
        [--post-kib 64] [--env-a KEY=VALUE] [--env-b KEY=VALUE]
 Each round runs A then B (server on CPU 0, wrk on CPU 1, 128 connections) by swapping the
 extension file in place; prints req/s per run and the median ratio B/A. Restores the
-original file at the end. Used for the before/after figures in bench/NOTES.md.
+original file at the end. Used for the before/after figures in docs/performance.md.
 
 With --together, each round runs A and B at the same time instead (both servers on CPU 0,
 each with its own wrk on CPU 1) and compares their CPU per request over the same window:

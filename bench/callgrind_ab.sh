@@ -5,7 +5,8 @@
 # Prints instructions per request (whole process, all threads, after warm-up).
 # With CACHE=1 callgrind also simulates the caches of one core of the bench machine
 # (32 KiB L1d, 1 MiB L2 as the last level) and prints misses per request: a stable
-# before/after figure for the cost that grows with the number of connections (bench/NOTES.md).
+# before/after figure for the cost that grows with the number of connections
+# (docs/performance.md, "Many connections").
 # With ACCESS_LOG=1 the server writes its access log (to a file) instead of running with
 # --no-access-log.
 set -euo pipefail

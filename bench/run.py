@@ -4,10 +4,15 @@ Each server runs one worker pinned to CPU 0 (``taskset -c 0``); ``wrk`` runs pin
 For every workload and server: start the server, check that the server answering is the
 one started (its ``server`` header), warm up, measure, record req/s, p50/p99 latency,
 errors and the server's peak RSS, stop it by PID. Peers are installed into their own
-virtualenv (``--venv``) on first use. Results: a table on stdout and ``bench/RESULTS.md``.
+virtualenv (``--venv``) on first use. Results: a table on stdout and ``bench/RESULTS.md``
+(ignored by git: the current table lives in bench/README.md, its history in git).
 
 Usage: python bench/run.py [--servers sandman,uvicorn,granian] [--workloads hello,fortunes]
        [--duration 8] [--conns 128] [--out bench/RESULTS.md] [--access-log]
+       [--baseline-python PATH]
+``--servers sandman,baseline --baseline-python OTHER_VENV/bin/python`` runs an A/B: the
+``baseline`` server is Sandman as installed for that interpreter (another build, say the one
+before a change), measured in the same rounds and reported as sandman/baseline.
 Needs: wrk, taskset, curl (Debian: wrk util-linux curl); nginx-light for the nginx ceiling.
 """
 
@@ -121,13 +126,14 @@ def server_command(
     io_threads: int,
     ws: bool = False,
     access_log: bool = False,
+    python: str = sys.executable,
 ) -> list[str]:
     # With --access-log every server writes one line per request to its stdout (a file,
     # see run_one); the access loggers log at INFO, so the level has to let them through.
     level = ["--log-level", "info" if access_log else "warning"]
-    if server == "sandman":
+    if server in ("sandman", "baseline"):
         return [
-            sys.executable,
+            python,
             "-m",
             "sandman_asgi",
             app,
@@ -334,6 +340,7 @@ def run_one(
             args.io_threads,
             ws=wl.ws_message > 0,
             access_log=args.access_log,
+            python=args.baseline_python if server == "baseline" else sys.executable,
         )
         path = wl.path
     env = dict(os.environ)
@@ -351,6 +358,7 @@ def run_one(
         answered = wait_ready(port, path, proc)
         expected = {
             "sandman": "sandman",
+            "baseline": "sandman",
             "uvicorn": "uvicorn",
             "granian": "granian",
             "hypercorn": "hypercorn",
@@ -472,7 +480,7 @@ def fmt_rps(v: float | None) -> str:
     return f"{v / 1000:.1f}k" if v else "—"
 
 
-RATIO_PEERS = ("uvicorn", "granian", "nginx")
+RATIO_PEERS = ("baseline", "uvicorn", "granian", "nginx")
 
 
 def round_ratios(ours: list[Result], theirs: list[Result]) -> list[float]:
@@ -633,8 +641,12 @@ def main() -> int:
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--client-cpu", default="1")
     parser.add_argument("--io-threads", type=int, default=1)
-    parser.add_argument("--venv", default=os.environ.get("BENCH_VENV", "/tmp/sandman-bench-venv"))
+    parser.add_argument("--venv", default=os.environ.get("BENCH_VENV", str(HERE / ".bench-venv")))
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    parser.add_argument(
+        "--baseline-python",
+        help="the interpreter whose installed Sandman the 'baseline' server runs (an A/B)",
+    )
     parser.add_argument(
         "--access-log",
         action="store_true",
@@ -652,10 +664,14 @@ def main() -> int:
             print(f"missing {tool} (apt-get install wrk util-linux curl)", file=sys.stderr)
             return 2
     servers = args.servers.split(",")
+    if "baseline" in servers and not args.baseline_python:
+        print("the baseline server needs --baseline-python", file=sys.stderr)
+        return 2
     if "nginx" in servers and not shutil.which("nginx"):
         print("missing nginx (apt-get install nginx-light)", file=sys.stderr)
         return 2
-    peer_bin = ensure_venv(Path(args.venv)) if set(servers) - {"sandman", "nginx"} else Path()
+    own = {"sandman", "baseline", "nginx"}
+    peer_bin = ensure_venv(Path(args.venv)) if set(servers) - own else Path()
     if any(WORKLOADS[w].ws_message for w in args.workloads.split(",")):
         build_wsbench()
     results = []

@@ -13,7 +13,7 @@ serving applies to the next line.
 Given ``defer`` (the server passes ``loop.call_soon``), the fast path also batches: the
 lines formatted during one turn of the event loop are written with one ``write()`` and one
 flush, at the start of the next turn, instead of one system call per line (a third of the
-access log's cost per request, bench/NOTES.md "Access lines, one write per loop turn").
+access log's cost per request, docs/performance.md "Access lines, one write per loop turn").
 A line taking the ``logging`` path first writes the lines already waiting, so lines keep
 their order.
 """
@@ -31,7 +31,7 @@ _MESSAGE = '%s - "%s %s HTTP/%s" %d'
 
 # The default format with its named fields made positional, in the order they appear
 # (levelprefix, client_addr, request_line, status_code): filling a tuple costs a third of
-# building the fields dict (bench/NOTES.md). Only for colourless lines, whose level prefix
+# building the fields dict (docs/performance.md). Only for colourless lines, whose level prefix
 # is a constant; the fast-path tests check these lines byte for byte against ``logging``.
 _PLAIN_FORMAT = re.sub(r"%\(\w+\)s", "%s", ACCESS_FORMAT)
 _PLAIN_PREFIX = AccessFormatter(ACCESS_FORMAT, use_colors=False).level_prefix("INFO", logging.INFO)

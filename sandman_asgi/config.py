@@ -16,8 +16,9 @@ from configparser import RawConfigParser
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from sandman_asgi.importer import ImportFromStringError, import_from_string
+from sandman_asgi.importer import ImportFromStringError, app_frames, import_from_string
 from sandman_asgi.logging import LOGGING_CONFIG, TRACE_LOG_LEVEL
+from sandman_asgi.loops import loop_factory
 from sandman_asgi.middleware.asgi2 import ASGI2Middleware
 
 HTTPProtocolType = Literal["auto", "h11", "httptools", "zttp"]
@@ -28,6 +29,12 @@ InterfaceType = Literal["auto", "asgi3", "asgi2", "wsgi"]
 
 STARTUP_FAILURE = 3
 """Exit status for any failure before the server is up (uvicorn's value)."""
+
+
+class InvalidSetting(ValueError):
+    """A setting read from the environment makes no sense. The ``sandman`` command reports
+    it as a usage error (one line, exit 2), as it does a bad flag."""
+
 
 LOG_LEVELS: dict[str, int] = {
     "critical": logging.CRITICAL,
@@ -165,7 +172,7 @@ class Config:
         self.reset_contextvars = reset_contextvars
         self.header_read_timeout = header_read_timeout
         self.io_threads = io_threads
-        # Sandman's own limits (README, "Hardening").
+        # Sandman's own limits (docs/hardening.md).
         self.limit_request_line = limit_request_line
         self.limit_request_fields = limit_request_fields
         self.limit_request_body = limit_request_body
@@ -199,7 +206,7 @@ class Config:
         self.env_file = env_file
 
         if workers is None and "WEB_CONCURRENCY" in os.environ:
-            self.workers = int(os.environ["WEB_CONCURRENCY"])
+            self.workers = _workers_from_environment(os.environ["WEB_CONCURRENCY"])
 
         if forwarded_allow_ips is None:
             forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
@@ -282,15 +289,23 @@ class Config:
         except ImportFromStringError as exc:
             logger.error("Error loading ASGI app. %s", exc)
             sys.exit(STARTUP_FAILURE)
+        except Exception as exc:
+            # The app's module raised while being imported: a startup failure like any
+            # other, its traceback shown from the app's own code on.
+            logger.error(
+                'Error loading ASGI app. Importing module "%s" raised %s.',
+                str(self.app).partition(":")[0],
+                type(exc).__name__,
+                exc_info=(type(exc), exc, app_frames(exc.__traceback__)),
+            )
+            sys.exit(STARTUP_FAILURE)
 
     def get_loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop] | None:
         """The event loop factory ``Server.run`` uses: uvloop for ``auto`` when installed,
         None for ``none`` (asyncio's default), or the factory a ``module:attr`` string names.
         A custom string that does not import exits 3, as in uvicorn."""
-        from sandman_asgi.server import _loop_factory
-
         try:
-            return _loop_factory(self.loop)
+            return loop_factory(self.loop)
         except ImportFromStringError as exc:
             logger.error("Error loading custom loop setup function. %s", exc)
             sys.exit(STARTUP_FAILURE)
@@ -303,6 +318,7 @@ class Config:
         ]
         self.loaded_app = self.load_app()
 
+        made_by_factory = False
         try:
             self.loaded_app = self.loaded_app()
         except TypeError as exc:
@@ -310,11 +326,23 @@ class Config:
                 logger.error("Error loading ASGI app factory: %s", exc)
                 sys.exit(STARTUP_FAILURE)
         else:
+            made_by_factory = True
             if not self.factory:
                 logger.warning(
                     "ASGI app factory detected. Using it, but please consider setting the "
                     "--factory flag explicitly."
                 )
+
+        if not callable(self.loaded_app):
+            # Refused here rather than answering every request with a 500.
+            name = self.app if isinstance(self.app, str) else repr(self.app)
+            what = f'The factory "{name}" returned' if made_by_factory else f'"{name}" is'
+            logger.error(
+                "Error loading ASGI app. %s %s, not an ASGI application (a callable).",
+                what,
+                _a_type(self.loaded_app),
+            )
+            sys.exit(STARTUP_FAILURE)
 
         if self.interface == "auto":
             if inspect.isclass(self.loaded_app):
@@ -352,3 +380,22 @@ class Config:
             sys.exit(STARTUP_FAILURE)
         log_running(self, sock)
         return sock
+
+
+def _workers_from_environment(value: str) -> int:
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise InvalidSetting(
+            f"Invalid value for WEB_CONCURRENCY: {value!r} is not a number of worker "
+            "processes (a whole number, 1 or more)."
+        )
+    return workers
+
+
+def _a_type(value: object) -> str:
+    """``an int``, ``a str``: the type of a value, with its article, for messages."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"

@@ -1,7 +1,7 @@
 """Running one HTTP request's app call and ending the response by the ASGI rules.
 
-The message ordering rules live in the Rust core (``asgi/cycle.rs``); this coroutine only
-decides what an app's *ending* means (asgi-checklist §2.1 error handling, D-HTTP-3):
+The message ordering rules live in the Rust core (``asgi/http_rules.rs``); this coroutine only
+decides what an app's *ending* means (the ASGI spec's error handling, and uvicorn's):
 
 * raised before ``http.response.start`` -> 500 ``Internal Server Error`` + traceback logged;
 * raised after the start -> connection closed (the status can no longer change);
@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sandman_asgi._core import ClientDisconnected, HttpCycle, WsCycleHandle
+from sandman_asgi._core import ClientDisconnected, HttpCycle, WsCycle
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -35,18 +35,16 @@ async def run_http(app: Any, scope: dict[str, Any], cycle: HttpCycle) -> None:
             logger.error("ASGI callable should return None, but returned '%s'.", result)
             cycle.app_failed(False)
             return
-        ending = cycle.app_returned()
-        if ending == 1:
-            logger.error("ASGI callable returned without starting response.")
-        elif ending == 2:
-            logger.error("ASGI callable returned without completing response.")
+        problem = cycle.app_returned()
+        if problem is not None:
+            logger.error(problem)
 
 
-async def run_websocket(app: Any, scope: dict[str, Any], cycle: WsCycleHandle) -> None:
+async def run_websocket(app: Any, scope: dict[str, Any], cycle: WsCycle) -> None:
     """Run ``app`` for one WebSocket and end the socket whatever the app did.
 
     Returned or raised before answering the handshake -> HTTP 500; raised after accepting
-    -> close 1011; returned while still open -> close 1000 (asgi-checklist §2.2).
+    -> close 1011; returned while still open -> close 1000 (ASGI WebSocket spec).
     """
     try:
         result = await app(scope, cycle.receive, cycle.send)
@@ -59,5 +57,7 @@ async def run_websocket(app: Any, scope: dict[str, Any], cycle: WsCycleHandle) -
         if result is not None:
             logger.error("ASGI callable should return None, but returned '%s'.", result)
             cycle.app_failed()
-        elif cycle.app_returned() == 1:
-            logger.error("ASGI callable returned without sending handshake.")
+        else:
+            problem = cycle.app_returned()
+            if problem is not None:
+                logger.error(problem)

@@ -1,4 +1,4 @@
-"""The ASGI lifespan protocol ([LS]; asgi-checklist §2.3) with uvicorn's ``auto|on|off`` modes."""
+"""The ASGI lifespan protocol (asgiref's lifespan.rst) with uvicorn's ``auto|on|off`` modes."""
 
 from __future__ import annotations
 

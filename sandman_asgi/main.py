@@ -15,24 +15,21 @@ import click
 
 from sandman_asgi import __version__
 from sandman_asgi.config import (
-    INTERFACES,
-    LIFESPAN,
-    LOG_LEVELS,
+    HTTP_PROTOCOLS,
     LOGGING_CONFIG,
+    LOOP_FACTORIES,
     SSL_PROTOCOL_VERSION,
     STARTUP_FAILURE,
     WS_PROTOCOLS,
     Config,
     InterfaceType,
+    InvalidSetting,
     LifespanType,
 )
+from sandman_asgi.options import cli_parameters
 from sandman_asgi.server import Server
 
 logger = logging.getLogger("uvicorn.error")
-
-LEVEL_CHOICES = click.Choice(list(LOG_LEVELS.keys()))
-LIFESPAN_CHOICES = click.Choice(list(LIFESPAN))
-INTERFACE_CHOICES = click.Choice(list(INTERFACES))
 
 
 def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -54,339 +51,8 @@ def _check_selector(value: str, known: tuple[str, ...], option: str) -> str:
 
 
 @click.command(context_settings={"auto_envvar_prefix": "UVICORN"})
-@click.argument("app", envvar="UVICORN_APP")
-@click.option(
-    "--host", type=str, default="127.0.0.1", help="Bind socket to this host.", show_default=True
-)
-@click.option(
-    "--port",
-    type=int,
-    default=8000,
-    help="Bind socket to this port. If 0, an available port will be picked.",
-    show_default=True,
-)
-@click.option("--uds", type=str, default=None, help="Bind to a UNIX domain socket.")
-@click.option("--fd", type=int, default=None, help="Bind to socket from this file descriptor.")
-@click.option("--reload", is_flag=True, default=False, help="Enable auto-reload.")
-@click.option(
-    "--reload-dir",
-    "reload_dirs",
-    multiple=True,
-    help="Set reload directories explicitly, instead of using the current working directory.",
-    type=click.Path(exists=True),
-)
-@click.option(
-    "--reload-include",
-    "reload_includes",
-    multiple=True,
-    help="Set glob patterns to include while watching for files. Includes '*.py' by default.",
-)
-@click.option(
-    "--reload-exclude",
-    "reload_excludes",
-    multiple=True,
-    help="Set glob patterns to exclude while watching for files. Includes '.*, .py[cod], .sw.*, ~*' by default.",
-)
-@click.option(
-    "--reload-delay",
-    type=float,
-    default=0.25,
-    show_default=True,
-    help="Delay between previous and next check if application needs to be. Defaults to 0.25s.",
-)
-@click.option(
-    "--workers",
-    default=None,
-    type=int,
-    help="Number of worker processes. Defaults to the $WEB_CONCURRENCY environment variable if available, or 1. Not valid with --reload.",
-)
-@click.option(
-    "--loop",
-    type=str,
-    default="auto",
-    help="Event loop factory implementation: auto, asyncio, uvloop, or an import string.",
-    show_default=True,
-)
-@click.option(
-    "--http",
-    type=str,
-    default="auto",
-    help="HTTP protocol implementation. Sandman always uses its Rust core; accepted for compatibility.",
-    show_default=True,
-)
-@click.option(
-    "--http2", is_flag=True, default=False, help="Accepted for compatibility with uvicorn."
-)
-@click.option(
-    "--ws",
-    type=str,
-    default="auto",
-    help="WebSocket protocol implementation; 'none' disables WebSockets.",
-    show_default=True,
-)
-@click.option(
-    "--ws-max-size",
-    type=int,
-    default=16777216,
-    help="WebSocket max size message in bytes",
-    show_default=True,
-)
-@click.option(
-    "--ws-max-queue",
-    type=int,
-    default=32,
-    help="The maximum length of the WebSocket message queue.",
-    show_default=True,
-)
-@click.option(
-    "--ws-ping-interval",
-    type=float,
-    default=20.0,
-    help="WebSocket ping interval in seconds.",
-    show_default=True,
-)
-@click.option(
-    "--ws-ping-timeout",
-    type=float,
-    default=20.0,
-    help="WebSocket ping timeout in seconds.",
-    show_default=True,
-)
-@click.option(
-    "--ws-per-message-deflate",
-    type=bool,
-    default=True,
-    help="WebSocket per-message-deflate compression",
-    show_default=True,
-)
-@click.option(
-    "--lifespan",
-    type=LIFESPAN_CHOICES,
-    default="auto",
-    help="Lifespan implementation.",
-    show_default=True,
-)
-@click.option(
-    "--interface",
-    type=INTERFACE_CHOICES,
-    default="auto",
-    help="Select ASGI3, ASGI2, or WSGI as the application interface.",
-    show_default=True,
-)
-@click.option(
-    "--env-file",
-    type=click.Path(exists=True),
-    default=None,
-    help="Environment configuration file.",
-    show_default=True,
-)
-@click.option(
-    "--log-config",
-    type=click.Path(exists=True),
-    default=None,
-    help="Logging configuration file. Supported formats: .ini, .json, .yaml.",
-    show_default=True,
-)
-@click.option(
-    "--log-level",
-    type=LEVEL_CHOICES,
-    default=None,
-    help="Log level. [default: info]",
-    show_default=True,
-)
-@click.option(
-    "--access-log/--no-access-log", is_flag=True, default=True, help="Enable/Disable access log."
-)
-@click.option(
-    "--use-colors/--no-use-colors",
-    is_flag=True,
-    default=None,
-    help="Enable/Disable colorized logging.",
-)
-@click.option(
-    "--proxy-headers/--no-proxy-headers",
-    is_flag=True,
-    default=True,
-    help="Enable/Disable X-Forwarded-Proto, X-Forwarded-For to populate url scheme and remote address info.",
-)
-@click.option(
-    "--server-header/--no-server-header",
-    is_flag=True,
-    default=True,
-    help="Enable/Disable default Server header.",
-)
-@click.option(
-    "--date-header/--no-date-header",
-    is_flag=True,
-    default=True,
-    help="Enable/Disable default Date header.",
-)
-@click.option(
-    "--forwarded-allow-ips",
-    type=str,
-    default=None,
-    help="Comma separated list of IP Addresses, IP Networks, or literals (e.g. UNIX Socket path) to trust with proxy headers. Defaults to the $FORWARDED_ALLOW_IPS environment variable if available, or '127.0.0.1,::1'. The literal '*' means trust everything.",
-)
-@click.option(
-    "--root-path",
-    type=str,
-    default="",
-    help="Set the ASGI 'root_path' for applications submounted below a given URL path.",
-)
-@click.option(
-    "--limit-concurrency",
-    type=int,
-    default=None,
-    help="Maximum number of concurrent connections or tasks to allow, before issuing HTTP 503 responses.",
-)
-@click.option(
-    "--backlog", type=int, default=2048, help="Maximum number of connections to hold in backlog"
-)
-@click.option(
-    "--limit-max-requests",
-    type=int,
-    default=None,
-    help="Maximum number of requests to service before terminating the process.",
-)
-@click.option(
-    "--limit-max-requests-jitter",
-    type=int,
-    default=0,
-    help="Maximum jitter to add to limit_max_requests.",
-    show_default=True,
-)
-@click.option(
-    "--timeout-keep-alive",
-    type=int,
-    default=5,
-    help="Close Keep-Alive connections if no new data is received within this timeout (in seconds).",
-    show_default=True,
-)
-@click.option(
-    "--timeout-graceful-shutdown",
-    type=int,
-    default=None,
-    help="Maximum number of seconds to wait for graceful shutdown.",
-)
-@click.option(
-    "--timeout-worker-healthcheck",
-    type=int,
-    default=5,
-    help="Maximum number of seconds to wait for a worker to respond to a healthcheck.",
-    show_default=True,
-)
-@click.option("--ssl-keyfile", type=str, default=None, help="SSL key file", show_default=True)
-@click.option(
-    "--ssl-certfile", type=str, default=None, help="SSL certificate file", show_default=True
-)
-@click.option(
-    "--ssl-keyfile-password", type=str, default=None, help="SSL keyfile password", show_default=True
-)
-@click.option(
-    "--ssl-version",
-    type=int,
-    default=int(SSL_PROTOCOL_VERSION),
-    help="SSL version to use (see stdlib ssl module's)",
-    show_default=True,
-)
-@click.option(
-    "--ssl-cert-reqs",
-    type=int,
-    default=int(ssl.CERT_NONE),
-    help="Whether client certificate is required (see stdlib ssl module's)",
-    show_default=True,
-)
-@click.option(
-    "--ssl-ca-certs", type=str, default=None, help="CA certificates file", show_default=True
-)
-@click.option(
-    "--ssl-ciphers",
-    type=str,
-    default=None,
-    help="Ciphers to use (see stdlib ssl module's)",
-    show_default=True,
-)
-@click.option(
-    "--header",
-    "headers",
-    type=str,
-    multiple=True,
-    help="Specify custom default HTTP response headers as a Name:Value pair",
-)
-@click.option(
-    "--version",
-    is_flag=True,
-    callback=print_version,
-    expose_value=False,
-    is_eager=True,
-    help="Display the sandman version and exit.",
-)
-@click.option(
-    "--app-dir",
-    default="",
-    show_default=True,
-    help="Look for APP in the specified directory, by adding this to the PYTHONPATH. Defaults to the current working directory.",
-)
-@click.option(
-    "--h11-max-incomplete-event-size",
-    type=int,
-    default=None,
-    help="Maximum size of the request line plus headers in bytes (431 beyond it). Default 64 KiB.",
-)
-@click.option(
-    "--reset-contextvars",
-    is_flag=True,
-    default=False,
-    help="Run each request in a fresh contextvars.Context.",
-)
-@click.option(
-    "--factory",
-    is_flag=True,
-    default=False,
-    help="Treat APP as an application factory, i.e. a () -> <ASGI app> callable.",
-    show_default=True,
-)
-@click.option(
-    "--limit-request-line",
-    type=click.IntRange(min=1),
-    default=16384,
-    show_default=True,
-    help="[Sandman] Longest request target (path and query) in bytes; 414 beyond it.",
-)
-@click.option(
-    "--limit-request-fields",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="[Sandman] Most request header lines; 431 beyond it.",
-)
-@click.option(
-    "--limit-request-body",
-    type=click.IntRange(min=0),
-    default=None,
-    help="[Sandman] Largest request body in bytes; 413 beyond it. Default: no limit.",
-)
-@click.option(
-    "--limit-connections",
-    type=click.IntRange(min=1),
-    default=None,
-    help="[Sandman] Most open connections; further clients wait in the listen backlog.",
-)
-@click.option(
-    "--timeout-request-header",
-    "header_read_timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="[Sandman] Seconds a client may take to send a request head (the keep-alive "
-    "timeout applies too, whichever is shorter).",
-)
-@click.option(
-    "--timeout-request-body",
-    type=float,
-    default=60.0,
-    show_default=True,
-    help="[Sandman] Seconds a request body may stall between bytes; 408 after. 0 disables.",
+@cli_parameters(
+    callbacks={"version": {"callback": print_version, "expose_value": False, "is_eager": True}}
 )
 def main(**kwargs: Any) -> None:
     """Run an ASGI application with Sandman (accepts uvicorn's options)."""
@@ -395,28 +61,25 @@ def main(**kwargs: Any) -> None:
     for header in headers:
         if ":" not in header:
             raise click.BadParameter(f"{header!r} is not a Name:Value pair.", param_hint="--header")
-    _check_selector(kwargs["http"], ("auto", "h11", "httptools", "zttp"), "--http")
+    _check_selector(kwargs["http"], HTTP_PROTOCOLS, "--http")
     _check_selector(kwargs["ws"], WS_PROTOCOLS, "--ws")
-    _check_selector(kwargs["loop"], ("none", "auto", "asyncio", "uvloop", "zuvloop"), "--loop")
+    _check_selector(kwargs["loop"], LOOP_FACTORIES, "--loop")
     kwargs["reload_dirs"] = list(kwargs["reload_dirs"]) or None
     kwargs["reload_includes"] = list(kwargs["reload_includes"]) or None
     kwargs["reload_excludes"] = list(kwargs["reload_excludes"]) or None
     if kwargs["log_config"] is None:
         kwargs["log_config"] = LOGGING_CONFIG
-    run(**kwargs)
-
-
-def _read_sandman_env_too(command: click.Command) -> None:
-    # Every parameter reads SANDMAN_<NAME> first, then uvicorn's UVICORN_<NAME> (the name
-    # auto_envvar_prefix would give); the command line beats both. SANDMAN_ wins because
-    # it is the more specific spelling: set both, and Sandman does what SANDMAN_ says.
-    for param in command.params:
-        if param.name:
-            name = param.name.upper()
-            param.envvar = [f"SANDMAN_{name}", f"UVICORN_{name}"]
-
-
-_read_sandman_env_too(main)
+    if kwargs["workers"] is not None and kwargs["workers"] < 1:
+        # uvicorn runs one process for 0 or -1; a typo should not pass silently.
+        raise click.BadParameter(
+            f"{kwargs['workers']} is not a number of worker processes (1 or more).",
+            param_hint="'--workers'",
+        )
+    try:
+        run(**kwargs)
+    except InvalidSetting as exc:
+        # Raised by Config before anything starts (a bad WEB_CONCURRENCY, say).
+        raise click.UsageError(str(exc)) from None
 
 
 def _note_ignored_selectors(config: Config) -> None:

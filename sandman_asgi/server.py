@@ -24,13 +24,14 @@ from typing import Any
 
 import click
 
-from sandman_asgi._core import CoreServer
+from sandman_asgi._core import CoreServer, check_tls, start_server
 from sandman_asgi.access_log import AccessLog
 from sandman_asgi.config import STARTUP_FAILURE, Config
+from sandman_asgi.core_settings import CoreSettings, TlsSettings
 from sandman_asgi.cycle import run_http, run_websocket
+from sandman_asgi.eager_task import app_coroutine, request_task_hooks
 from sandman_asgi.lifespan import LifespanOff, LifespanOn
 from sandman_asgi.sockets import BindError, bind_socket, log_running
-from sandman_asgi.task_handover import app_coroutine, request_task_hooks
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -147,43 +148,58 @@ class Server:
         logger.info(message, process_id, extra={"color_message": color_message})
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        """Lifespan startup, then listen. Exits with status 3 if either fails."""
+        """Lifespan startup, then start the core and listen. Exits with status 3 if any of
+        them fails; a TLS setting that cannot work fails before the app's startup runs."""
         assert self.lifespan is not None
+        config = self.config
+        try:
+            tls = _tls_settings(config)
+            if tls is not None:
+                check_tls(tls)
+        except ValueError as exc:
+            logger.error("%s", exc)
+            sys.exit(STARTUP_FAILURE)
+
         await self.lifespan.startup()
         if self.lifespan.should_exit:
             self.should_exit = True
             return
 
-        config = self.config
+        # After the app's startup: a task factory it installs decides how requests start.
         loop = asyncio.get_running_loop()
         access_on = config.access_log and access_logger.hasHandlers()
         self.server_state.loop = loop
+        # Lines of one loop turn are written together at the start of the next.
+        self._access_log = AccessLog(access_logger, loop.call_soon) if access_on else None
         try:
-            ssl = _ssl_settings(config)
-            # Lines of one loop turn are written together at the start of the next.
-            self._access_log = AccessLog(access_logger, loop.call_soon) if access_on else None
-            self.core = self._make_core(config, loop, ssl)
+            self.core = start_server(self._core_settings(config, loop, tls))
         except ValueError as exc:
-            # A TLS setting that cannot work: one line and the startup-failure status.
             logger.error("%s", exc)
             await self.lifespan.shutdown()
             sys.exit(STARTUP_FAILURE)
         loop.add_reader(self.core.wake_fd, self.core.drain)
         await self._listen(config, sockets)
 
-    def _make_core(
-        self, config: Config, loop: asyncio.AbstractEventLoop, ssl: tuple | None
-    ) -> CoreServer:
+    def _core_settings(
+        self, config: Config, loop: asyncio.AbstractEventLoop, tls: TlsSettings | None
+    ) -> CoreSettings:
+        assert self.lifespan is not None
         task_kwargs = _task_kwargs(loop)
-        return CoreServer(
+        return CoreSettings(
+            event_loop=loop,
             on_request=functools.partial(run_http, config.loaded_app),
+            on_websocket=(
+                functools.partial(run_websocket, config.loaded_app) if config.ws != "none" else None
+            ),
+            on_log=_on_core_log,
+            access_log=self._access_log.write if self._access_log is not None else None,
+            ws_log=_log_websocket,
+            create_future=loop.create_future,
+            call_soon=loop.call_soon,
             create_task=asyncio.Task if task_kwargs is not None else loop.create_task,
             task_kwargs=task_kwargs,
             fresh_context=config.reset_contextvars,
-            request_task_hooks=request_task_hooks(loop),
-            on_log=_on_core_log,
-            create_future=loop.create_future,
-            access_log=self._access_log.write if self._access_log is not None else None,
+            request_task=request_task_hooks(loop),
             state=self.lifespan.state,
             root_path=config.root_path,
             asgi_version=config.asgi_version,
@@ -194,23 +210,20 @@ class Server:
             timeout_keep_alive=float(config.timeout_keep_alive),
             header_read_timeout=float(config.header_read_timeout),
             max_head_bytes=config.h11_max_incomplete_event_size or 64 * 1024,
+            max_target=config.limit_request_line,
+            max_headers=config.limit_request_fields,
+            max_body=config.limit_request_body,
+            body_read_timeout=config.timeout_request_body or None,
+            max_connections=config.limit_connections,
             io_threads=config.io_threads,
-            on_websocket=(
-                functools.partial(run_websocket, config.loaded_app) if config.ws != "none" else None
-            ),
-            ws_log=_log_websocket,
             ws_max_size=config.ws_max_size,
             ws_max_queue=config.ws_max_queue,
             ws_ping_interval=config.ws_ping_interval,
             ws_ping_timeout=config.ws_ping_timeout,
             ws_per_message_deflate=config.ws_per_message_deflate,
             forwarded_allow_ips=config.forwarded_allow_ips if config.proxy_headers else None,
-            ssl=ssl,
-            max_target=config.limit_request_line,
-            max_headers=config.limit_request_fields,
-            max_body=config.limit_request_body,
-            body_read_timeout=config.timeout_request_body or None,
-            max_connections=config.limit_connections,
+            tls=tls,
+            tune_malloc=getattr(config, "tune_malloc", True),
         )
 
     async def _listen(self, config: Config, sockets: list[socket.socket] | None) -> None:
@@ -378,7 +391,7 @@ def _task_kwargs(loop: asyncio.AbstractEventLoop) -> dict[str, Any] | None:
     return {"loop": loop}
 
 
-def _ssl_settings(config: Config) -> tuple | None:
+def _tls_settings(config: Config) -> TlsSettings | None:
     """The ``--ssl-*`` options for the Rust core (rustls), or None without TLS."""
     if config.ssl_context_factory is not None:
         raise ValueError(
@@ -389,14 +402,14 @@ def _ssl_settings(config: Config) -> tuple | None:
         if config.ssl_keyfile:
             raise ValueError("--ssl-keyfile needs --ssl-certfile")
         return None
-    return (
-        os.fspath(config.ssl_certfile),
-        os.fspath(config.ssl_keyfile) if config.ssl_keyfile else None,
-        config.ssl_keyfile_password,
-        config.ssl_ca_certs,
-        int(config.ssl_cert_reqs),
-        int(config.ssl_version),
-        config.ssl_ciphers,
+    return TlsSettings(
+        certfile=os.fspath(config.ssl_certfile),
+        keyfile=os.fspath(config.ssl_keyfile) if config.ssl_keyfile else None,
+        password=config.ssl_keyfile_password,
+        ca_certs=config.ssl_ca_certs,
+        cert_reqs=int(config.ssl_cert_reqs),
+        version=int(config.ssl_version),
+        ciphers=config.ssl_ciphers,
     )
 
 
@@ -410,22 +423,3 @@ def _log_websocket(client: str, path: str, status: int | None) -> None:
 
 def _on_core_log(level: int, message: str) -> None:
     logger.log(level, message)
-
-
-def _loop_factory(name: str) -> Any:
-    """The event loop factory for ``--loop`` (``auto`` = uvloop when importable)."""
-    if name in ("auto", "uvloop", "zuvloop"):
-        try:
-            import uvloop
-        except ImportError:
-            if name != "auto":
-                raise
-            return asyncio.new_event_loop
-        return uvloop.new_event_loop
-    if name in ("asyncio", "none"):
-        return asyncio.new_event_loop if name == "asyncio" else None
-    from sandman_asgi.importer import import_from_string
-
-    # uvicorn 0.54: an import string names the loop factory itself (called with no
-    # arguments to make the loop), e.g. "uvloop:new_event_loop".
-    return import_from_string(name)

@@ -1,5 +1,5 @@
-"""The Python API as uvicorn users call it (D-API-1..4; uvicorn-surface §2, §3): signatures,
-``serve()`` in a running loop, stopping from another thread, signal handling overrides,
+"""The Python API as uvicorn users call it (D-API-1..4 in docs/uvicorn-surface-coverage.md):
+signatures, ``serve()`` in a running loop, stopping from another thread, signal handling overrides,
 port discovery, ``callback_notify``, ``log_config=None``."""
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from sandman_asgi.testing import serve
 from tests.signatures import dump
 
 HERE = Path(__file__).resolve().parent
-UVICORN_PYTHON = Path(os.environ.get("UVICORN_ANCHOR_PYTHON", "/tmp/anch/bin/python"))
+UVICORN_PYTHON = Path(
+    os.environ.get("UVICORN_ANCHOR_PYTHON", HERE.parent / ".ci-uvicorn" / "bin" / "python")
+)
 SNAPSHOT = HERE / "uvicorn_0_54_surface.json"
 
 # Sandman's own keywords, beyond uvicorn's; they must come after all of uvicorn's.
@@ -209,7 +211,7 @@ def test_serve_inside_a_running_loop_and_port_0_discovery():
 
 
 def test_ssl_context_factory_is_refused_with_one_line_and_exit_3(tmp_path):
-    # D-API-2 and the README's differences row: TLS is rustls in the core, so a Python
+    # D-API-2 and docs/differences.md's TLS row: TLS is rustls in the core, so a Python
     # SSLContext factory cannot be used; the refusal is one ERROR line, exit 3, no serving.
     script = tmp_path / "serve.py"
     script.write_text(

@@ -1,4 +1,4 @@
-"""What the server does when the app misbehaves (issue #2; asgi-checklist §2.1; D-HTTP-3)."""
+"""What the server does when the app misbehaves (issue #2; asgi.rst "Error Handling"; D-HTTP-3)."""
 
 from __future__ import annotations
 

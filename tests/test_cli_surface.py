@@ -1,5 +1,5 @@
-"""The command line as uvicorn users type it (D-CLI-1..6; uvicorn-surface §1): the option set,
-environment variables (``UVICORN_*``, ``SANDMAN_*``, ``WEB_CONCURRENCY``,
+"""The command line as uvicorn users type it (D-CLI-1..6 in docs/uvicorn-surface-coverage.md):
+the option set, environment variables (``UVICORN_*``, ``SANDMAN_*``, ``WEB_CONCURRENCY``,
 ``FORWARDED_ALLOW_IPS``), ``--env-file``, ``--version``, selectors.
 
 Parsing is checked in-process with click's runner and ``run()`` replaced by a recorder
@@ -30,9 +30,9 @@ from tests.signatures import dump
 HERE = Path(__file__).resolve().parent
 main_module = importlib.import_module("sandman_asgi.main")  # the package re-exports main()
 SNAPSHOT = json.loads((HERE / "uvicorn_0_54_surface.json").read_text())
-UVICORN = Path(os.environ.get("UVICORN_ANCHOR_BIN", "/tmp/anch/bin/uvicorn"))
+UVICORN = Path(os.environ.get("UVICORN_ANCHOR_BIN", ROOT / ".ci-uvicorn" / "bin" / "uvicorn"))
 OPTION = re.compile(r"^  (--[a-z0-9-]+)(?: / (--[a-z0-9-]+))?", re.MULTILINE)
-# Sandman's own hardening limits (README, "Hardening"); everything else is uvicorn's.
+# Sandman's own hardening limits (docs/hardening.md); everything else is uvicorn's.
 SANDMAN_OPTIONS = {
     "--limit-request-line",
     "--limit-request-fields",

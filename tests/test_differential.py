@@ -9,7 +9,8 @@ and, for the process scenarios, the exit status.
 Every mismatch is either a failure here or an entry of ``DIFFERENCES`` below, where the test
 asserts what each server does, so a documented difference cannot drift silently either.
 The reference is the ``uvicorn`` executable of a virtualenv with ``uvicorn[standard]==0.54.0``
-(``/tmp/anch/bin/uvicorn``, or ``$UVICORN_ANCHOR_BIN``); without it the module is skipped.
+(``.ci-uvicorn/bin/uvicorn`` at the repository root, or ``$UVICORN_ANCHOR_BIN``); without it the
+module is skipped.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import pytest
 
 from tests.serverproc import ROOT, ServerProcess, command, spawn
 
-UVICORN = Path(os.environ.get("UVICORN_ANCHOR_BIN", "/tmp/anch/bin/uvicorn"))
+UVICORN = Path(os.environ.get("UVICORN_ANCHOR_BIN", ROOT / ".ci-uvicorn" / "bin" / "uvicorn"))
 pytestmark = pytest.mark.skipif(
     not UVICORN.exists(),
     reason=f"reference uvicorn 0.54 not found at {UVICORN} "
@@ -389,7 +390,7 @@ def _nothing_sent_then_close(why: str) -> Difference:
 
 
 DIFFERENCES: dict[str, Difference] = {
-    # README "Differences from uvicorn, on purpose" rows, checked here as scripts.
+    # docs/differences.md rows, checked here as scripts.
     "app-sets-server-and-date": Difference(
         "the app's own server/date headers replace ours (one of each, as clients expect)",
         lambda ex: ex.responses[0].header_names().count("server") == 2,

@@ -1,5 +1,6 @@
-"""Logging as uvicorn configures it (D-LOG-1..5; uvicorn-surface §4.3, §4.4): ``--log-config``
-in JSON, YAML and ini, ``--log-level`` on top of it, colours, the access record's ``args``."""
+"""Logging as uvicorn configures it (D-LOG-1..5 in docs/uvicorn-surface-coverage.md):
+``--log-config`` in JSON, YAML and ini, ``--log-level`` on top of it, colours, the access
+record's ``args``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The ``sandman`` command as a process: log lines, lifespan, signals, exit statuses
-(issue #2 "Running it"; uvicorn-surface §5, §7)."""
+(issue #2 "Running it"; D-PROC in docs/uvicorn-surface-coverage.md)."""
 
 from __future__ import annotations
 
@@ -200,7 +200,7 @@ def test_graceful_shutdown_lets_in_flight_finish_and_refuses_new():
 
 
 def test_a_response_started_during_shutdown_says_connection_close():
-    # uvicorn-surface D-PROC-3: in-flight responses finish, with `connection: close`
+    # D-PROC-3: in-flight responses finish, with `connection: close`
     # (the app here has not sent its head yet when the shutdown starts).
     with sandman("tests.apps:slow") as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
@@ -218,7 +218,7 @@ def test_a_response_started_during_shutdown_says_connection_close():
 
 
 def test_a_second_sigint_exits_at_once_during_a_slow_request():
-    # uvicorn-surface D-PROC-2: the first SIGINT waits for the request in flight, a second
+    # D-PROC-2: the first SIGINT waits for the request in flight, a second
     # one stops waiting; the process still exits 0, as uvicorn's does.
     with sandman("tests.apps:slow") as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:

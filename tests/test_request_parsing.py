@@ -409,7 +409,7 @@ def test_framing_variants_are_read_exactly(witness: ServerProcess, data: bytes, 
 
 def test_cl_and_te_is_read_by_te_then_closed(witness: ServerProcess):
     # RFC 9112 §6.1: a server MAY reject CL+TE or process it by Transfer-Encoding, and MUST
-    # close afterwards. Sandman processes (documented in the README); the app never sees the
+    # close afterwards. Sandman processes (docs/differences.md); the app never sees the
     # Content-Length and the bytes after the chunked body are never read as a request.
     # (The issue lists CL+TE among the classes; whether to refuse instead is the lead's call.)
     raw, closed, calls = app_calls_during(

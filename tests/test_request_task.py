@@ -1,5 +1,5 @@
 """The task an HTTP app runs in, as the app sees it: on Python 3.11 the core starts it as
-a ``RequestTask`` that runs its first step eagerly (``sandman_core/src/asgi/task.rs``). Each
+a ``RequestTask`` that runs its first step eagerly (``sandman_core/src/asgi/eager_task.rs``). Each
 scenario checks what asyncio, anyio and contextvars users rely on, over a real socket."""
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def test_a_cancel_before_the_inner_task_first_runs_reaches_the_app(kept: bool) -
     import asyncio
     import contextvars
 
-    from sandman_asgi.task_handover import hand_over
+    from sandman_asgi.eager_task import hand_over
 
     seen: list[str] = []
 

@@ -1,4 +1,5 @@
-"""The HTTP connection scope exactly as asgi-checklist §1.1 writes it (issue #2, D-ASGI-1..3)."""
+"""The HTTP connection scope exactly as the ASGI spec writes it (www.rst, "HTTP Connection
+Scope"; issue #2, D-ASGI-1..3)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""``--workers N`` and ``--reload`` as processes (D-PROC-4, D-PROC-5, D-PROC-6; uvicorn-surface
-§4.5, §4.6, §5.4): real parents, real children, real signals, bounded waits."""
+"""``--workers N`` and ``--reload`` as processes (D-PROC-4, D-PROC-5, D-PROC-6 in
+docs/uvicorn-surface-coverage.md): real parents, real children, real signals, bounded waits."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def test_workers_sigterm_exits_0():
 
 
 def test_workers_are_spawned_not_forked():
-    # uvicorn-surface D-PROC-4: a fresh interpreter per worker (spawn), as uvicorn's
+    # D-PROC-4: a fresh interpreter per worker (spawn), as uvicorn's
     # Multiprocess does; a forked worker would inherit the parent's threads and loop.
     with supervised("tests.supervised_apps:pid", "--workers", "2", ready=2) as server:
         for pid in started_workers(server):

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 GROUPS = ("http", "websocket", "lifespan", "extensions")
 
-# Spec files of django/asgiref (specs/*.rst), as each check names its source.
+# Spec files of django/asgiref's specs/ folder, as the check sources name them
+# (compat/README.md).
 ASGI = "asgi.rst"
 WWW = "www.rst"
 LS = "lifespan.rst"

@@ -2,524 +2,285 @@
 //!
 //! Theory of operation
 //! -------------------
-//! A [`RequestShared`] is the meeting point of three parties:
+//! An [`HttpCycle`] is the Python object behind one request's `receive` and `send`. Its
+//! state ([`CycleShared`]) holds what only the app side knows: where the response is in
+//! the ASGI rules (`http_rules.rs`), the response head held until the first body (so a
+//! one-shot body goes out with `content-length` in one write), and the asyncio futures the
+//! app waits on. Everything the transport must see goes through the request's exchange.
 //!
-//! * the hyper service future on an IO thread, waiting for the response head on a oneshot;
-//! * the body pump on an IO thread (only for streamed request bodies), filling `body`;
-//! * the app's task on the event loop thread, calling [`HttpCycle::receive`]/[`HttpCycle::send`].
-//!
-//! All state sits behind one mutex that is held for a few instructions at a time and never
-//! across a call into Python or an `.await`. The loop thread never waits for an IO thread:
-//! `send()` validates the message, runs it through the [`Cycle`] rules, hands the response to
-//! the service future (or queues a chunk) and returns an already-finished awaitable. It only
-//! returns a pending future when the response queue is over its high-water mark. `receive()`
-//! returns finished awaitables while body data is buffered and an asyncio future otherwise.
-//! IO threads resolve nothing themselves: they post a `Wake` through the bridge and the loop
-//! thread resolves the futures when it drains.
+//! The loop thread never waits for an IO thread: `send()` validates the message, applies
+//! the rules, hands the response to the exchange and returns an already-finished awaitable.
+//! It only returns a pending future when the response queue is over its high-water mark.
+//! `receive()` returns finished awaitables while body data is buffered and an asyncio
+//! future otherwise. A pending future is resolved when the exchange wakes this cycle's
+//! [`Waker`] (its `wake` queues a resume on the bridge; the loop thread then calls
+//! [`Resume::resume`]).
 
-use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Wake, Waker};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
-use tokio::sync::Notify;
 
 use crate::asgi::awaitable::{ready_none, ready_value, resolve, resolve_send, ClientDisconnected};
-use crate::asgi::cycle::{BodyStep, Cycle, Ending, Phase};
-use crate::asgi::message;
-use crate::asgi::scope::RequestHead;
-use crate::bridge::Event;
-use crate::common::limits::{REQUEST_BODY_HIGH_WATER, RESPONSE_BODY_LOW_WATER};
-use crate::http::body::ResponseBody;
-use crate::http::canned;
-use crate::server::shared::ServerShared;
+use crate::asgi::convert::{calls, receive, send};
+use crate::asgi::events::{LoopEvent, Resume};
+use crate::asgi::http_rules::{status_forbids_body, BodyStep, Ending, HttpRules, Phase};
+use crate::asgi::loop_hooks::LoopHooks;
+use crate::exchange::request::{RequestExchange, Room};
+use crate::exchange::response::{Answer, AnswerBody};
 
-/// Mutable state of one request, shared between IO threads and the loop thread.
-pub struct Inner {
-    /// Response ordering rules.
-    pub cycle: Cycle,
-    /// The response for the waiting service future, which polls it.
-    pub reply: Reply,
-    /// `http.response.start` is held here until the first body.
+/// What only the app side knows of a request, shared by the cycle and its waker.
+pub struct CycleShared {
+    exchange: Arc<RequestExchange>,
+    hooks: Arc<LoopHooks>,
+    state: Mutex<CycleState>,
+}
+
+struct CycleState {
+    /// The ASGI rules for the response.
+    rules: HttpRules,
+    /// `http.response.start`, held until the first body.
     held: Option<(StatusCode, HeaderMap)>,
-
-    /// Request body chunks not yet given to the app.
-    pub body: VecDeque<Bytes>,
-    /// Bytes in `body`.
-    pub body_len: usize,
-    /// The request body has been read to its end.
-    pub body_done: bool,
-    /// The app has been given `more_body=False`.
-    body_final_delivered: bool,
-    /// The pump may read (false until the first `receive()` on `Expect: 100-continue`).
-    pub body_go: bool,
-
-    /// Response chunks queued for the socket (streamed responses).
-    pub out: VecDeque<Bytes>,
-    /// Bytes in `out`.
-    pub out_len: usize,
-    /// The last chunk has been queued.
-    pub out_end: bool,
-    /// hyper's waker for the response body, when it is waiting for a chunk.
-    pub out_waker: Option<Waker>,
-
-    /// The client has gone (or the request can no longer be answered).
-    pub disconnected: bool,
-    /// The app's coroutine has ended; the pump may stop.
-    pub finished: bool,
-
+    /// A `receive()` waiting for body data or a disconnect.
+    receive_future: Option<Py<PyAny>>,
+    /// A `send()` waiting for room in the response queue.
+    send_future: Option<Py<PyAny>>,
     /// The app's task, held here (out of the garbage collector's sight) until the app
     /// ends: the strong reference a server must keep to a running task, without a
     /// per-request done-callback.
-    pub task: Option<Py<PyAny>>,
-    /// A `receive()` future waiting for data or disconnect (loop thread only).
-    recv_waiter: Option<Py<PyAny>>,
-    /// A `send()` future waiting for room in `out` (loop thread only).
-    send_waiter: Option<Py<PyAny>>,
-    /// A `Wake` for this request is already in the bridge queue.
-    wake_queued: bool,
+    task: Option<Py<PyAny>>,
+    /// The app's coroutine has ended.
+    finished: bool,
 }
 
-/// The request state shared by the service future, the body pump and the app's task.
-pub struct RequestShared {
-    inner: Mutex<Inner>,
-    /// Signals the body pump: permission to read, room in the buffer, or stop.
-    pub pump_signal: Notify,
-    /// The connection (an app that returns a value closes it), and through it the server.
-    pub conn: Arc<crate::server::conn::ConnState>,
+impl Wake for CycleShared {
+    fn wake(self: Arc<Self>) {
+        let bridge = self.hooks.bridge.clone();
+        bridge.push(LoopEvent::Resume(self));
+    }
 }
 
-impl RequestShared {
-    /// New state for a request on `conn`; `head_request` is true for `HEAD`.
-    pub fn new(
-        conn: Arc<crate::server::conn::ConnState>,
-        head_request: bool,
-    ) -> Arc<RequestShared> {
-        conn.server.active_requests.fetch_add(1, Ordering::Relaxed);
-        Arc::new(RequestShared {
-            inner: Mutex::new(Inner {
-                cycle: Cycle::new(head_request),
-                reply: Reply::Taken,
-                held: None,
-                body: VecDeque::new(),
-                body_len: 0,
-                body_done: false,
-                body_final_delivered: false,
-                body_go: true,
-                out: VecDeque::new(),
-                out_len: 0,
-                out_end: false,
-                out_waker: None,
-                disconnected: false,
-                finished: false,
-                task: None,
-                recv_waiter: None,
-                send_waiter: None,
-                wake_queued: false,
-            }),
-            pump_signal: Notify::new(),
-            conn,
-        })
-    }
-
-    /// Server-wide settings, counters and the bridge.
-    pub fn server(&self) -> &Arc<ServerShared> {
-        &self.conn.server
-    }
-
-    /// Lock the state.
-    pub fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Post a `Wake` to the loop thread if a Python future is waiting on this request.
-    /// Called by IO threads with the lock held.
-    pub fn wake_python(self: &Arc<Self>, inner: &mut Inner) {
-        if (inner.recv_waiter.is_some() || inner.send_waiter.is_some()) && !inner.wake_queued {
-            inner.wake_queued = true;
-            self.server().bridge.push(Event::Wake(self.clone()));
-        }
-    }
-
-    /// The client went away or the request was abandoned: fail pending and future sends,
-    /// turn `receive()` into `http.disconnect`, stop the pump, release the service future.
-    pub fn mark_disconnected(self: &Arc<Self>) {
-        let mut inner = self.lock();
-        if inner.disconnected {
+impl Resume for CycleShared {
+    fn resume(self: Arc<Self>, py: Python<'_>) {
+        let mut state = self.lock();
+        if state.finished {
             return;
         }
-        inner.disconnected = true;
-        inner.cycle.abort();
-        let waker = inner.reply.abandon();
-        self.wake_python(&mut inner);
-        drop(inner);
-        if let Some(w) = waker {
-            w.wake();
+        let receive = state.receive_future.take().map(|future| {
+            let received = self.exchange.receive(|| self.waker());
+            (future, received)
+        });
+        let send = state
+            .send_future
+            .take()
+            .map(|future| (future, self.exchange.wait_for_room(|| self.waker())));
+        // Still waiting (woken for the other future): keep the future.
+        if let Some((future, None)) = &receive {
+            state.receive_future = Some(future.clone_ref(py));
         }
-        self.pump_signal.notify_one();
-    }
-
-    /// The service future's side of the reply slot.
-    pub fn poll_reply(&self, cx: &mut Context<'_>) -> Poll<Option<Response<ResponseBody>>> {
-        let mut inner = self.lock();
-        match std::mem::replace(&mut inner.reply, Reply::Taken) {
-            Reply::Ready(response) => Poll::Ready(Some(response)),
-            Reply::Waiting(_) => {
-                inner.reply = Reply::Waiting(Some(cx.waker().clone()));
-                Poll::Pending
-            }
-            Reply::Abandoned | Reply::Taken => Poll::Ready(None),
+        if let Some((future, Room::Wait)) = &send {
+            state.send_future = Some(future.clone_ref(py));
         }
-    }
-}
-
-/// Where the response head travels from `send()` to the service future.
-pub enum Reply {
-    /// The service future waits (with its waker once it has polled).
-    Waiting(Option<Waker>),
-    /// The response is ready to be taken.
-    Ready(Response<ResponseBody>),
-    /// Nothing will come: close the connection without a response.
-    Abandoned,
-    /// Taken (or never expected).
-    Taken,
-}
-
-impl Reply {
-    /// Deliver a response if one is awaited; returns the waker to wake.
-    pub fn deliver(&mut self, response: Response<ResponseBody>) -> Option<Waker> {
-        match self {
-            Reply::Waiting(waker) => {
-                let waker = waker.take();
-                *self = Reply::Ready(response);
-                waker
-            }
-            _ => None,
+        drop(state);
+        if let Some((future, Some(received))) = receive {
+            let message = receive::http_message(py, received).map(Bound::into_any);
+            resolve(py, future, message);
         }
-    }
-
-    /// Give up on the response; returns the waker to wake.
-    pub fn abandon(&mut self) -> Option<Waker> {
-        match self {
-            Reply::Waiting(waker) => {
-                let waker = waker.take();
-                *self = Reply::Abandoned;
-                waker
-            }
-            _ => None,
+        match send {
+            Some((future, Room::Ready)) => resolve_send(py, future, false),
+            Some((future, Room::Gone)) => resolve_send(py, future, true),
+            _ => {}
         }
     }
 }
 
-impl Drop for RequestShared {
-    fn drop(&mut self) {
-        self.server()
-            .active_requests
-            .fetch_sub(1, Ordering::Relaxed);
+impl CycleShared {
+    fn lock(&self) -> MutexGuard<'_, CycleState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-/// Wake an IO task from the loop thread: batched into one cross-thread wake per loop
-/// iteration (`bridge::wakeups`).
-pub fn wake_io(py: Python<'_>, hooks: &LoopHooks, server: &ServerShared, waker: Option<Waker>) {
-    if let Some(waker) = waker {
-        if server.wakeups.defer(waker) {
-            let scheduled = hooks.call_soon.call1(py, (hooks.flush.clone_ref(py),));
-            if scheduled.is_err() {
-                // The loop is closing: wake now rather than never.
-                server.wakeups.flush();
-            }
-        }
-    }
-}
-
-/// Objects of the event loop the cycles need (touched only on the loop thread).
-pub struct LoopHooks {
-    /// `loop.create_future`
-    pub create_future: Py<PyAny>,
-    /// `access(client, method, path_with_query, http_version, status)` or `None` when the
-    /// access log is off, so a disabled log costs nothing per request.
-    pub access_log: Option<Py<PyAny>>,
-    /// `ws_access(client, path_with_query, status)` for WebSocket handshake lines
-    /// (`status` is `None` for "[accepted]"), or `None` when nobody listens.
-    pub ws_log: Option<Py<PyAny>>,
-    /// `loop.call_soon`, to schedule one wake-up flush per loop iteration.
-    pub call_soon: Py<PyAny>,
-    /// The flush callable (`bridge::wakeups::Flusher`).
-    pub flush: Py<PyAny>,
-}
-
-fn disconnect_message(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let msg = PyDict::new(py);
-    msg.set_item(intern!(py, "type"), intern!(py, "http.disconnect"))?;
-    Ok(msg)
-}
-
-fn request_message<'py>(py: Python<'py>, body: &[u8], more: bool) -> PyResult<Bound<'py, PyDict>> {
-    let msg = PyDict::new(py);
-    msg.set_item(intern!(py, "type"), intern!(py, "http.request"))?;
-    msg.set_item(intern!(py, "body"), PyBytes::new(py, body))?;
-    msg.set_item(intern!(py, "more_body"), more)?;
-    Ok(msg)
-}
-
-/// What `receive()` can answer right now, computed under the lock.
-enum Receivable {
-    Disconnect,
-    Body(Bytes, bool),
-    Nothing,
-}
-
-fn take_receivable(inner: &mut Inner) -> (Receivable, bool) {
-    if inner.disconnected || inner.cycle.phase() == Phase::Complete {
-        return (Receivable::Disconnect, false);
-    }
-    if inner.body_len > 0 || !inner.body.is_empty() {
-        let was_full = inner.body_len >= REQUEST_BODY_HIGH_WATER;
-        let data = if inner.body.len() == 1 {
-            inner.body.pop_front().unwrap()
-        } else {
-            let mut buf = BytesMut::with_capacity(inner.body_len);
-            for chunk in inner.body.drain(..) {
-                buf.extend_from_slice(&chunk);
-            }
-            buf.freeze()
-        };
-        inner.body_len = 0;
-        let more = !inner.body_done;
-        if !more {
-            inner.body_final_delivered = true;
-        }
-        return (Receivable::Body(data, more), was_full);
-    }
-    if inner.body_done && !inner.body_final_delivered {
-        inner.body_final_delivered = true;
-        return (Receivable::Body(Bytes::new(), false), false);
-    }
-    (Receivable::Nothing, false)
-}
-
-fn receivable_to_py(py: Python<'_>, r: Receivable) -> PyResult<Bound<'_, PyDict>> {
-    match r {
-        Receivable::Disconnect => disconnect_message(py),
-        Receivable::Body(data, more) => request_message(py, &data, more),
-        Receivable::Nothing => unreachable!("checked by caller"),
+    fn waker(self: &Arc<Self>) -> Waker {
+        Waker::from(self.clone())
     }
 }
 
 /// The Python object behind one request's `receive` and `send`.
 #[pyclass(frozen, module = "sandman_asgi._core")]
 pub struct HttpCycle {
-    shared: Arc<RequestShared>,
-    hooks: Arc<LoopHooks>,
-    head: Box<RequestHead>,
+    shared: Arc<CycleShared>,
 }
 
 impl HttpCycle {
-    /// Wrap a dispatched request for Python.
-    pub fn new(shared: Arc<RequestShared>, hooks: Arc<LoopHooks>, head: Box<RequestHead>) -> Self {
+    /// The cycle for a request the transport handed over.
+    pub fn new(exchange: Arc<RequestExchange>, hooks: Arc<LoopHooks>) -> HttpCycle {
+        let head_request = exchange.is_head();
         HttpCycle {
-            shared,
-            hooks,
-            head,
+            shared: Arc::new(CycleShared {
+                exchange,
+                hooks,
+                state: Mutex::new(CycleState {
+                    rules: HttpRules::new(head_request),
+                    held: None,
+                    receive_future: None,
+                    send_future: None,
+                    task: None,
+                    finished: false,
+                }),
+            }),
         }
     }
 
-    /// Resolve whatever Python futures of this request can be resolved now (loop thread,
-    /// on a `Wake` from the bridge).
-    pub fn on_wake(py: Python<'_>, shared: &Arc<RequestShared>) {
-        let mut inner = shared.lock();
-        inner.wake_queued = false;
-        let mut recv = None;
-        if inner.recv_waiter.is_some() {
-            let (r, was_full) = take_receivable(&mut inner);
-            if !matches!(r, Receivable::Nothing) {
-                recv = Some((inner.recv_waiter.take().unwrap(), r, was_full));
-            }
-        }
-        let mut send = None;
-        if inner.send_waiter.is_some()
-            && (inner.disconnected || inner.out_len <= RESPONSE_BODY_LOW_WATER)
-        {
-            send = Some((inner.send_waiter.take().unwrap(), inner.disconnected));
-        }
-        drop(inner);
-        if let Some((fut, r, was_full)) = recv {
-            if was_full {
-                shared.pump_signal.notify_one();
-            }
-            let msg = receivable_to_py(py, r).map(|m| m.into_any());
-            resolve(py, fut, msg);
-        }
-        if let Some((fut, gone)) = send {
-            resolve_send(py, fut, gone);
+    /// Keep the app's task alive until the app ends (see `CycleState::task`).
+    pub fn hold_task(&self, task: Py<PyAny>) {
+        let mut state = self.shared.lock();
+        if !state.finished {
+            state.task = Some(task);
         }
     }
 
-    fn new_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.hooks.create_future.call0(py)
+    fn exchange(&self) -> &RequestExchange {
+        &self.shared.exchange
     }
 
     fn log_access(&self, py: Python<'_>, status: u16) -> PyResult<()> {
-        let Some(access) = &self.hooks.access_log else {
-            return Ok(());
-        };
-        let r = self.head.access_record(status);
-        access.call1(py, (r.client, r.method, r.path, r.version, r.status))?;
-        Ok(())
-    }
-
-    fn wake_io(&self, py: Python<'_>, waker: Option<Waker>) {
-        wake_io(py, &self.hooks, self.shared.server(), waker);
-    }
-
-    /// Hand the held head plus a body to the service future.
-    fn respond(&self, py: Python<'_>, inner: &mut Inner, body: ResponseBody) {
-        let (status, headers) = inner.held.take().expect("head held before first body");
-        let mut response = Response::new(body);
-        *response.status_mut() = status;
-        *response.headers_mut() = headers;
-        if status.canonical_reason().is_none() {
-            // An unregistered code gets an empty phrase ("HTTP/1.1 599 "), as uvicorn sends,
-            // not hyper's "<none>".
-            response
-                .extensions_mut()
-                .insert(hyper::ext::ReasonPhrase::from_static(b""));
+        match &self.shared.hooks.access_log {
+            Some(hook) => calls::access_line(py, hook, self.exchange().access_record(status)),
+            None => Ok(()),
         }
-        // The service future may be gone (client left a moment ago); the disconnect path
-        // reports that, so an undelivered response needs no handling here.
-        let waker = inner.reply.deliver(response);
-        self.wake_io(py, waker);
     }
 
-    fn start(&self, py: Python<'_>, msg: &Bound<'_, PyDict>) -> PyResult<()> {
-        // Validate before touching the cycle: a rejected start changes nothing, so an app
+    fn disconnected() -> PyErr {
+        ClientDisconnected::new_err("client disconnected")
+    }
+
+    fn start(&self, py: Python<'_>, message: &Bound<'_, pyo3::types::PyDict>) -> PyResult<()> {
+        // Validate before touching the rules: a rejected start changes nothing, so an app
         // that lets the error escape gets a clean 500 (uvicorn closes the connection
-        // instead; README, "Differences from uvicorn").
-        let start = message::response_start(msg)?;
-        let mut inner = self.shared.lock();
-        if inner.disconnected {
-            return Err(ClientDisconnected::new_err("client disconnected"));
+        // instead; see the documented differences).
+        let start = send::response_start(message)?;
+        if self.exchange().is_disconnected() {
+            return Err(Self::disconnected());
         }
-        let declared = start.declared_length;
-        inner
-            .cycle
-            .start(start.status, declared)
+        let mut state = self.shared.lock();
+        state
+            .rules
+            .start(start.status, start.declared_length)
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-        let headers = self
-            .shared
-            .server()
-            .settings
-            .response_headers(start.headers);
+        let headers = self.exchange().hub().response.headers(start.headers);
         let status = StatusCode::from_u16(start.status).expect("validated range");
-        inner.held = Some((status, headers));
-        drop(inner);
+        state.held = Some((status, headers));
+        drop(state);
+        self.exchange().begin_response();
         self.log_access(py, start.status)
     }
 
-    fn body(&self, py: Python<'_>, msg: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
-        let body = message::body(msg, Some(&self.shared.server().bridge))?;
-        let more = message::flag(msg, intern!(py, "more_body"))?;
-        let mut inner = self.shared.lock();
-        if inner.disconnected {
-            return Err(ClientDisconnected::new_err("client disconnected"));
+    fn body(
+        &self,
+        py: Python<'_>,
+        message: &Bound<'_, pyo3::types::PyDict>,
+    ) -> PyResult<Py<PyAny>> {
+        let body = send::body(message, Some(&self.shared.hooks.bridge))?;
+        let more = send::flag(message, intern!(py, "more_body"))?;
+        if self.exchange().is_disconnected() {
+            return Err(Self::disconnected());
         }
-        let step = match inner.cycle.body(body.len(), more) {
+        let mut state = self.shared.lock();
+        let step = match state.rules.body(body.len(), more) {
             Ok(step) => step,
             Err(e) => {
-                if inner.cycle.phase() == Phase::Aborted {
-                    self.abort_locked(&mut inner);
+                if state.rules.phase() == Phase::Aborted {
+                    self.abort(&mut state);
                 }
                 return Err(PyRuntimeError::new_err(e.to_string()));
             }
         };
-        let allowed = inner.cycle.body_allowed();
-        match step {
-            BodyStep::Whole => {
-                if !allowed {
-                    // HEAD: announce the length a GET would have had, send no bytes.
-                    if inner.cycle.declared_length().is_none()
-                        && !crate::asgi::cycle::status_forbids_body(inner.cycle.status())
-                    {
-                        let len = HeaderValue::from(body.len() as u64);
-                        if let Some((_, h)) = inner.held.as_mut() {
-                            h.insert(header::CONTENT_LENGTH, len);
-                        }
-                    }
-                    self.respond(py, &mut inner, ResponseBody::empty());
-                } else {
-                    self.respond(py, &mut inner, ResponseBody::full(body));
-                }
-                self.complete_locked(py, inner);
-                Ok(ready_none(py)?)
+        let allowed = state.rules.body_allowed();
+        if step == BodyStep::Whole {
+            let (status, mut headers) = state.held.take().expect("head held before first body");
+            // HEAD: announce the length a GET would have had, send no bytes.
+            let announce_length = !allowed
+                && state.rules.declared_length().is_none()
+                && !status_forbids_body(state.rules.status());
+            drop(state);
+            if announce_length {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
             }
-            BodyStep::Begin | BodyStep::Chunk | BodyStep::End => {
-                if allowed && !body.is_empty() {
-                    inner.out_len += body.len();
-                    inner.out.push_back(body);
-                }
-                if step == BodyStep::End {
-                    inner.out_end = true;
-                }
-                if step == BodyStep::Begin {
-                    self.respond(py, &mut inner, ResponseBody::stream(self.shared.clone()));
-                } else {
-                    let waker = inner.out_waker.take();
-                    self.wake_io(py, waker);
-                }
-                if step == BodyStep::End {
-                    self.complete_locked(py, inner);
-                    return ready_none(py);
-                }
-                let server = self.shared.server();
-                let connections = server.connections.load(Ordering::Relaxed);
-                if inner.out_len > server.queue_budget.high_water(connections) {
-                    let fut = self.new_future(py)?;
-                    inner.send_waiter = Some(fut.clone_ref(py));
-                    return Ok(fut);
-                }
-                ready_none(py)
+            let body = if allowed {
+                AnswerBody::Full(body)
+            } else {
+                AnswerBody::Empty
+            };
+            let waker = self.exchange().respond(Answer::new(status, headers, body));
+            self.shared.hooks.wake_io(py, waker);
+            self.completed(py);
+            return ready_none(py);
+        }
+        let head = match step {
+            BodyStep::Begin => state
+                .held
+                .take()
+                .map(|(status, headers)| Answer::new(status, headers, AnswerBody::Streamed)),
+            _ => None,
+        };
+        drop(state);
+        let data = if allowed { body } else { Bytes::new() };
+        let end = step == BodyStep::End;
+        let streamed = self.exchange().stream(head, data, end);
+        self.shared.hooks.wake_io(py, streamed.waker);
+        if end {
+            self.completed(py);
+            return ready_none(py);
+        }
+        if !streamed.full {
+            return ready_none(py);
+        }
+        let future = self.shared.hooks.new_future(py)?;
+        match self.exchange().wait_for_room(|| self.shared.waker()) {
+            Room::Ready => ready_none(py),
+            Room::Gone => Err(Self::disconnected()),
+            Room::Wait => {
+                self.shared.lock().send_future = Some(future.clone_ref(py));
+                Ok(future)
             }
         }
     }
 
-    /// The response is complete: count it and release a `receive()` waiting for disconnect.
-    fn complete_locked(&self, py: Python<'_>, mut inner: MutexGuard<'_, Inner>) {
-        self.shared
-            .server()
-            .total_requests
-            .fetch_add(1, Ordering::Relaxed);
-        let waiter = inner.recv_waiter.take();
-        drop(inner);
-        if let Some(fut) = waiter {
-            resolve(py, fut, disconnect_message(py).map(|m| m.into_any()));
+    /// The response is complete: a `receive()` waiting for the disconnect gets it now.
+    fn completed(&self, py: Python<'_>) {
+        let waiting = self.shared.lock().receive_future.take();
+        if let Some(future) = waiting {
+            resolve(
+                py,
+                future,
+                receive::http_disconnect(py).map(Bound::into_any),
+            );
         }
     }
 
-    /// Cut the response short: the service future answers nothing more and a streamed body
-    /// ends with an error, so hyper closes the connection.
-    fn abort_locked(&self, inner: &mut Inner) {
-        // Error paths wake directly: rare, and some run without the loop (Drop).
-        inner.cycle.abort();
-        inner.held = None;
-        if let Some(w) = inner.reply.abandon() {
-            w.wake();
-        }
-        if let Some(w) = inner.out_waker.take() {
-            w.wake();
-        }
+    /// Cut the response short: the transport closes the connection.
+    fn abort(&self, state: &mut CycleState) {
+        state.rules.abort();
+        state.held = None;
+        self.exchange().abort();
     }
 
-    fn finish_locked(&self, inner: &mut Inner) {
-        inner.finished = true;
-        self.shared.pump_signal.notify_one();
+    /// Answer 500 in place of a response the app never started.
+    fn send_500(&self) {
+        let exchange = self.exchange();
+        exchange.fail(Answer::internal_server_error(&exchange.hub().response));
+    }
+
+    /// The app's code ended: mark it, let the exchange stop the body pump and forget the
+    /// wakers, and take the task to release outside the lock.
+    fn finish(&self, state: &mut CycleState) -> Option<Py<PyAny>> {
+        state.finished = true;
+        self.exchange().app_done();
+        state.task.take()
     }
 }
 
@@ -527,42 +288,30 @@ impl HttpCycle {
 impl HttpCycle {
     /// ASGI `receive()`.
     fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let mut inner = self.shared.lock();
-        let (r, was_full) = take_receivable(&mut inner);
-        if let Receivable::Nothing = r {
-            if !inner.body_go {
-                // Expect: 100-continue — the first receive() lets the pump read, and hyper
-                // sends "100 Continue" when the body is first polled (D-HTTP-8).
-                inner.body_go = true;
-                self.shared.pump_signal.notify_one();
-            }
-            let fut = self.new_future(py)?;
-            inner.recv_waiter = Some(fut.clone_ref(py));
-            return Ok(fut);
+        let shared = &self.shared;
+        if let Some(received) = shared.exchange.receive(|| shared.waker()) {
+            return ready_value(py, receive::http_message(py, received)?.into_any());
         }
-        drop(inner);
-        if was_full {
-            self.shared.pump_signal.notify_one();
-        }
-        ready_value(py, receivable_to_py(py, r)?.into_any())
+        let future = shared.hooks.new_future(py)?;
+        shared.lock().receive_future = Some(future.clone_ref(py));
+        Ok(future)
     }
 
     /// ASGI `send(message)`.
     fn send(&self, py: Python<'_>, message: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let msg = message::as_dict(&message)?;
-        let kind = message::message_type(msg)?;
-        let kind = kind.to_str()?;
-        match kind {
+        let message = send::as_dict(&message)?;
+        let kind = send::message_type(message)?;
+        match kind.to_str()? {
             "http.response.start" => {
-                self.start(py, msg)?;
+                self.start(py, message)?;
                 ready_none(py)
             }
-            "http.response.body" => self.body(py, msg),
+            "http.response.body" => self.body(py, message),
             other => {
-                if self.shared.lock().disconnected {
-                    return Err(ClientDisconnected::new_err("client disconnected"));
+                if self.exchange().is_disconnected() {
+                    return Err(Self::disconnected());
                 }
-                let expected = if self.shared.lock().cycle.phase() == Phase::AwaitingStart {
+                let expected = if self.shared.lock().rules.phase() == Phase::AwaitingStart {
                     "http.response.start"
                 } else {
                     "http.response.body"
@@ -574,74 +323,63 @@ impl HttpCycle {
         }
     }
 
-    /// The app returned `None`. Returns 0 complete, 1 not started (a 500 was sent),
-    /// 2 incomplete (connection closed), 3 already aborted.
-    fn app_returned(&self, py: Python<'_>) -> u8 {
-        let mut inner = self.shared.lock();
-        self.finish_locked(&mut inner);
-        let code = match inner.cycle.finish() {
-            Ending::Complete => 0,
+    /// The app returned `None`. Returns the error to log when that left the response
+    /// unfinished: not started (a 500 was sent) or started and not completed (the
+    /// connection is closed).
+    fn app_returned(&self, py: Python<'_>) -> Option<&'static str> {
+        let mut state = self.shared.lock();
+        let task = self.finish(&mut state);
+        let ending = match state.rules.finish() {
+            // Cut short by the client: nothing left to do or to report.
+            Ending::NotStarted | Ending::Incomplete if self.exchange().is_disconnected() => {
+                Ending::Aborted
+            }
+            ending => ending,
+        };
+        let problem = match ending {
+            Ending::Complete | Ending::Aborted => None,
             Ending::NotStarted => {
-                self.send_500(&mut inner);
-                let _ = self.log_access(py, 500);
-                1
+                state.rules.abort();
+                self.send_500();
+                Some("ASGI callable returned without starting response.")
             }
             Ending::Incomplete => {
-                self.abort_locked(&mut inner);
-                2
+                self.abort(&mut state);
+                Some("ASGI callable returned without completing response.")
             }
-            Ending::Aborted => 3,
         };
         // Released after the lock: a decref may run arbitrary Python.
-        let task = inner.task.take();
-        drop(inner);
+        drop(state);
         drop(task);
-        code
+        if ending == Ending::NotStarted {
+            let _ = self.log_access(py, 500);
+        }
+        problem
     }
 
     /// The app raised (or returned a value). Sends a 500 if nothing was sent yet and
-    /// `error_response` is true, else closes the connection. Returns True if a 500 went out.
+    /// `error_response` is true, else closes the connection.
     #[pyo3(signature = (error_response=true))]
-    fn app_failed(&self, py: Python<'_>, error_response: bool) -> bool {
-        let mut inner = self.shared.lock();
-        self.finish_locked(&mut inner);
-        let sent_500 =
-            error_response && inner.cycle.phase() == Phase::AwaitingStart && !inner.disconnected;
+    fn app_failed(&self, py: Python<'_>, error_response: bool) {
+        let mut state = self.shared.lock();
+        let task = self.finish(&mut state);
+        let sent_500 = error_response
+            && state.rules.phase() == Phase::AwaitingStart
+            && !self.exchange().is_disconnected();
         if sent_500 {
-            inner.cycle.abort();
-            self.send_500(&mut inner);
-        } else if inner.cycle.phase() == Phase::Complete {
+            state.rules.abort();
+            self.send_500();
+        } else if state.rules.phase() == Phase::Complete {
             // Complete, but the app misbehaved (returned a value): do not keep the
             // connection alive after it (uvicorn closes it too).
-            self.shared.conn.control.close();
+            self.exchange().close_connection();
         } else {
-            self.abort_locked(&mut inner);
+            self.abort(&mut state);
         }
-        let task = inner.task.take();
-        drop(inner);
+        drop(state);
         drop(task);
         if sent_500 {
             let _ = self.log_access(py, 500);
-        }
-        sent_500
-    }
-
-    /// Request method, path and client for log lines.
-    #[getter]
-    fn client(&self) -> Option<String> {
-        self.head
-            .conn
-            .client
-            .as_ref()
-            .map(|(h, p)| format!("{h}:{p}"))
-    }
-}
-
-impl HttpCycle {
-    fn send_500(&self, inner: &mut Inner) {
-        let response = canned::internal_server_error(&self.shared.server().settings);
-        if let Some(w) = inner.reply.deliver(response) {
-            w.wake();
         }
     }
 }
@@ -649,32 +387,21 @@ impl HttpCycle {
 impl Drop for HttpCycle {
     fn drop(&mut self) {
         // A cycle dropped without its app finishing (never started, or cancelled before
-        // its first step) must not leave the service future waiting forever.
-        let mut inner = self.shared.lock();
-        let task = inner.task.take();
-        if !inner.finished {
-            inner.finished = true;
-            if inner.cycle.phase() == Phase::AwaitingStart {
-                inner.cycle.abort();
-                self.send_500(&mut inner);
-            } else {
-                self.abort_locked(&mut inner);
-            }
-            drop(inner);
-            self.shared.pump_signal.notify_one();
+        // its first step) must not leave the transport waiting forever.
+        let mut state = self.shared.lock();
+        let task = if state.finished {
+            state.task.take()
         } else {
-            drop(inner);
-        }
+            let task = self.finish(&mut state);
+            if state.rules.phase() == Phase::AwaitingStart {
+                state.rules.abort();
+                self.send_500();
+            } else {
+                self.abort(&mut state);
+            }
+            task
+        };
+        drop(state);
         drop(task);
-    }
-}
-
-impl HttpCycle {
-    /// Keep the app's task alive until the app ends (see `Inner::task`).
-    pub fn hold_task(&self, task: Py<PyAny>) {
-        let mut inner = self.shared.lock();
-        if !inner.finished {
-            inner.task = Some(task);
-        }
     }
 }

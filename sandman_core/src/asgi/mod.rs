@@ -1,16 +1,21 @@
-//! The ASGI side of a request: the scope, the messages, and the response cycle.
+//! The ASGI side: the only code that knows Python shapes. It sits on the exchange (what a
+//! request or WebSocket shares with the transport) and on the bridge (the hand-off to the
+//! event loop), and never reaches into the transport itself.
 //!
-//! `cycle` holds the ordering rules and knows nothing of Python or IO; `message` turns the
-//! app's dicts into typed values; `scope` builds scope dicts; `http` is the Python-facing
-//! `receive`/`send` pair that ties them to a running request; `task` starts an HTTP app
-//! eagerly on Pythons without `eager_start`.
+//! `server` is the object Python drives; `events` what the IO threads send it; `http` and
+//! `websocket` the `receive`/`send` pair of one request or socket, which apply the ASGI
+//! rules of `http_rules` and `ws_rules`; `convert` every dict, tuple and keyword crossing
+//! into or out of Python; `tasks` and `eager_task` how app calls start.
 
 pub mod awaitable;
-pub mod cycle;
+pub mod body_bytes;
+pub mod convert;
+pub mod eager_task;
+pub mod events;
 pub mod http;
-pub mod lent;
-pub mod message;
-pub mod scope;
-pub mod task;
+pub mod http_rules;
+pub mod loop_hooks;
+pub mod server;
+pub mod tasks;
 pub mod websocket;
-pub mod ws_cycle;
+pub mod ws_rules;

@@ -2,80 +2,30 @@
 //!
 //! Theory of operation
 //! -------------------
-//! IO threads (tokio) never take the GIL. Whatever the Python side must react to — a new
-//! request, a body chunk for a `receive()` that is waiting, a disconnect, room in a full
-//! response queue, a log line — becomes an [`Event`] pushed onto one queue. The event loop
-//! watches an `eventfd` with `loop.add_reader`; the fd is written only when the queue goes
-//! from "nobody told the loop" to "the loop has been told", so a burst of a thousand events
-//! costs one wake-up and one drain, under one GIL hold.
+//! IO threads (tokio) never take the GIL. Whatever the loop thread must act on becomes an
+//! event pushed onto one queue; the bridge carries events of any type and never looks into
+//! them (the app side defines them, `asgi/events.rs`). The event loop watches an `eventfd`
+//! with `loop.add_reader`; the fd is written only when the queue goes from "nobody told the
+//! loop" to "the loop has been told", so a burst of a thousand events costs one wake-up and
+//! one drain, under one GIL hold.
 //!
 //! The `notified` flag is cleared by the consumer *before* it swaps the queue out, so an
 //! event pushed at any moment is either in the batch being taken or causes a fresh write.
 //! The worst a race can do is one spurious wake-up that finds an empty queue.
+//!
+//! The way back, from the loop thread to the IO threads, is `io_wakeups`.
 
-pub mod wakeups;
+pub mod io_wakeups;
 
 use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-
-use pyo3::{Py, PyAny};
-
-use crate::asgi::http::RequestShared;
-use crate::asgi::scope::RequestHead;
-use crate::asgi::websocket::WsShared;
-
-/// Severity of a log line raised on an IO thread, forwarded to the `uvicorn.error` logger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// `logging.DEBUG`
-    Debug,
-    /// `logging.INFO`
-    Info,
-    /// `logging.WARNING`
-    Warning,
-    /// `logging.ERROR`
-    Error,
-}
-
-impl Level {
-    /// The numeric level of Python's `logging` module.
-    pub fn as_python(self) -> i32 {
-        match self {
-            Level::Debug => 10,
-            Level::Info => 20,
-            Level::Warning => 30,
-            Level::Error => 40,
-        }
-    }
-}
-
-/// Something the event loop thread has to act on.
-pub enum Event {
-    /// A request head arrived: build the scope and start the app.
-    Request(Arc<RequestShared>, Box<RequestHead>),
-    /// The state of a running request changed (body data, disconnect, send capacity):
-    /// resolve whichever Python futures it was waiting on.
-    Wake(Arc<RequestShared>),
-    /// A WebSocket upgrade request: build the scope and start the app.
-    WsConnect(Arc<WsShared>, Box<RequestHead>),
-    /// A WebSocket's state changed: resolve its waiting Python futures.
-    WsWake(Arc<WsShared>),
-    /// A log record from an IO thread.
-    Log(Level, String),
-    /// An access line for a response the IO thread wrote itself (503 over the limit).
-    Access(Box<crate::common::access::AccessRecord>),
-    /// A body the IO thread has finished writing from: drop it under the GIL.
-    Release(crate::asgi::lent::Lent),
-    /// A closed connection's scope `client` and `server` values: drop them under the GIL.
-    ReleaseAddrs(Py<PyAny>, Py<PyAny>),
-}
+use std::sync::Mutex;
 
 /// The ready queue plus its wake-up descriptor.
-pub struct Bridge {
-    queue: Mutex<Vec<Event>>,
+pub struct Bridge<E> {
+    queue: Mutex<Vec<E>>,
     notified: AtomicBool,
     eventfd: OwnedFd,
     first_queued_at: AtomicU64,
@@ -86,6 +36,11 @@ thread_local! {
     /// which a held-back wake-up is certain to be sent (by `flush_on_park`). Any other
     /// thread (the loop thread dropping a future, a runtime shutting down) signals at once.
     static HOLDING_WAKEUPS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// An IO thread woke up: wake-ups it causes may wait for its next park (`flush_on_park`).
+pub fn io_thread_unparked() {
+    HOLDING_WAKEUPS.set(true);
 }
 
 /// Events that wake the loop at once even while the IO thread is still busy.
@@ -102,9 +57,9 @@ fn now_micros() -> u64 {
         .as_micros() as u64
 }
 
-impl Bridge {
+impl<E> Bridge<E> {
     /// Create the queue and a non-blocking `eventfd` for the loop to watch.
-    pub fn new() -> io::Result<Bridge> {
+    pub fn new() -> io::Result<Bridge<E>> {
         // SAFETY: plain syscall; the returned descriptor is owned below.
         let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
         if fd < 0 {
@@ -125,7 +80,7 @@ impl Bridge {
     }
 
     /// Queue an event; wakes the loop if it has not been told since its last drain.
-    pub fn push(&self, event: Event) {
+    pub fn push(&self, event: E) {
         let queued = {
             let mut queue = self.queue.lock().unwrap();
             queue.push(event);
@@ -151,11 +106,6 @@ impl Bridge {
         }
     }
 
-    /// An IO thread woke up: wake-ups it causes may wait for its next park.
-    pub fn io_thread_unparked() {
-        HOLDING_WAKEUPS.set(true);
-    }
-
     /// An IO thread is about to go idle (or stop): wake the loop for whatever is queued.
     pub fn flush_on_park(&self) {
         HOLDING_WAKEUPS.set(false);
@@ -166,11 +116,6 @@ impl Bridge {
         if pending && !self.notified.swap(true, Ordering::AcqRel) {
             self.signal();
         }
-    }
-
-    /// Queue a log line.
-    pub fn log(&self, level: Level, message: impl Into<String>) {
-        self.push(Event::Log(level, message.into()));
     }
 
     fn signal(&self) {
@@ -189,7 +134,7 @@ impl Bridge {
 
     /// Move everything queued so far to the end of `into` (called on the loop thread when
     /// the fd is readable). The queue keeps its capacity for the IO threads.
-    pub fn take(&self, into: &mut impl Extend<Event>) {
+    pub fn take(&self, into: &mut impl Extend<E>) {
         let mut counter: u64 = 0;
         // SAFETY: reading 8 bytes into a valid u64 from our own non-blocking eventfd.
         unsafe {
@@ -204,6 +149,7 @@ impl Bridge {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn readable(fd: RawFd) -> bool {
         let mut pfd = libc::pollfd {
@@ -217,34 +163,34 @@ mod tests {
 
     #[test]
     fn one_wakeup_per_batch() {
-        let bridge = Bridge::new().unwrap();
+        let bridge: Bridge<&str> = Bridge::new().unwrap();
         assert!(!readable(bridge.fd()));
-        bridge.log(Level::Info, "a");
+        bridge.push("a");
         assert!(readable(bridge.fd()));
-        bridge.log(Level::Info, "b");
+        bridge.push("b");
         let mut batch = Vec::new();
         bridge.take(&mut batch);
         assert_eq!(batch.len(), 2);
         assert!(!readable(bridge.fd()), "drained fd stays quiet");
-        bridge.log(Level::Warning, "c");
+        bridge.push("c");
         assert!(
             readable(bridge.fd()),
             "next event after a drain wakes again"
         );
         let mut batch = Vec::new();
         bridge.take(&mut batch);
-        assert!(matches!(batch[0], Event::Log(Level::Warning, _)));
+        assert_eq!(batch, ["c"]);
     }
 
     #[test]
     fn concurrent_pushes_are_never_lost() {
-        let bridge = Arc::new(Bridge::new().unwrap());
+        let bridge: Arc<Bridge<&str>> = Arc::new(Bridge::new().unwrap());
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let b = bridge.clone();
                 std::thread::spawn(move || {
                     for _ in 0..10_000 {
-                        b.log(Level::Debug, "x");
+                        b.push("x");
                     }
                 })
             })
@@ -271,11 +217,11 @@ mod tests {
 
     #[test]
     fn io_thread_holds_the_wakeup_until_it_parks() {
-        let bridge = Arc::new(Bridge::new().unwrap());
+        let bridge: Arc<Bridge<&str>> = Arc::new(Bridge::new().unwrap());
         let b = bridge.clone();
         std::thread::spawn(move || {
-            Bridge::io_thread_unparked();
-            b.log(Level::Info, "held");
+            io_thread_unparked();
+            b.push("held");
             assert!(!readable(b.fd()), "signalled before park");
             b.flush_on_park();
             assert!(readable(b.fd()));
@@ -286,16 +232,16 @@ mod tests {
 
     #[test]
     fn other_threads_and_big_batches_wake_at_once() {
-        let bridge = Bridge::new().unwrap();
+        let bridge: Bridge<&str> = Bridge::new().unwrap();
         // Not an IO thread between unpark and park: no one would flush later.
-        bridge.log(Level::Info, "now");
+        bridge.push("now");
         assert!(readable(bridge.fd()));
         let mut batch = Vec::new();
         bridge.take(&mut batch);
         batch.clear();
-        Bridge::io_thread_unparked();
+        io_thread_unparked();
         for _ in 0..WAKE_BATCH {
-            bridge.log(Level::Info, "x");
+            bridge.push("x");
         }
         assert!(readable(bridge.fd()), "a full batch must not wait for park");
         bridge.flush_on_park();

@@ -1,11 +1,17 @@
-//! Small pieces shared by every layer: limits, the response queue budget, the cached `date`
-//! header, access lines, the coarse clock.
+//! Small pieces shared by every layer: the server's settings, limits, the response queue
+//! budget, the cached `date` header, access records, log levels, the coarse clock, the
+//! proxy trust list, and the memory allocator set-up.
 
 pub mod access;
+pub mod allocator;
 pub mod clock;
 pub mod date;
 pub mod limits;
+pub mod log;
+pub mod malloc_tuning;
 pub mod queue_budget;
+pub mod settings;
+pub mod trusted_hosts;
 
 /// A header map from static pairs, for unit tests.
 #[cfg(test)]

@@ -3,12 +3,12 @@
 //! Every `send()` that finds its queue full suspends the app until the IO thread has taken
 //! the queue, and that round trip (a future, a loop turn, a task step) is most of what a
 //! stream costs the event loop thread. A deeper queue means fewer round trips: on the 1 MiB
-//! stream at 128 connections, 256 KiB gave 1.14x the req/s of 64 KiB (bench/NOTES.md).
+//! stream at 128 connections, 256 KiB gave 1.14x the req/s of 64 KiB (docs/performance.md).
 //! But the queue holds the app's objects (copies, for `bytearray` and `memoryview`), so
 //! depth times streams is memory; and with 1,000 clients a 256 KiB queue once let some
 //! responses run ahead until wrk timed out on others. At 1,000 streams 128 KiB each gave
 //! 1.17x the req/s of 64 KiB at 0.82x the CPU per response, with a lower p99 and no wrk
-//! timeouts where 64 KiB had some (bench/NOTES.md), for 64 MB more at the peak when every
+//! timeouts where 64 KiB had some, for 64 MB more at the peak when every
 //! chunk is a new object. So one per-server budget is shared out: each stream may queue
 //! the budget divided by the streams in progress or by the open connections, whichever is
 //! more (HTTP/2 has many streams per connection; an HTTP/1 client between two responses

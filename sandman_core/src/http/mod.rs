@@ -1,11 +1,10 @@
-//! The HTTP layer: hyper's service for each request, response bodies, the body pump and the
-//! few responses the server writes itself.
-//!
-//! Only this module and `server/` touch tokio; nothing here touches Python.
+//! HTTP/1.x: hyper's service for each request, request and response bodies, the checks
+//! hyper leaves to us, and proxy headers. Nothing here touches Python; requests go to the
+//! app side through their exchange (`exchange/`).
 
-pub mod body;
-pub mod canned;
-pub mod frame_data;
+pub mod context;
 pub mod proxy;
+pub mod request_body;
+pub mod response_body;
 pub mod service;
 pub mod validate;

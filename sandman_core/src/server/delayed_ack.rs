@@ -10,8 +10,7 @@
 //! 1,000 / throughput in its socket before it is read: 40 ms at 25k req/s. Past that
 //! line, the kernel sends one more segment per request, which makes the server slower
 //! still. `ss -ti` on the 2.4 KB page at 1,000 connections counted 0.55-0.83 pure ACKs per
-//! response in slow runs, against 0.13-0.22 in fast ones (bench/NOTES.md, "The page at
-//! 1,000 connections").
+//! response in slow runs, against 0.13-0.22 in fast ones (docs/performance.md).
 //!
 //! `TCP_QUICKACK` set to 0 puts the socket back in delayed-ACK mode until the timer next
 //! fires. The timer can only have fired if the request waited at least 40 ms, which is

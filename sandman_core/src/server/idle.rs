@@ -4,7 +4,7 @@
 //! hyper's own header-read timeout arms a fresh timer whenever it starts waiting for a
 //! request head and drops it once the head is in: for every request, a boxed sleep, clock
 //! reads, and an insertion into and a removal from tokio's timer wheel (about 900
-//! instructions a request under callgrind, bench/NOTES.md). Here a request in progress is
+//! instructions a request under callgrind). Here a request in progress is
 //! counted, and the time the last one ended is noted with a coarse clock read. The
 //! connection's one timer fires at most once per timeout, and only then checks whether the
 //! connection has been idle for the whole of it.
@@ -16,76 +16,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::Context;
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
 use crate::common::clock::coarse_now_ms;
-
-/// Requests in progress on one connection, and when the connection last became idle. It
-/// lives inside the connection's state (`server/conn.rs`), next to the fields every request
-/// touches, rather than in an allocation of its own: at 1,000 connections each separate
-/// allocation is one more cold cache line per request.
-pub struct Activity {
-    in_progress: AtomicU32,
-    idle_since_ms: AtomicU64,
-}
-
-impl Default for Activity {
-    fn default() -> Activity {
-        Activity::new()
-    }
-}
-
-impl Activity {
-    /// A new connection: idle from now.
-    pub fn new() -> Activity {
-        Activity {
-            in_progress: AtomicU32::new(0),
-            idle_since_ms: AtomicU64::new(coarse_now_ms()),
-        }
-    }
-
-    /// A request head was parsed: the connection is busy until the matching [`end`].
-    ///
-    /// [`end`]: Activity::end
-    pub fn begin(&self) {
-        self.in_progress.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A request's response body was dropped: idle from now unless another is in progress.
-    pub fn end(&self) {
-        self.idle_since_ms.store(coarse_now_ms(), Ordering::Relaxed);
-        self.in_progress.fetch_sub(1, Ordering::Release);
-    }
-
-    /// The coarse-clock time the connection last became idle (at accept, until a request
-    /// has come and gone).
-    pub fn idle_since_ms(&self) -> u64 {
-        self.idle_since_ms.load(Ordering::Relaxed)
-    }
-
-    /// Whether no request has begun on the connection since it was accepted, given
-    /// [`idle_since_ms`] as it was then. (A request that began and ended within the same
-    /// millisecond as the accept also counts as none: that only ever errs on the side of
-    /// waiting for a request at shutdown, `server/conn.rs`.)
-    ///
-    /// [`idle_since_ms`]: Activity::idle_since_ms
-    pub fn unused_since(&self, accepted_ms: u64) -> bool {
-        self.in_progress.load(Ordering::Acquire) == 0 && self.idle_since_ms() == accepted_ms
-    }
-
-    /// How long the connection has had no request in progress; `None` while it has one.
-    fn idle_for(&self) -> Option<Duration> {
-        if self.in_progress.load(Ordering::Acquire) > 0 {
-            return None;
-        }
-        let since = self.idle_since_ms.load(Ordering::Relaxed);
-        Some(Duration::from_millis(coarse_now_ms().saturating_sub(since)))
-    }
-}
+use crate::exchange::activity::Activity;
 
 /// How far the coarse clock may lag the timer's clock: one kernel tick (10 ms at HZ=100),
 /// doubled. Before `deadline - COARSE_LAG` on the coarse clock the timer cannot have fired.
@@ -202,24 +139,6 @@ mod tests {
             activity.end();
             // Idle again from the end of the request: a full timeout from here.
             expires_one_timeout_from_now(&mut timer, &activity).await;
-        });
-    }
-
-    #[test]
-    fn a_connection_is_unused_until_its_first_request_begins() {
-        runtime().block_on(async {
-            let activity = Activity::new();
-            let accepted = activity.idle_since_ms();
-            assert!(activity.unused_since(accepted));
-            activity.begin();
-            assert!(!activity.unused_since(accepted), "a request is in progress");
-            // Past the coarse clock's tick, so the end is a later time than the accept.
-            tokio::time::sleep(Duration::from_millis(30)).await;
-            activity.end();
-            assert!(
-                !activity.unused_since(accepted),
-                "a request has come and gone"
-            );
         });
     }
 

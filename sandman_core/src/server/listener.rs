@@ -12,11 +12,11 @@ use std::time::Duration;
 use socket2::Socket;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
-use crate::asgi::scope::{ConnInfo, ServerAddr};
-use crate::bridge::Level;
+use crate::common::log::Level;
+use crate::exchange::connection::{Connection, Peer, ServerAddr};
 use crate::server::conn;
 use crate::server::delayed_ack::DelayedAckStream;
-use crate::server::shared::ServerShared;
+use crate::server::ServerShared;
 
 /// A listening socket ready to be served.
 pub enum Listener {
@@ -68,14 +68,15 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 fn spawn_connection<IO>(
     stream: IO,
     server: Arc<ServerShared>,
-    mut info: ConnInfo,
+    mut peer: Peer,
     permit: Option<OwnedSemaphorePermit>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     match server.tls.clone() {
         None => {
-            tokio::spawn(conn::serve(stream, server, info, permit));
+            let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
+            tokio::spawn(conn::serve(stream, conn, server));
         }
         Some(acceptor) => {
             tokio::spawn(async move {
@@ -84,8 +85,9 @@ fn spawn_connection<IO>(
                 if let Ok(Ok(tls)) =
                     tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                 {
-                    info.tls = true;
-                    conn::serve(tls, server, info, permit).await;
+                    peer.tls = true;
+                    let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
+                    conn::serve(tls, conn, server).await;
                 }
             });
         }
@@ -110,7 +112,7 @@ async fn next_permit(
 
 /// Accept until the server shuts down. Must run inside the tokio runtime.
 pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
-    let mut shutdown = server.shutdown.subscribe();
+    let mut shutdown = server.hub.shutdown.subscribe();
     if *shutdown.borrow() {
         return;
     }
@@ -123,7 +125,7 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
             if is_fd_exhaustion(&err) {
                 if exhaustion_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
                     exhaustion_logged = Some(std::time::Instant::now());
-                    server.bridge.log(
+                    server.ctx.log(
                         Level::Error,
                         format!("Cannot accept connections: {err}. Backing off."),
                     );
@@ -137,9 +139,7 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
             let listener = match tokio::net::TcpListener::from_std(std) {
                 Ok(l) => l,
                 Err(e) => {
-                    server
-                        .bridge
-                        .log(Level::Error, format!("Cannot listen: {e}"));
+                    server.ctx.log(Level::Error, format!("Cannot listen: {e}"));
                     return;
                 }
             };
@@ -152,8 +152,12 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                         Ok((stream, peer)) => {
                             let _ = stream.set_nodelay(true);
                             let server_addr = stream.local_addr().ok().map(|a| ServerAddr::Tcp(a.ip().to_string(), a.port()));
-                            let info = ConnInfo::new(Some((peer.ip().to_canonical().to_string(), peer.port())), server_addr, false);
-                            spawn_connection(DelayedAckStream::new(stream), server.clone(), info, permit);
+                            let peer = Peer {
+                                client: Some((peer.ip().to_canonical().to_string(), peer.port())),
+                                server: server_addr,
+                                tls: false,
+                            };
+                            spawn_connection(DelayedAckStream::new(stream), server.clone(), peer, permit);
                         }
                         Err(err) => on_error!(err),
                     },
@@ -165,9 +169,7 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
             let listener = match tokio::net::UnixListener::from_std(std) {
                 Ok(l) => l,
                 Err(e) => {
-                    server
-                        .bridge
-                        .log(Level::Error, format!("Cannot listen: {e}"));
+                    server.ctx.log(Level::Error, format!("Cannot listen: {e}"));
                     return;
                 }
             };
@@ -178,8 +180,12 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
                         Ok((stream, _)) => {
-                            let info = ConnInfo::new(None, Some(ServerAddr::Unix(path.clone())), false);
-                            spawn_connection(stream, server.clone(), info, permit);
+                            let peer = Peer {
+                                client: None,
+                                server: Some(ServerAddr::Unix(path.clone())),
+                                tls: false,
+                            };
+                            spawn_connection(stream, server.clone(), peer, permit);
                         }
                         Err(err) => on_error!(err),
                     },

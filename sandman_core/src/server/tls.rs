@@ -22,24 +22,7 @@ use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-/// `--ssl-*` settings as Python passes them.
-#[derive(Debug, Default, Clone)]
-pub struct TlsOptions {
-    /// `--ssl-certfile`
-    pub certfile: String,
-    /// `--ssl-keyfile` (the certfile is searched for a key when absent)
-    pub keyfile: Option<String>,
-    /// `--ssl-keyfile-password`
-    pub password: Option<String>,
-    /// `--ssl-ca-certs`
-    pub ca_certs: Option<String>,
-    /// `--ssl-cert-reqs`: 0, 1 or 2
-    pub cert_reqs: i32,
-    /// `--ssl-version`: a stdlib `ssl.PROTOCOL_*` value
-    pub version: i32,
-    /// `--ssl-ciphers`
-    pub ciphers: Option<String>,
-}
+use crate::common::settings::TlsSettings;
 
 /// Python's `ssl.PROTOCOL_*` values (stable across versions).
 const PROTOCOL_TLS: i32 = 2;
@@ -154,7 +137,7 @@ fn cipher_suites(ciphers: Option<&str>) -> Result<Vec<SupportedCipherSuite>, Str
 }
 
 /// Build the acceptor's configuration; an `Err` is one line for the startup log.
-pub fn server_config(options: &TlsOptions) -> Result<Arc<ServerConfig>, String> {
+pub fn server_config(options: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
     let versions: &[&'static rustls::SupportedProtocolVersion] = match options.version {
         PROTOCOL_TLS | PROTOCOL_TLS_SERVER => &[&rustls::version::TLS13, &rustls::version::TLS12],
         PROTOCOL_TLSV1_2 => &[&rustls::version::TLS12],
@@ -230,7 +213,7 @@ mod tests {
 
     #[test]
     fn versions() {
-        let mut o = TlsOptions {
+        let mut o = TlsSettings {
             version: PROTOCOL_TLSV1,
             ..Default::default()
         };

@@ -19,7 +19,8 @@ use yawc::close::CloseCode;
 use yawc::frame::{Frame, OpCode};
 use yawc::{HttpStream, WebSocket, WebSocketError};
 
-use crate::asgi::websocket::{Inbound, Outbound, WsShared};
+use crate::common::settings::WsSettings;
+use crate::exchange::websocket::{Inbound, Outbound, WsExchange};
 
 type Socket = WebSocket<HttpStream>;
 
@@ -52,20 +53,20 @@ async fn flush_owed(ws: &mut Socket) -> Result<(), WebSocketError> {
     ws.flush().await
 }
 
-struct Counted(Arc<WsShared>);
+/// Counts the socket as an open connection for as long as it lives.
+struct Counted(Arc<WsExchange>);
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.0.server.connections.fetch_sub(1, Ordering::AcqRel);
+        self.0.hub().connections.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// Drive an upgraded socket until it is closed.
-pub async fn run(mut ws: Socket, shared: Arc<WsShared>) {
-    shared.server.connections.fetch_add(1, Ordering::AcqRel);
+pub async fn run(mut ws: Socket, shared: Arc<WsExchange>, settings: &WsSettings) {
+    shared.hub().connections.fetch_add(1, Ordering::AcqRel);
     let _counted = Counted(shared.clone());
-    let settings = &shared.server.settings.ws;
-    let mut shutdown = shared.server.shutdown.subscribe();
+    let mut shutdown = shared.hub().shutdown.subscribe();
     let mut shutting_down = false;
     let mut pending: Vec<Outbound> = Vec::new();
     let far = Instant::now() + Duration::from_secs(86400 * 365);
@@ -102,14 +103,14 @@ pub async fn run(mut ws: Socket, shared: Arc<WsShared>) {
         }
 
         // 2. Wait for the next thing to do.
-        let room = shared.lock().inbox.len() < settings.max_queue.max(1);
+        let room = shared.inbox_has_room();
         tokio::select! {
             biased;
             () = std::future::poll_fn(|cx| shared.poll_signal(cx)) => {}
             changed = shutdown.changed(), if !shutting_down => {
                 if changed.is_err() || *shutdown.borrow() {
                     shutting_down = true;
-                    // 1012 Service Restart: the server is going away (D-PROC-3).
+                    // 1012 Service Restart: the server is going away.
                     let _ = ws.send(Frame::close(CloseCode::from(1012u16), "")).await;
                     shared.end(1012, "");
                     close_deadline = Some(Instant::now() + Duration::from_secs(2));

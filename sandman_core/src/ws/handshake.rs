@@ -9,13 +9,13 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 use tokio::sync::oneshot;
 use yawc::{DeflateOptions, Options, WebSocket};
 
-use crate::asgi::scope::RequestHead;
-use crate::asgi::websocket::{Decision, WsShared};
-use crate::bridge::Event;
-use crate::http::body::ResponseBody;
-use crate::http::canned;
-use crate::server::conn::ConnState;
-use crate::server::shared::WsSettings;
+use crate::common::settings::WsSettings;
+use crate::exchange::connection::Connection;
+use crate::exchange::head::RequestHead;
+use crate::exchange::response::Answer;
+use crate::exchange::websocket::{Decision, WsExchange};
+use crate::http::context::ServerContext;
+use crate::http::response_body::{response, ResponseBody};
 use crate::ws::connection;
 
 fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
@@ -69,50 +69,43 @@ fn options(ws: &WsSettings) -> Options {
     options
 }
 
-fn plain(
-    settings_status: StatusCode,
-    conn: &ConnState,
-    extra: Option<(header::HeaderName, &'static str)>,
-) -> Response<ResponseBody> {
-    let reason = match settings_status {
+/// A refused handshake: 400, or 426 naming the version we speak.
+fn refusal(conn: &Connection, status: StatusCode) -> Response<ResponseBody> {
+    let text = match status {
         StatusCode::UPGRADE_REQUIRED => "Unsupported WebSocket version",
         _ => "Invalid WebSocket handshake",
     };
-    let mut response = canned::text(&conn.server.settings, settings_status, reason);
-    if let Some((name, value)) = extra {
-        response
-            .headers_mut()
-            .insert(name, HeaderValue::from_static(value));
+    let mut answer = Answer::plain(&conn.hub.response, status, text);
+    if status == StatusCode::UPGRADE_REQUIRED {
+        answer.headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
     }
-    response
+    response(answer, None)
 }
 
 /// Run the handshake: ask the app (via `websocket.connect`), then answer 101 and hand the
 /// socket to the connection task, or answer whatever HTTP response the app chose.
 pub async fn serve(
     mut req: Request<Incoming>,
-    conn: &Arc<ConnState>,
+    conn: &Arc<Connection>,
     head: RequestHead,
+    ctx: &Arc<ServerContext>,
 ) -> Result<Response<ResponseBody>, io::Error> {
-    let server = &conn.server;
-    let (response, upgrade) =
-        match WebSocket::upgrade_with_options(&mut req, options(&server.settings.ws)) {
+    let settings = &ctx.settings;
+    let (response_101, upgrade) =
+        match WebSocket::upgrade_with_options(&mut req, options(&settings.ws)) {
             Ok(pair) => pair,
             Err(yawc::WebSocketError::InvalidSecWebsocketVersion) => {
-                return Ok(plain(
-                    StatusCode::UPGRADE_REQUIRED,
-                    conn,
-                    Some((header::SEC_WEBSOCKET_VERSION, "13")),
-                ))
+                return Ok(refusal(conn, StatusCode::UPGRADE_REQUIRED))
             }
-            Err(_) => return Ok(plain(StatusCode::BAD_REQUEST, conn, None)),
+            Err(_) => return Ok(refusal(conn, StatusCode::BAD_REQUEST)),
         };
     let (tx, rx) = oneshot::channel();
-    let shared = WsShared::new(server.clone(), tx);
-    server
-        .bridge
-        .push(Event::WsConnect(shared.clone(), Box::new(head)));
-    let mut guard = HandshakeGuard(Some(shared.clone()));
+    let exchange = WsExchange::new(conn.clone(), head, settings.ws.max_queue, tx);
+    ctx.app.start_websocket(exchange.clone());
+    let mut guard = HandshakeGuard(Some(exchange.clone()));
     let decision = rx.await;
     guard.0 = None;
     match decision {
@@ -120,47 +113,47 @@ pub async fn serve(
             subprotocol,
             headers,
         }) => {
-            let mut map = server.settings.response_headers(headers);
-            for (name, value) in response.headers() {
+            let mut map = conn.hub.response.headers(headers);
+            for (name, value) in response_101.headers() {
                 map.insert(name.clone(), value.clone());
             }
             if let Some(protocol) = subprotocol {
                 let value = HeaderValue::from_str(&protocol).map_err(|_| {
-                    shared.end(1006, "");
+                    exchange.end(1006, "");
                     io::Error::other("invalid subprotocol")
                 })?;
                 map.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
             }
             let mut answer = Response::new(ResponseBody::empty());
-            *answer.status_mut() = response.status();
+            *answer.status_mut() = response_101.status();
             *answer.headers_mut() = map;
-            let task_shared = shared.clone();
             // The socket keeps its --limit-connections permit for as long as it lives.
             let permit = conn.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let ctx = ctx.clone();
             tokio::spawn(async move {
                 let _permit = permit;
                 match upgrade.await {
-                    Ok(ws) => connection::run(ws, task_shared).await,
-                    Err(_) => task_shared.end(1006, ""),
+                    Ok(ws) => connection::run(ws, exchange, &ctx.settings.ws).await,
+                    Err(_) => exchange.end(1006, ""),
                 }
             });
             Ok(answer)
         }
-        Ok(Decision::Respond(response)) => Ok(response),
+        Ok(Decision::Respond(answer)) => Ok(response(answer, None)),
         Err(_) => Err(io::Error::other("WebSocket handshake abandoned")),
     }
 }
 
 /// Dropped with the service future: if hyper drops it before the decision was received, the
 /// client is gone. That includes a decision the app already sent (it accepted, and now waits
-/// in `receive()`) which the IO thread had not taken yet: without `end` here, nothing would
-/// ever answer that `receive()`.
-struct HandshakeGuard(Option<Arc<WsShared>>);
+/// for a message) which the IO thread had not taken yet: without `end` here, nothing would
+/// ever end that wait.
+struct HandshakeGuard(Option<Arc<WsExchange>>);
 
 impl Drop for HandshakeGuard {
     fn drop(&mut self) {
-        if let Some(shared) = self.0.take() {
-            shared.end(1006, "");
+        if let Some(exchange) = self.0.take() {
+            exchange.end(1006, "");
         }
     }
 }

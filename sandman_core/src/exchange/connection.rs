@@ -1,0 +1,116 @@
+//! One client connection, as its exchanges see it: who is at each end, whether the app
+//! asked to close it, and the requests in progress on it.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Waker;
+
+use futures::task::AtomicWaker;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::exchange::activity::Activity;
+use crate::exchange::hub::Hub;
+
+/// Where the listening socket is, as the scope's `server` key reports it.
+#[derive(Debug, Clone)]
+pub enum ServerAddr {
+    /// `(host, port)`
+    Tcp(String, u16),
+    /// `(path, None)`.
+    Unix(String),
+}
+
+/// The two ends of a connection.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    /// The client, `None` on a Unix socket.
+    pub client: Option<(String, u16)>,
+    /// The local end.
+    pub server: Option<ServerAddr>,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// Per-connection state shared with the exchanges on it.
+///
+/// One allocation on purpose: every request reads the close flag and updates the activity
+/// count, and at 1,000 connections each separate allocation was one more cache miss per
+/// request.
+pub struct Connection {
+    /// The server this connection belongs to.
+    pub hub: Arc<Hub>,
+    /// Peer and local addresses.
+    pub peer: Peer,
+    /// Whether the peer is a trusted proxy (`--forwarded-allow-ips`), decided on the
+    /// first request: the peer and the list cannot change during a connection.
+    pub proxy_trusted: OnceLock<bool>,
+    /// What the app side keeps for the whole connection (its form of the addresses, built
+    /// once). Dropped with the connection; the app side's type decides how it is released.
+    pub app_data: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// The `--limit-connections` permit; a WebSocket takes it over when it upgrades.
+    pub permit: Mutex<Option<OwnedSemaphorePermit>>,
+    /// Asks the connection to close after the response in flight.
+    pub control: CloseControl,
+    /// Requests in progress, for the idle timeout.
+    pub activity: Activity,
+}
+
+impl Connection {
+    /// A new connection of the server behind `hub`.
+    pub fn new(hub: Arc<Hub>, peer: Peer, permit: Option<OwnedSemaphorePermit>) -> Connection {
+        Connection {
+            hub,
+            peer,
+            proxy_trusted: OnceLock::new(),
+            app_data: OnceLock::new(),
+            permit: Mutex::new(permit),
+            control: CloseControl::default(),
+            activity: Activity::new(),
+        }
+    }
+
+    /// A request head was parsed: the connection counts as busy until the guard is
+    /// dropped.
+    pub fn begin_request(self: &Arc<Self>) -> InProgress {
+        self.activity.begin();
+        InProgress(self.clone())
+    }
+}
+
+/// One request in progress, from its parsed head until the transport drops its response
+/// body: the connection counts as busy while this lives.
+pub struct InProgress(Arc<Connection>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.activity.end();
+    }
+}
+
+/// "Close this connection once the current response is out": set by server shutdown (for
+/// every connection) or by the app side (an app that returned a value). Checked on each
+/// poll of the connection with one atomic load; the waker is registered once per task.
+#[derive(Default)]
+pub struct CloseControl {
+    close: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl CloseControl {
+    /// Request the close and wake the connection's task.
+    pub fn close(&self) {
+        self.close.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Whether a close was requested.
+    pub fn requested(&self) -> bool {
+        self.close.load(Ordering::Acquire)
+    }
+
+    /// The task to wake when a close is requested.
+    pub fn register(&self, waker: &Waker) {
+        self.waker.register(waker);
+    }
+}

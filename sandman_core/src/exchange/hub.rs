@@ -1,0 +1,44 @@
+//! What every exchange of one server shares: the response defaults, the counters, the
+//! response-queue budget and the shutdown flag.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+use tokio::sync::watch;
+
+use crate::common::queue_budget::QueueBudget;
+use crate::common::settings::ResponseDefaults;
+
+/// One server's shared state, seen from the exchanges.
+pub struct Hub {
+    /// Headers on every response.
+    pub response: ResponseDefaults,
+    /// Open connections (HTTP and WebSocket).
+    pub connections: AtomicUsize,
+    /// Requests handed to the app and not yet finished.
+    pub active_requests: AtomicUsize,
+    /// Responses completed since start (for `--limit-max-requests`).
+    pub total_requests: AtomicU64,
+    /// Streamed responses in progress, and how deep each one's queue may be.
+    pub queue_budget: QueueBudget,
+    /// Becomes true when the server starts shutting down.
+    pub shutdown: watch::Sender<bool>,
+}
+
+impl Hub {
+    /// A hub for a server whose responses carry `response`.
+    pub fn new(response: ResponseDefaults) -> Hub {
+        Hub {
+            response,
+            connections: AtomicUsize::new(0),
+            active_requests: AtomicUsize::new(0),
+            total_requests: AtomicU64::new(0),
+            queue_budget: QueueBudget::default(),
+            shutdown: watch::channel(false).0,
+        }
+    }
+
+    /// Whether the server is shutting down.
+    pub fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}

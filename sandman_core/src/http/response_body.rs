@@ -1,0 +1,137 @@
+//! The response hyper writes: an exchange's [`Answer`] turned into hyper's types, its body
+//! complete or streamed from the exchange's response queue.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::Response;
+
+use crate::exchange::chunks::ChunkBatch;
+use crate::exchange::connection::InProgress;
+use crate::exchange::request::RequestExchange;
+use crate::exchange::response::{Answer, AnswerBody};
+
+enum Kind {
+    Full(Option<Bytes>),
+    Stream(Arc<RequestExchange>),
+}
+
+/// A response body: either complete (one write, `content-length` known) or streamed from
+/// the app's `send()` calls.
+pub struct ResponseBody {
+    kind: Kind,
+    /// A frame has been handed to hyper: from then on `is_end_stream` may say the stream
+    /// is over, so the last chunk and the chunked terminator go out in one write. Never
+    /// before the head, where it would turn a streamed response into an empty one.
+    polled: bool,
+    /// Keeps the connection counted as busy until hyper drops the body (`server/idle.rs`).
+    in_progress: Option<InProgress>,
+}
+
+impl ResponseBody {
+    /// No body.
+    pub fn empty() -> ResponseBody {
+        ResponseBody::full(Bytes::new())
+    }
+
+    /// The whole body at once.
+    pub fn full(data: Bytes) -> ResponseBody {
+        let data = if data.is_empty() { None } else { Some(data) };
+        ResponseBody {
+            kind: Kind::Full(data),
+            polled: false,
+            in_progress: None,
+        }
+    }
+
+    /// A body streamed from `exchange`'s response queue. It counts as a stream in progress
+    /// (`common/queue_budget.rs`) until it is dropped.
+    pub fn stream(exchange: Arc<RequestExchange>) -> ResponseBody {
+        exchange.hub().queue_budget.stream_started();
+        ResponseBody {
+            kind: Kind::Stream(exchange),
+            polled: false,
+            in_progress: None,
+        }
+    }
+
+    /// Count the connection as busy for as long as this body lives.
+    pub fn hold(&mut self, in_progress: InProgress) {
+        self.in_progress = Some(in_progress);
+    }
+}
+
+/// hyper's response for `answer`; a streamed body reads from `exchange`.
+pub fn response(answer: Answer, exchange: Option<&Arc<RequestExchange>>) -> Response<ResponseBody> {
+    let body = match (answer.body, exchange) {
+        (AnswerBody::Empty, _) => ResponseBody::empty(),
+        (AnswerBody::Full(data), _) => ResponseBody::full(data),
+        (AnswerBody::Streamed, Some(exchange)) => ResponseBody::stream(exchange.clone()),
+        (AnswerBody::Streamed, None) => ResponseBody::empty(),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = answer.status;
+    *response.headers_mut() = answer.headers;
+    if answer.status.canonical_reason().is_none() {
+        // An unregistered code gets an empty phrase ("HTTP/1.1 599 "), as uvicorn sends,
+        // not hyper's "<none>".
+        response
+            .extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(b""));
+    }
+    response
+}
+
+impl Body for ResponseBody {
+    type Data = ChunkBatch;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<ChunkBatch>, io::Error>>> {
+        let this = &mut *self;
+        match &mut this.kind {
+            Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d.into())))),
+            Kind::Stream(exchange) => match std::task::ready!(exchange.poll_chunks(cx)) {
+                Some(Ok(data)) => {
+                    this.polled = true;
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                // An error here makes hyper close the connection: the response is cut short
+                // and the client must not mistake it for a complete one.
+                Some(Err(_)) => {
+                    Poll::Ready(Some(Err(io::Error::other("response aborted by the app"))))
+                }
+                None => Poll::Ready(None),
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(data) => data.is_none(),
+            Kind::Stream(exchange) => self.polled && exchange.response_taken(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
+            Kind::Full(None) => SizeHint::with_exact(0),
+            Kind::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Kind::Stream(exchange) = &self.kind {
+            exchange.response_body_dropped();
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The transport and exchange layers without Python and without a socket: a connection
+//! served over tokio's in-memory duplex stream, with the test playing the app through the
+//! exchange's app-side calls. Whatever these tests show holds for any app side.
+
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use _core::common::access::AccessRecord;
+use _core::common::limits::REQUEST_BODY_HIGH_WATER;
+use _core::common::log::Level;
+use _core::common::settings::{ResponseDefaults, Settings};
+use _core::exchange::app::AppSide;
+use _core::exchange::connection::{Connection, Peer};
+use _core::exchange::hub::Hub;
+use _core::exchange::request::{Received, RequestExchange, Room};
+use _core::exchange::response::{Answer, AnswerBody};
+use _core::exchange::websocket::{Decision, Inbound, Outbound, WsExchange, WsReceived};
+use _core::http::context::ServerContext;
+use _core::server::registry::ConnectionRegistry;
+use _core::server::{conn, ServerShared};
+use bytes::Bytes;
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::time::timeout;
+
+/// The app side: hands every request and WebSocket to the test.
+struct TestApp {
+    http: UnboundedSender<Arc<RequestExchange>>,
+    websockets: UnboundedSender<Arc<WsExchange>>,
+}
+
+impl AppSide for TestApp {
+    fn start_http(&self, exchange: Arc<RequestExchange>) {
+        let _ = self.http.send(exchange);
+    }
+    fn start_websocket(&self, exchange: Arc<WsExchange>) {
+        let _ = self.websockets.send(exchange);
+    }
+    fn log(&self, _: Level, _: String) {}
+    fn access(&self, _: AccessRecord) {}
+}
+
+struct Harness {
+    server: Arc<ServerShared>,
+    requests: UnboundedReceiver<Arc<RequestExchange>>,
+    websockets: UnboundedReceiver<Arc<WsExchange>>,
+}
+
+/// Bounded waits: a test that hangs fails instead.
+const WAIT: Duration = Duration::from_secs(5);
+
+impl Harness {
+    fn new(mut settings: Settings) -> Harness {
+        settings.ws.per_message_deflate = false;
+        let (http, requests) = unbounded_channel();
+        let (websockets_tx, websockets) = unbounded_channel();
+        let app = TestApp {
+            http,
+            websockets: websockets_tx,
+        };
+        let server = Arc::new(ServerShared {
+            hub: Arc::new(Hub::new(ResponseDefaults::default())),
+            ctx: Arc::new(ServerContext {
+                settings,
+                app: Box::new(app),
+            }),
+            registry: ConnectionRegistry::default(),
+            tls: None,
+            connection_permits: None,
+        });
+        Harness {
+            server,
+            requests,
+            websockets,
+        }
+    }
+
+    /// A client end whose other end is served as one connection.
+    fn connect(&self, buffer: usize) -> DuplexStream {
+        let (client, server_end) = tokio::io::duplex(buffer);
+        let peer = Peer {
+            client: Some(("127.0.0.1".into(), 40000)),
+            server: None,
+            tls: false,
+        };
+        let connection = Arc::new(Connection::new(self.server.hub.clone(), peer, None));
+        tokio::spawn(conn::serve(server_end, connection, self.server.clone()));
+        client
+    }
+
+    async fn next_request(&mut self) -> Arc<RequestExchange> {
+        timeout(WAIT, self.requests.recv())
+            .await
+            .expect("a request reaches the app")
+            .expect("the server is up")
+    }
+}
+
+/// The app waits for what `receive()` would give it.
+async fn receive(exchange: &RequestExchange) -> Received {
+    let wait = poll_fn(|cx| match exchange.receive(|| cx.waker().clone()) {
+        Some(received) => Poll::Ready(received),
+        None => Poll::Pending,
+    });
+    timeout(WAIT, wait).await.expect("receive() ends")
+}
+
+/// The whole request body, as the app would collect it.
+async fn receive_body(exchange: &RequestExchange) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        match receive(exchange).await {
+            Received::Body(data, more) => {
+                body.extend_from_slice(&data);
+                if !more {
+                    return body;
+                }
+            }
+            Received::Disconnect => panic!("disconnected mid-body"),
+        }
+    }
+}
+
+fn wake(waker: Option<Waker>) {
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+fn text_headers() -> HeaderMap {
+    let mut headers = ResponseDefaults::default().headers(Vec::new());
+    headers.insert("content-type", HeaderValue::from_static("text/plain"));
+    headers
+}
+
+/// The app answers with a whole body.
+fn respond(exchange: &RequestExchange, body: &str) {
+    let answer = Answer::new(
+        StatusCode::OK,
+        text_headers(),
+        AnswerBody::Full(Bytes::from(body.to_owned())),
+    );
+    wake(exchange.respond(answer));
+}
+
+/// Read from the client end until `needle` has been seen `times` times.
+async fn read_until(
+    client: &mut (impl AsyncReadExt + Unpin),
+    needle: &str,
+    times: usize,
+) -> String {
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let read = async {
+        while String::from_utf8_lossy(&seen).matches(needle).count() < times {
+            let n = client.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+    };
+    timeout(WAIT, read).await.expect("the responses arrive");
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[tokio::test]
+async fn keep_alive_serves_requests_one_after_another_on_one_connection() {
+    let mut harness = Harness::new(Settings::default());
+    let mut client = harness.connect(64 * 1024);
+    for i in 0..3 {
+        let request = format!("GET /n/{i} HTTP/1.1\r\nhost: x\r\n\r\n");
+        client.write_all(request.as_bytes()).await.unwrap();
+        let exchange = harness.next_request().await;
+        assert_eq!(exchange.head.path, format!("/n/{i}"));
+        assert_eq!(
+            receive(&exchange).await,
+            Received::Body(Bytes::new(), false)
+        );
+        respond(&exchange, &format!("answer {i}"));
+        let response = read_until(&mut client, &format!("answer {i}"), 1).await;
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(response.contains("content-length: 8\r\n"), "{response}");
+        assert!(!response.contains("connection: close"), "{response}");
+    }
+    assert_eq!(harness.server.hub.total_requests.load(Ordering::Relaxed), 3);
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let mut harness = Harness::new(Settings::default());
+    let mut client = harness.connect(64 * 1024);
+    let pipeline: String = (1..=3)
+        .map(|i| format!("GET /{i} HTTP/1.1\r\nhost: x\r\n\r\n"))
+        .collect();
+    client.write_all(pipeline.as_bytes()).await.unwrap();
+    for i in 1..=3 {
+        let exchange = harness.next_request().await;
+        assert_eq!(exchange.head.path, format!("/{i}"));
+        // The next request reaches the app only once this one is answered.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            harness.requests.try_recv().is_err(),
+            "request {i} overtaken"
+        );
+        respond(&exchange, &format!("body-{i}"));
+    }
+    let responses = read_until(&mut client, "body-", 3).await;
+    let order: Vec<usize> = (1..=3)
+        .map(|i| responses.find(&format!("body-{i}")).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{responses}");
+}
+
+#[tokio::test]
+async fn a_request_body_the_app_does_not_read_stops_the_client() {
+    let mut harness = Harness::new(Settings::default());
+    let client = harness.connect(16 * 1024);
+    let (mut reader, mut writer) = tokio::io::split(client);
+    const TOTAL: usize = 4 * 1024 * 1024;
+    let written = Arc::new(AtomicUsize::new(0));
+    let counter = written.clone();
+    let upload = tokio::spawn(async move {
+        let head = format!("POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: {TOTAL}\r\n\r\n");
+        writer.write_all(head.as_bytes()).await.unwrap();
+        let chunk = vec![b'x'; 16 * 1024];
+        for _ in 0..TOTAL / chunk.len() {
+            writer.write_all(&chunk).await.unwrap();
+            counter.fetch_add(chunk.len(), Ordering::Relaxed);
+        }
+        writer
+    });
+    let exchange = harness.next_request().await;
+    // The app does not read: the server buffers a bounded amount, then stops reading.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stalled_at = written.load(Ordering::Relaxed);
+    assert!(
+        stalled_at < REQUEST_BODY_HIGH_WATER * 8,
+        "{stalled_at} bytes taken while the app read nothing"
+    );
+    // Once the app reads, the whole body comes through.
+    let body = receive_body(&exchange).await;
+    assert_eq!(body.len(), TOTAL);
+    let _writer = timeout(WAIT, upload).await.unwrap().unwrap();
+    respond(&exchange, "ok");
+    let response = read_until(&mut reader, "ok", 1).await;
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_while_the_app_runs_is_seen_as_a_disconnect() {
+    let mut harness = Harness::new(Settings::default());
+    let mut client = harness.connect(64 * 1024);
+    client
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let exchange = harness.next_request().await;
+    assert_eq!(
+        receive(&exchange).await,
+        Received::Body(Bytes::new(), false)
+    );
+    drop(client);
+    // The app's next wait ends with a disconnect, and a late response goes nowhere.
+    assert_eq!(receive(&exchange).await, Received::Disconnect);
+    assert!(exchange.is_disconnected());
+    respond(&exchange, "too late");
+    assert_eq!(harness.server.hub.connections.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_full_response_queue_makes_the_app_wait_until_the_client_reads() {
+    let mut harness = Harness::new(Settings::default());
+    let mut client = harness.connect(16 * 1024);
+    client
+        .write_all(b"GET /stream HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let exchange = harness.next_request().await;
+    let chunk = Bytes::from(vec![b'y'; 64 * 1024]);
+    let mut head = Some(Answer::new(
+        StatusCode::OK,
+        text_headers(),
+        AnswerBody::Streamed,
+    ));
+    let mut sent = 0;
+    // The client reads nothing: the queue fills within a bounded number of chunks.
+    let full = loop {
+        let streamed = exchange.stream(head.take(), chunk.clone(), false);
+        wake(streamed.waker);
+        sent += chunk.len();
+        tokio::task::yield_now().await;
+        if streamed.full || sent > 64 * 1024 * 1024 {
+            break streamed.full;
+        }
+    };
+    assert!(full, "the queue never filled after {sent} bytes");
+    let room = poll_fn(|cx| match exchange.wait_for_room(|| cx.waker().clone()) {
+        Room::Wait => Poll::Pending,
+        room => Poll::Ready(room),
+    });
+    tokio::pin!(room);
+    assert!(
+        timeout(Duration::from_millis(200), &mut room)
+            .await
+            .is_err(),
+        "room before the client read anything"
+    );
+    // The client reads what was sent: the app may send again.
+    let reading = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0;
+        while total < sent {
+            total += client.read(&mut buf).await.unwrap();
+        }
+        client
+    });
+    assert_eq!(timeout(WAIT, room).await.unwrap(), Room::Ready);
+    let _client = timeout(WAIT, reading).await.unwrap().unwrap();
+}
+
+/// A masked client frame (RFC 6455 §5.2): FIN, `opcode`, a short payload.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+#[tokio::test]
+async fn a_websocket_message_goes_up_and_comes_back() {
+    let mut harness = Harness::new(Settings::default());
+    let mut client = harness.connect(64 * 1024);
+    client
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
+              sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let ws = timeout(WAIT, harness.websockets.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ws.head.path, "/ws");
+    ws.decide(Decision::Accept {
+        subprotocol: None,
+        headers: Vec::new(),
+    });
+    let handshake = read_until(&mut client, "\r\n\r\n", 1).await;
+    assert!(handshake.starts_with("HTTP/1.1 101"), "{handshake}");
+    assert!(
+        handshake.contains("sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "{handshake}"
+    );
+
+    client
+        .write_all(&client_frame(0x1, b"hello"))
+        .await
+        .unwrap();
+    let received = poll_fn(|cx| match ws.receive(|| cx.waker().clone()) {
+        (Some(received), _) => Poll::Ready(received),
+        (None, _) => Poll::Pending,
+    });
+    let received = timeout(WAIT, received).await.unwrap();
+    assert_eq!(received, WsReceived::Message(Inbound::Text("hello".into())));
+
+    let (waker, full) = ws.send(Outbound::Text(Bytes::from_static(b"hello back")), 10);
+    assert!(!full);
+    wake(waker);
+    let mut frame = [0u8; 12];
+    timeout(WAIT, client.read_exact(&mut frame))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(frame[0], 0x81, "FIN + text");
+    assert_eq!(frame[1], 10, "unmasked, 10 bytes");
+    assert_eq!(&frame[2..], b"hello back");
+
+    // The client closes: the app is told the code, and the server echoes the close.
+    let mut close = 1000u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"bye");
+    client.write_all(&client_frame(0x8, &close)).await.unwrap();
+    let ended = poll_fn(|cx| match ws.receive(|| cx.waker().clone()) {
+        (Some(WsReceived::Disconnect(code, reason)), _) => Poll::Ready((code, reason)),
+        (Some(other), _) => panic!("{other:?}"),
+        (None, _) => Poll::Pending,
+    });
+    assert_eq!(timeout(WAIT, ended).await.unwrap(), (1000, "bye".into()));
+    let mut echo = [0u8; 2];
+    timeout(WAIT, client.read_exact(&mut echo))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(echo[0], 0x88, "FIN + close");
+}
