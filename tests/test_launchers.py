@@ -252,9 +252,25 @@ def test_a_broken_package_explains_the_missing_init(tmp_path):
     (tmp_path / "pkg" / "util.py").write_text("X = 1\n")
     (tmp_path / "pkg" / "sub" / "main.py").write_text("from ..util import X\n")
     result = run_to_exit("run", "pkg/sub/main.py", cwd=tmp_path)
-    assert result.returncode == 1  # the import error's traceback, as uvicorn shows it
-    assert "every folder of that package needs an __init__.py" in result.stderr
-    assert "ImportError" in result.stderr
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == (
+        'ERROR:    Error loading ASGI app. Importing module "main" raised ImportError.'
+    )
+    # The traceback starts in the app's own file, then the hint.
+    assert lines[1] == "Traceback (most recent call last):"
+    assert lines[2].startswith(f'  File "{tmp_path / "pkg" / "sub" / "main.py"}", line 1')
+    assert lines[-1].endswith("every folder of that package needs an __init__.py.")
+
+
+def test_an_app_with_a_syntax_error_is_one_line(tmp_path):
+    (tmp_path / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI(\n")
+    result = run_to_exit("dev", "main.py", cwd=tmp_path)
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [
+        f'ERROR:    Error loading ASGI app. File "{tmp_path / "main.py"}", line 2: '
+        "SyntaxError: '(' was never closed"
+    ]
 
 
 def test_help_of_each_launcher():

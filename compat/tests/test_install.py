@@ -58,11 +58,12 @@ def test_installed_suite_lists_and_runs(venv: Path, tmp_path: Path) -> None:
 
 
 def test_installed_suite_against_the_reference_uvicorn(venv: Path, tmp_path: Path) -> None:
-    # CI installs uvicorn 0.54 in a virtualenv of its own (UVICORN_ANCHOR_BIN).
-    anchor = os.environ.get("UVICORN_ANCHOR_BIN")
-    if not anchor or not Path(anchor).is_file():
-        pytest.skip("UVICORN_ANCHOR_BIN (uvicorn 0.54 in its own virtualenv) not set")
-    bin_dir = str(Path(anchor).parent)
+    # CI installs uvicorn 0.54 in a virtualenv of its own (.ci-uvicorn/, or $UVICORN_ANCHOR_BIN).
+    default = COMPAT.parent / ".ci-uvicorn" / "bin" / "uvicorn"
+    anchor = Path(os.environ.get("UVICORN_ANCHOR_BIN", default))
+    if not anchor.is_file():
+        pytest.skip(f"reference uvicorn 0.54 not installed at {anchor}")
+    bin_dir = str(anchor.parent)
     result = run(
         venv, "--server", "uvicorn", "--bin-dir", bin_dir, "--only", "http.scope,lifespan",
         "--quiet", cwd=tmp_path,

@@ -9,6 +9,7 @@ reload off, 0.0.0.0, ``--workers``. Both trust proxy headers from ``--forwarded-
 from __future__ import annotations
 
 import os
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ from typing import Any
 import click
 
 from sandman_asgi.config import STARTUP_FAILURE
+from sandman_asgi.importer import app_frames
 from sandman_asgi.launch.banner import banner_lines
 from sandman_asgi.launch.discover import (
     Discovered,
     DiscoveryError,
+    ModuleImportFailed,
     default_path,
     discover,
     from_import_string,
@@ -127,8 +130,10 @@ def launch(command: str, workers: int | None = None, **options: Any) -> None:
     try:
         found = find_app(options.pop("path"), options.pop("app_name"), options.pop("entrypoint"))
     except DiscoveryError as exc:
-        # Same status as any app that fails to load (uvicorn's "Error loading ASGI app").
+        # Same words and status as any app that fails to load (`sandman module:app`).
         click.echo(f"ERROR:    Error loading ASGI app. {exc}", err=True)
+        if isinstance(exc, ModuleImportFailed):
+            _explain(exc.error)
         raise SystemExit(STARTUP_FAILURE) from None
     reload_dirs = [str(d.resolve()) for d in options.pop("reload_dirs")] or None
     for line in banner_lines(
@@ -142,6 +147,20 @@ def launch(command: str, workers: int | None = None, **options: Any) -> None:
         workers=workers,
         **options,
     )
+
+
+def _explain(error: BaseException) -> None:
+    """The traceback of an exception the app's module raised, from the app's own code on."""
+    lines = traceback.format_exception(type(error), error, app_frames(error.__traceback__))
+    click.echo("".join(lines).rstrip(), err=True)
+    if isinstance(error, ImportError):
+        # The usual cause: a folder between the file and its package lacks __init__.py, so
+        # the module was imported outside its package.
+        click.echo(
+            "If the module belongs to a package, every folder of that package needs an "
+            "__init__.py.",
+            err=True,
+        )
 
 
 @click.command(name="dev")

@@ -114,22 +114,29 @@ def looks_like_asgi(obj: Any) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
+class ModuleImportFailed(DiscoveryError):
+    """The module raised while being imported (``error``: the exception it raised)."""
+
+    def __init__(self, module: str, error: BaseException) -> None:
+        super().__init__(f'Importing module "{module}" raised {type(error).__name__}.')
+        self.error = error
+
+
 def import_module(source: ModuleSource) -> Any:
-    """Import the module with its import root first on ``sys.path`` (as the server will)."""
+    """Import the module with its import root first on ``sys.path`` (as the server will).
+    A syntax error is one line at its file (``DiscoveryError``); any other exception raised
+    by the module is a ``ModuleImportFailed`` carrying it."""
+    from sandman_asgi.importer import describe_syntax_error
+
     root = str(source.import_root)
     if root not in sys.path:
         sys.path.insert(0, root)
     try:
         return importlib.import_module(source.name)
-    except ImportError:
-        # The usual cause: a folder between the file and its package lacks __init__.py, so
-        # the module was imported outside its package. The traceback follows.
-        print(
-            f"Could not import {source.name} (from {source.import_root}); if it belongs to a "
-            "package, every folder of that package needs an __init__.py.",
-            file=sys.stderr,
-        )
-        raise
+    except SyntaxError as exc:
+        raise DiscoveryError(describe_syntax_error(exc)) from None
+    except Exception as exc:
+        raise ModuleImportFailed(source.name, exc) from None
 
 
 def choose_app(module: Any, module_name: str, app_name: str | None) -> tuple[str, Any, str]:
