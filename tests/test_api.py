@@ -26,6 +26,7 @@ import pytest
 import sandman_asgi
 from sandman_asgi import Config, Server
 from sandman_asgi import config as config_module
+from sandman_asgi.testing import serve
 from tests.signatures import dump
 
 HERE = Path(__file__).resolve().parent
@@ -243,16 +244,14 @@ def test_protocol_classes_for_http_and_ws_are_accepted():
     class CustomProtocol:
         pass
 
-    server = Server(_config(Recorder(), http=CustomProtocol, ws=CustomProtocol))
-    with in_thread(server):
-        assert httpx.get(f"http://127.0.0.1:{_port(server)}/").text == "ok"
+    with serve(Recorder(), http=CustomProtocol, ws=CustomProtocol) as server:
+        assert httpx.get(server.url + "/").text == "ok"
 
 
 def test_config_headers_go_on_every_response():
     # D-API-2: `headers=` as (name, value) string pairs, as `--header` builds them.
-    server = Server(_config(Recorder(), headers=[("X-A", "1"), ("x-b", "two words")]))
-    with in_thread(server):
-        response = httpx.get(f"http://127.0.0.1:{_port(server)}/")
+    with serve(Recorder(), headers=[("X-A", "1"), ("x-b", "two words")]) as server:
+        response = httpx.get(server.url + "/")
     assert response.text == "ok"
     assert response.headers["x-a"] == "1" and response.headers["x-b"] == "two words"
     assert response.headers["server"] == "sandman"
