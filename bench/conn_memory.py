@@ -141,9 +141,8 @@ def ws_client(port: int, deflate: bool) -> tuple[socket.socket, bool]:
     """A WebSocket after one echoed message; whether permessage-deflate was agreed."""
     sock = socket.create_connection(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
-    offer = (
-        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" if deflate else ""
-    )
+    offer = "permessage-deflate; client_max_window_bits"
+    offer = f"Sec-WebSocket-Extensions: {offer}\r\n" if deflate else ""
     sock.sendall(
         (
             "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
