@@ -406,3 +406,138 @@ async fn a_websocket_message_goes_up_and_comes_back() {
         .unwrap();
     assert_eq!(echo[0], 0x88, "FIN + close");
 }
+
+impl Harness {
+    /// A client end served as an HTTP/1.1 connection (what a plain connection whose first
+    /// bytes are not the HTTP/2 preface gets), with its task future's size.
+    fn connect_http1(&self, buffer: usize) -> (DuplexStream, usize) {
+        let (client, server_end) = tokio::io::duplex(buffer);
+        let connection = Arc::new(Connection::new(
+            self.server.hub.clone(),
+            Peer::default(),
+            None,
+        ));
+        let serving = conn::serve(server_end, connection, self.server.clone(), Protocol::Http1);
+        let size = std::mem::size_of_val(&serving);
+        tokio::spawn(serving);
+        (client, size)
+    }
+
+    fn parks(&self) -> u64 {
+        self.server.hub.parks.load(Ordering::Relaxed)
+    }
+}
+
+/// Settings whose keep-alive connections park after 50 ms idle.
+fn parking_soon() -> Settings {
+    let mut settings = Settings::default();
+    settings.http.park_after = Duration::from_millis(50);
+    settings
+}
+
+/// One request on `client`, answered with `body`.
+async fn exchange(harness: &mut Harness, client: &mut DuplexStream, path: &str, body: &str) {
+    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n");
+    client.write_all(request.as_bytes()).await.unwrap();
+    let exchange = harness.next_request().await;
+    assert_eq!(exchange.head.path, path);
+    respond(&exchange, body);
+    let response = read_until(client, body, 1).await;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(!response.contains("connection: close"), "{response}");
+}
+
+#[tokio::test]
+async fn the_connection_task_future_is_small() {
+    // It is allocated inline in tokio's task for as long as the connection lives: what a
+    // parked connection costs beyond its socket (docs/memory.md). hyper's connection and
+    // HTTP/2's are boxed while they run.
+    let harness = Harness::new(Settings::default());
+    let (_client, size) = harness.connect_http1(1024);
+    assert!(size <= 768, "conn::serve's future is {size} bytes");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_parks_and_serves_the_next_request() {
+    let mut harness = Harness::new(parking_soon());
+    let (mut client, _) = harness.connect_http1(64 * 1024);
+    exchange(&mut harness, &mut client, "/first", "answer one").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.parks(), 1, "parked once while idle");
+    exchange(&mut harness, &mut client, "/second", "answer two").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.parks(), 2, "parked again after the next request");
+    exchange(&mut harness, &mut client, "/third", "answer three").await;
+}
+
+#[tokio::test]
+async fn a_request_head_cut_by_parking_is_kept() {
+    let mut harness = Harness::new(parking_soon());
+    let (mut client, _) = harness.connect_http1(64 * 1024);
+    exchange(&mut harness, &mut client, "/first", "answer one").await;
+    // Half a head, then a pause longer than the park delay: hyper has the half when the
+    // connection parks, and gives it back.
+    client.write_all(b"GET /second HT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.parks(), 1);
+    client
+        .write_all(b"TP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let exchange = harness.next_request().await;
+    assert_eq!(exchange.head.path, "/second");
+    respond(&exchange, "answer two");
+    let response = read_until(&mut client, "answer two", 1).await;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+}
+
+#[tokio::test]
+async fn a_parked_connection_closes_when_the_client_does_or_the_server_stops() {
+    let mut harness = Harness::new(parking_soon());
+    let (mut client, _) = harness.connect_http1(64 * 1024);
+    exchange(&mut harness, &mut client, "/", "answer").await;
+    let (mut other, _) = harness.connect_http1(64 * 1024);
+    exchange(&mut harness, &mut other, "/", "answer").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.parks(), 2);
+    assert_eq!(harness.server.hub.connections.load(Ordering::Relaxed), 2);
+    drop(client);
+    let closed = async {
+        while harness.server.hub.connections.load(Ordering::Relaxed) != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    timeout(WAIT, closed)
+        .await
+        .expect("the parked connection ends");
+    // Shutdown closes a parked connection at once, as any idle keep-alive connection.
+    harness.server.registry.close_all();
+    let mut rest = Vec::new();
+    let read = timeout(WAIT, other.read_to_end(&mut rest)).await;
+    assert!(matches!(read, Ok(Ok(0))), "{read:?}");
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_not_parked_with_response_bytes_waiting() {
+    let mut harness = Harness::new(parking_soon());
+    // A 1 KiB pipe: a 256 KiB response cannot be written until the client reads.
+    let (mut client, _) = harness.connect_http1(1024);
+    client
+        .write_all(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let exchange = harness.next_request().await;
+    let body = "x".repeat(256 * 1024);
+    respond(&exchange, &body);
+    drop(exchange);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let response = read_until(&mut client, "\r\n\r\n", 1).await;
+    let mut rest = response.len() - response.find("\r\n\r\n").unwrap() - 4;
+    let mut buf = vec![0u8; 64 * 1024];
+    while rest < body.len() {
+        let n = timeout(WAIT, client.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed after {rest} of {} body bytes", body.len());
+        rest += n;
+    }
+    assert_eq!(rest, body.len());
+}

@@ -9,7 +9,7 @@ use crate::common::date::date_header;
 use crate::common::limits::{
     DEFAULT_BODY_READ_TIMEOUT_SECS, DEFAULT_H2_MAX_CONCURRENT_STREAMS,
     DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEAD_BYTES,
-    DEFAULT_MAX_TARGET_BYTES,
+    DEFAULT_MAX_TARGET_BYTES, IDLE_PARK_AFTER,
 };
 use crate::common::trusted_hosts::TrustedHosts;
 
@@ -52,6 +52,8 @@ pub struct HttpSettings {
     pub proxy: Option<TrustedHosts>,
     /// HTTP/2, or `None` for HTTP/1.x only (`--http h11`).
     pub http2: Option<Http2Settings>,
+    /// An HTTP/1.1 keep-alive connection idle this long is parked (`server/park.rs`).
+    pub park_after: Duration,
 }
 
 /// HTTP/2 behaviour (on by default: by ALPN under TLS, by its preface on plain TCP).
@@ -87,6 +89,7 @@ impl Default for HttpSettings {
             body_read_timeout: Some(Duration::from_secs_f64(DEFAULT_BODY_READ_TIMEOUT_SECS)),
             proxy: None,
             http2: Some(Http2Settings::default()),
+            park_after: IDLE_PARK_AFTER,
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod conn;
 pub mod delayed_ack;
 pub mod idle;
 pub mod listener;
+pub mod park;
 pub mod registry;
 pub mod runtime;
 pub mod sniff;

@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::asgi::eager_task::TaskHooks;
+use crate::common::limits::IDLE_PARK_AFTER;
 use crate::common::settings::{
     Http2Settings, HttpSettings, ResponseDefaults, Settings, TlsSettings, WsSettings,
 };
@@ -204,6 +205,7 @@ pub fn read(settings: &Bound<'_, PyAny>) -> PyResult<CoreConfig> {
             max_concurrent_streams: s.h2_max_concurrent_streams.max(1),
             max_header_list_size: u32::try_from(s.max_head_bytes.max(1)).unwrap_or(u32::MAX),
         }),
+        park_after: IDLE_PARK_AFTER,
     };
     let ws = WsSettings {
         enabled: s.on_websocket.is_some(),
