@@ -123,6 +123,8 @@ class Config:
         limit_connections: int | None = None,
         timeout_request_body: float = 60.0,
         h2_max_concurrent_streams: int = 100,
+        ws_deflate_window_bits: int = 12,
+        ws_deflate_context_takeover: bool = False,
     ) -> None:
         self.app = app
         self.host = host
@@ -182,6 +184,8 @@ class Config:
         self.limit_connections = limit_connections
         self.timeout_request_body = timeout_request_body
         self.h2_max_concurrent_streams = h2_max_concurrent_streams
+        self.ws_deflate_window_bits = ws_deflate_window_bits
+        self.ws_deflate_context_takeover = ws_deflate_context_takeover
 
         self.loaded = False
         self.loaded_app: Any = None

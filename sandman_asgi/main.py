@@ -174,10 +174,12 @@ def run(
     limit_connections: int | None = None,
     timeout_request_body: float = 60.0,
     h2_max_concurrent_streams: int = 100,
+    ws_deflate_window_bits: int = 12,
+    ws_deflate_context_takeover: bool = False,
 ) -> None:
     """Run ``app`` (an ASGI app or an import string) until it is stopped, as
-    ``uvicorn.run()`` does: same keywords, same defaults, same exit statuses. The last two
-    keywords are Sandman's own (see ``Config``)."""
+    ``uvicorn.run()`` does: same keywords, same defaults, same exit statuses. The keywords
+    after uvicorn's are Sandman's own (see ``Config``)."""
     # Every keyword but app/app_dir goes to Config unchanged (locals() is just the arguments).
     settings = {k: v for k, v in locals().items() if k not in ("app", "app_dir")}
     if app_dir is not None:

@@ -45,6 +45,8 @@ EXTRAS = {
     "limit_connections": None,  # most open connections
     "timeout_request_body": 60.0,  # longest stall between body bytes, 408 after
     "h2_max_concurrent_streams": 100,  # HTTP/2 streams one client may have open
+    "ws_deflate_window_bits": 12,  # permessage-deflate window, 2**N bytes
+    "ws_deflate_context_takeover": False,  # keep compression context between messages
 }
 
 

@@ -56,8 +56,7 @@ struct Harness {
 const WAIT: Duration = Duration::from_secs(5);
 
 impl Harness {
-    fn new(mut settings: Settings) -> Harness {
-        settings.ws.per_message_deflate = false;
+    fn new(settings: Settings) -> Harness {
         let (http, requests) = unbounded_channel();
         let (websockets_tx, websockets) = unbounded_channel();
         let app = TestApp {
@@ -540,4 +539,193 @@ async fn a_slow_reader_is_not_parked_with_response_bytes_waiting() {
         rest += n;
     }
     assert_eq!(rest, body.len());
+}
+
+/// Settings whose WebSockets park after 50 ms idle, with permessage-deflate as given.
+fn ws_parking_soon(deflate: bool) -> Settings {
+    let mut settings = Settings::default();
+    settings.ws.park_after = Duration::from_millis(50);
+    settings.ws.ping_interval = None;
+    settings.ws.per_message_deflate = deflate;
+    settings
+}
+
+/// Open a WebSocket (offering `extensions`), accept it as the app; the exchange and the
+/// handshake response.
+async fn open_websocket(
+    harness: &mut Harness,
+    client: &mut DuplexStream,
+    extensions: &str,
+) -> (Arc<WsExchange>, String) {
+    let offer = if extensions.is_empty() {
+        String::new()
+    } else {
+        format!("sec-websocket-extensions: {extensions}\r\n")
+    };
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
+         sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n{offer}\r\n"
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    let ws = timeout(WAIT, harness.websockets.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    ws.decide(Decision::Accept {
+        subprotocol: None,
+        headers: Vec::new(),
+    });
+    let handshake = read_until(client, "\r\n\r\n", 1).await;
+    assert!(handshake.starts_with("HTTP/1.1 101"), "{handshake}");
+    (ws, handshake)
+}
+
+/// The app's next message.
+async fn app_receives(ws: &WsExchange) -> WsReceived {
+    let received = poll_fn(|cx| match ws.receive(|| cx.waker().clone()) {
+        (Some(received), _) => Poll::Ready(received),
+        (None, _) => Poll::Pending,
+    });
+    timeout(WAIT, received)
+        .await
+        .expect("a message reaches the app")
+}
+
+/// The app sends `text`; the client reads the frame (uncompressed: under 126 bytes).
+async fn app_sends(ws: &WsExchange, client: &mut DuplexStream, text: &'static str) {
+    let (waker, _) = ws.send(Outbound::Text(Bytes::from_static(text.as_bytes())), 10);
+    wake(waker);
+    let mut head = [0u8; 2];
+    timeout(WAIT, client.read_exact(&mut head))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head[0] & 0x0F, 0x1, "a text frame");
+    let mut payload = vec![0u8; usize::from(head[1] & 0x7F)];
+    client.read_exact(&mut payload).await.unwrap();
+    if head[0] & 0x40 == 0 {
+        assert_eq!(payload, text.as_bytes());
+    }
+}
+
+/// Wait until the hub has counted `n` parks.
+async fn parks_reach(harness: &Harness, n: u64) {
+    let counted = async {
+        while harness.parks() < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    timeout(WAIT, counted)
+        .await
+        .unwrap_or_else(|_| panic!("{} parks, not {n}", harness.parks()));
+}
+
+#[tokio::test]
+async fn an_idle_websocket_parks_and_goes_on_both_ways() {
+    let mut harness = Harness::new(ws_parking_soon(false));
+    let mut client = harness.connect(64 * 1024);
+    let (ws, _) = open_websocket(&mut harness, &mut client, "").await;
+    client.write_all(&client_frame(0x1, b"one")).await.unwrap();
+    let one = WsReceived::Message(Inbound::Text("one".into()));
+    assert_eq!(app_receives(&ws).await, one);
+    parks_reach(&harness, 1).await;
+    // The client's next message wakes it.
+    client.write_all(&client_frame(0x1, b"two")).await.unwrap();
+    let two = WsReceived::Message(Inbound::Text("two".into()));
+    assert_eq!(app_receives(&ws).await, two);
+    parks_reach(&harness, 2).await;
+    // So does a message from the app, and a ping (answered).
+    app_sends(&ws, &mut client, "from the app").await;
+    parks_reach(&harness, 3).await;
+    client.write_all(&client_frame(0x9, b"hi")).await.unwrap();
+    let mut pong = [0u8; 4];
+    timeout(WAIT, client.read_exact(&mut pong))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&pong, b"\x8a\x02hi", "FIN + pong, the ping's payload");
+}
+
+#[tokio::test]
+async fn a_websocket_is_not_parked_inside_a_frame_or_a_fragmented_message() {
+    let mut harness = Harness::new(ws_parking_soon(false));
+    let mut client = harness.connect(64 * 1024);
+    let (ws, _) = open_websocket(&mut harness, &mut client, "").await;
+    // Half a frame, a pause well past the park delay, the rest.
+    let frame = client_frame(0x1, b"split across the pause");
+    client.write_all(&frame[..9]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.parks(), 0);
+    client.write_all(&frame[9..]).await.unwrap();
+    let split = WsReceived::Message(Inbound::Text("split across the pause".into()));
+    assert_eq!(app_receives(&ws).await, split);
+    parks_reach(&harness, 1).await;
+    // A first fragment, a pause, the last one.
+    let mut first = client_frame(0x1, b"frag");
+    first[0] &= 0x7F; // not FIN
+    client.write_all(&first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.parks(), 1, "parked with half a message read");
+    client
+        .write_all(&client_frame(0x0, b"mented"))
+        .await
+        .unwrap();
+    let whole = WsReceived::Message(Inbound::Text("fragmented".into()));
+    assert_eq!(app_receives(&ws).await, whole);
+}
+
+#[tokio::test]
+async fn a_deflate_websocket_without_context_takeover_parks() {
+    let mut harness = Harness::new(ws_parking_soon(true));
+    let mut client = harness.connect(64 * 1024);
+    let (ws, handshake) = open_websocket(
+        &mut harness,
+        &mut client,
+        "permessage-deflate; client_max_window_bits",
+    )
+    .await;
+    let agreed = handshake.to_ascii_lowercase();
+    for term in [
+        "permessage-deflate",
+        "server_no_context_takeover",
+        "client_no_context_takeover",
+        "server_max_window_bits=12",
+        "client_max_window_bits=12",
+    ] {
+        assert!(agreed.contains(term), "{term} in {handshake}");
+    }
+    // An uncompressed message is allowed on a deflate socket (RSV1 clear).
+    client
+        .write_all(&client_frame(0x1, b"plain"))
+        .await
+        .unwrap();
+    let plain = WsReceived::Message(Inbound::Text("plain".into()));
+    assert_eq!(app_receives(&ws).await, plain);
+    parks_reach(&harness, 1).await;
+    app_sends(&ws, &mut client, "back to you").await;
+    parks_reach(&harness, 2).await;
+}
+
+#[tokio::test]
+async fn deflate_with_context_takeover_is_never_parked() {
+    let mut settings = ws_parking_soon(true);
+    settings.ws.deflate_context_takeover = true;
+    settings.ws.deflate_window_bits = 15;
+    let mut harness = Harness::new(settings);
+    let mut client = harness.connect(64 * 1024);
+    let (ws, handshake) = open_websocket(&mut harness, &mut client, "permessage-deflate").await;
+    assert!(!handshake.contains("no_context_takeover"), "{handshake}");
+    assert!(
+        handshake.contains("server_max_window_bits=15"),
+        "{handshake}"
+    );
+    assert!(
+        !handshake.contains("client_max_window_bits"),
+        "not offered: {handshake}"
+    );
+    client.write_all(&client_frame(0x1, b"kept")).await.unwrap();
+    let kept = WsReceived::Message(Inbound::Text("kept".into()));
+    assert_eq!(app_receives(&ws).await, kept);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.parks(), 0);
 }

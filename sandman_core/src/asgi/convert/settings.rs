@@ -94,6 +94,8 @@ struct PyCoreSettings {
     ws_ping_interval: Option<f64>,
     ws_ping_timeout: Option<f64>,
     ws_per_message_deflate: bool,
+    ws_deflate_window_bits: u8,
+    ws_deflate_context_takeover: bool,
     forwarded_allow_ips: Option<Vec<String>>,
     http2: bool,
     h2_max_concurrent_streams: u32,
@@ -214,6 +216,9 @@ pub fn read(settings: &Bound<'_, PyAny>) -> PyResult<CoreConfig> {
         ping_interval: optional_duration(s.ws_ping_interval, "ws_ping_interval")?,
         ping_timeout: optional_duration(s.ws_ping_timeout, "ws_ping_timeout")?,
         per_message_deflate: s.ws_per_message_deflate,
+        deflate_window_bits: s.ws_deflate_window_bits.clamp(9, 15),
+        deflate_context_takeover: s.ws_deflate_context_takeover,
+        park_after: IDLE_PARK_AFTER,
     };
     let tls = s.tls.map(PyTls::into_settings);
     let task_hooks = s.request_task.map(|h| TaskHooks {
