@@ -229,6 +229,8 @@ class Server:
             forwarded_allow_ips=config.forwarded_allow_ips if config.proxy_headers else None,
             tls=tls,
             tune_malloc=os.environ.get(MALLOC_TUNING_ENV) == "1",
+            static_mounts=config.static_mounts,
+            cache_bytes=config.cache_bytes,
         )
 
     async def _listen(self, config: Config, sockets: list[socket.socket] | None) -> None:

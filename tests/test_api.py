@@ -43,6 +43,13 @@ EXTRAS = {
     "limit_request_body": None,  # largest body, 413 beyond
     "limit_connections": None,  # most open connections
     "timeout_request_body": 60.0,  # longest stall between body bytes, 408 after
+    "static": None,  # PREFIX=DIRECTORY mounts served by the core
+    "static_max_age": None,  # Cache-Control max-age for static files
+    "static_index": False,  # a directory's index.html
+    "cache_size": None,  # the core's response cache, in bytes
+    "metrics_port": None,  # Prometheus metrics and health checks
+    "metrics_host": None,  # where the metrics port listens (default: --host)
+    "health_loop_timeout": 10.0,  # seconds without a loop turn before /livez fails
 }
 
 

@@ -55,7 +55,7 @@ fn start_server(py: Python<'_>, settings: &Bound<'_, PyAny>) -> PyResult<CoreSer
         on_park,
     )
     .map_err(|e| match e {
-        StartError::Tls(message) => PyValueError::new_err(message),
+        StartError::Tls(message) | StartError::Settings(message) => PyValueError::new_err(message),
         StartError::Io(err) => PyOSError::new_err(err.to_string()),
     })?;
     let io_wakeups = Arc::new(IoWakeups::default());

@@ -65,10 +65,7 @@ impl Harness {
         };
         let server = Arc::new(ServerShared {
             hub: Arc::new(Hub::new(ResponseDefaults::default())),
-            ctx: Arc::new(ServerContext {
-                settings,
-                app: Box::new(app),
-            }),
+            ctx: Arc::new(ServerContext::new(settings, Box::new(app)).expect("settings")),
             registry: ConnectionRegistry::default(),
             tls: None,
             connection_permits: None,

@@ -6,6 +6,7 @@ pub mod access;
 pub mod allocator;
 pub mod clock;
 pub mod date;
+pub mod direct_output;
 pub mod limits;
 pub mod log;
 pub mod malloc_tuning;

@@ -9,6 +9,7 @@ use std::task::Waker;
 use futures::task::AtomicWaker;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::common::direct_output::DirectOutput;
 use crate::exchange::activity::Activity;
 use crate::exchange::hub::Hub;
 
@@ -54,6 +55,9 @@ pub struct Connection {
     pub control: CloseControl,
     /// Requests in progress, for the idle timeout.
     pub activity: Activity,
+    /// The side door for static file bodies (`sendfile` below hyper), on plain TCP
+    /// connections of a server with static mounts.
+    pub direct_output: Option<Arc<DirectOutput>>,
 }
 
 impl Connection {
@@ -67,7 +71,14 @@ impl Connection {
             permit: Mutex::new(permit),
             control: CloseControl::default(),
             activity: Activity::new(),
+            direct_output: None,
         }
+    }
+
+    /// Give the connection its side door for file bodies.
+    pub fn with_direct_output(mut self, direct_output: Arc<DirectOutput>) -> Connection {
+        self.direct_output = Some(direct_output);
+        self
     }
 
     /// A request head was parsed: the connection counts as busy until the guard is

@@ -27,6 +27,7 @@ use crate::http::context::ServerContext;
 use crate::http::proxy;
 use crate::http::request_body::{self, BodyError, BodyLimits};
 use crate::http::response_body::{response, ResponseBody};
+use crate::http::static_files;
 use crate::http::validate::{self, Refusal};
 use crate::ws::handshake;
 
@@ -113,6 +114,11 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
     if target_len > http.max_target {
         ctx.log(Level::Warning, INVALID_REQUEST);
         return Answering::ready(Answer::uri_too_long(defaults));
+    }
+    if let Some(files) = &ctx.statics {
+        if let Some(response) = static_files::serve::serve(&req, conn, ctx, files) {
+            return Answering::boxed(std::future::ready(Ok(response)));
+        }
     }
     let limits = BodyLimits {
         max: http.max_body,

@@ -12,10 +12,12 @@ use std::time::Duration;
 use socket2::Socket;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
+use crate::common::direct_output::DirectOutput;
 use crate::common::log::Level;
 use crate::exchange::connection::{Connection, Peer, ServerAddr};
 use crate::server::conn;
 use crate::server::delayed_ack::DelayedAckStream;
+use crate::server::file_send::FileSendStream;
 use crate::server::ServerShared;
 
 /// A listening socket ready to be served.
@@ -70,12 +72,17 @@ fn spawn_connection<IO>(
     server: Arc<ServerShared>,
     mut peer: Peer,
     permit: Option<OwnedSemaphorePermit>,
+    direct_output: Option<Arc<DirectOutput>>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     match server.tls.clone() {
         None => {
-            let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
+            let mut conn = Connection::new(server.hub.clone(), peer, permit);
+            if let Some(direct_output) = direct_output {
+                conn = conn.with_direct_output(direct_output);
+            }
+            let conn = Arc::new(conn);
             tokio::spawn(conn::serve(stream, conn, server));
         }
         Some(acceptor) => {
@@ -157,7 +164,12 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                                 server: server_addr,
                                 tls: false,
                             };
-                            spawn_connection(DelayedAckStream::new(stream), server.clone(), peer, permit);
+                            // The side door for static files, on plain TCP only: under TLS
+                            // the bytes must pass through rustls.
+                            let direct = (server.ctx.statics.is_some() && server.tls.is_none())
+                                .then(Arc::default);
+                            let stream = FileSendStream::new(DelayedAckStream::new(stream), direct.clone());
+                            spawn_connection(stream, server.clone(), peer, permit, direct);
                         }
                         Err(err) => on_error!(err),
                     },
@@ -185,7 +197,7 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                                 server: Some(ServerAddr::Unix(path.clone())),
                                 tls: false,
                             };
-                            spawn_connection(stream, server.clone(), peer, permit);
+                            spawn_connection(stream, server.clone(), peer, permit, None);
                         }
                         Err(err) => on_error!(err),
                     },

@@ -13,7 +13,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::asgi::eager_task::TaskHooks;
-use crate::common::settings::{HttpSettings, ResponseDefaults, Settings, TlsSettings, WsSettings};
+use crate::common::settings::{
+    HttpSettings, ResponseDefaults, Settings, StaticMount, TlsSettings, WsSettings,
+};
 use crate::common::trusted_hosts::TrustedHosts;
 
 /// `sandman_asgi.core_settings.TlsSettings`.
@@ -94,6 +96,17 @@ struct PyCoreSettings {
     forwarded_allow_ips: Option<Vec<String>>,
     tls: Option<PyTls>,
     tune_malloc: bool,
+    static_mounts: Vec<PyStaticMount>,
+    cache_bytes: Option<u64>,
+}
+
+/// `sandman_asgi.core_settings.StaticMount`.
+#[derive(FromPyObject)]
+struct PyStaticMount {
+    prefix: String,
+    directory: std::path::PathBuf,
+    max_age: Option<u64>,
+    index: bool,
 }
 
 /// What the app side keeps: the loop's and the app's callables, and scope-wide values.
@@ -196,6 +209,7 @@ pub fn read(settings: &Bound<'_, PyAny>) -> PyResult<CoreConfig> {
         max_body: s.max_body,
         body_read_timeout: optional_duration(s.body_read_timeout, "body_read_timeout")?,
         proxy: s.forwarded_allow_ips.map(|list| TrustedHosts::parse(&list)),
+        access_log: s.access_log.is_some(),
     };
     let ws = WsSettings {
         enabled: s.on_websocket.is_some(),
@@ -223,6 +237,17 @@ pub fn read(settings: &Bound<'_, PyAny>) -> PyResult<CoreConfig> {
             tls,
             io_threads: s.io_threads.max(1),
             max_connections: s.max_connections,
+            static_mounts: s
+                .static_mounts
+                .into_iter()
+                .map(|m| StaticMount {
+                    prefix: m.prefix,
+                    directory: m.directory,
+                    max_age: m.max_age,
+                    index: m.index,
+                })
+                .collect(),
+            cache_bytes: s.cache_bytes.filter(|&n| n > 0),
         },
         response,
         app: AppConfig {

@@ -1,0 +1,153 @@
+//! The plain TCP stream hyper writes through, with the side door for static files
+//! (`common/direct_output.rs`): at a flush (hyper's buffer empty) it sends a waiting file
+//! region with `sendfile(2)`, and it swallows the placeholder bytes hyper writes for it.
+//! Without a side door (no static mounts, or TLS above it) it only passes calls through.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+
+use crate::common::direct_output::{DirectOutput, FileRegion};
+use crate::server::delayed_ack::DelayedAckStream;
+
+/// Most bytes one `sendfile` call is asked for (Linux stops at 0x7ffff000 anyway).
+const SENDFILE_MAX: u64 = 1 << 30;
+
+/// A plain TCP stream that can send file regions below hyper.
+pub struct FileSendStream {
+    inner: DelayedAckStream,
+    out: Option<Arc<DirectOutput>>,
+    /// The region being sent, and how much of it has gone.
+    sending: Option<(FileRegion, u64)>,
+}
+
+impl FileSendStream {
+    /// Wrap `inner`; `out` is the connection's side door, if it has one.
+    pub fn new(inner: DelayedAckStream, out: Option<Arc<DirectOutput>>) -> FileSendStream {
+        FileSendStream {
+            inner,
+            out,
+            sending: None,
+        }
+    }
+
+    /// Send the waiting region, if any; ready when nothing is left to send.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(out) = &self.out else {
+            return Poll::Ready(Ok(()));
+        };
+        if self.sending.is_none() {
+            self.sending = out.take_region().map(|region| (region, 0));
+        }
+        let Some((region, sent)) = &mut self.sending else {
+            return Poll::Ready(Ok(()));
+        };
+        let tcp = self.inner.tcp();
+        let result = loop {
+            if region.len == 0 {
+                break Ok(*sent);
+            }
+            let file = region.file.as_raw_fd();
+            let count = region.len.min(SENDFILE_MAX) as usize;
+            let mut offset = region.offset as libc::off_t;
+            let attempt = tcp.try_io(Interest::WRITABLE, || {
+                // SAFETY: two open descriptors and a valid offset out-parameter.
+                let n = unsafe { libc::sendfile(tcp.as_raw_fd(), file, &mut offset, count) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as u64)
+                }
+            });
+            match attempt {
+                Ok(0) => break Err(io::Error::other("static file shrank while being sent")),
+                Ok(n) => {
+                    region.offset += n;
+                    region.len -= n;
+                    *sent += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match tcp.poll_write_ready(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => break Err(e),
+                },
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.sending = None;
+        match result {
+            Ok(sent) => {
+                out.finished(Ok(sent));
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => {
+                out.finished(Err(io::Error::new(e.kind(), e.to_string())));
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+
+    fn swallow(&self, len: usize) -> usize {
+        self.out.as_ref().map_or(0, |out| out.swallow(len))
+    }
+}
+
+impl AsyncRead for FileSendStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for FileSendStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let swallowed = this.swallow(buf.len());
+        if swallowed > 0 {
+            return Poll::Ready(Ok(swallowed));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.out.is_some() {
+            let total = bufs.iter().map(|b| b.len()).sum();
+            let swallowed = this.swallow(total);
+            if swallowed > 0 {
+                return Poll::Ready(Ok(swallowed));
+            }
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
