@@ -49,6 +49,10 @@ class Workload:
     nginx_file: str | None = None  # static file nginx serves for this workload
     needs_fastapi: bool = False
     ws_message: int = 0  # > 0: a WebSocket echo workload with messages of this size
+    # Extra flags for Sandman: "{www}" is a directory holding nginx's files, "{port}" a free
+    # port (for --metrics-port).
+    sandman_flags: tuple[str, ...] = ()
+    nginx_sendfile: bool = False  # nginx as Debian configures it: sendfile on, tcp_nopush on
 
 
 def post_script(kib: int) -> str:
@@ -80,6 +84,37 @@ WORKLOADS = {
     "ws64k": Workload("ws64k", "apps:ws_echo", "/", ws_message=64 * 1024),
     "pipeline16": Workload(
         "pipeline16", "apps:hello", "/", wrk_script=PIPELINE_SCRIPT, nginx_file="hello"
+    ),
+    # Answered by Sandman's core without the app: the page and a 1 MiB file from a static
+    # mount, against nginx serving the same files (with sendfile, as Debian configures it).
+    "static_page": Workload(
+        "static_page",
+        "apps:hello",
+        "/static/index.html",
+        nginx_file="index.html",
+        sandman_flags=("--static", "/static={www}"),
+        nginx_sendfile=True,
+    ),
+    "static1m": Workload(
+        "static1m",
+        "apps:hello",
+        "/static/stream",
+        nginx_file="stream",
+        sandman_flags=("--static", "/static={www}"),
+        nginx_sendfile=True,
+    ),
+    # A FastAPI route marked Cache-Control: public, max-age=60, without and with the cache.
+    "fastapi_public": Workload("fastapi_public", "apps:api", "/public", needs_fastapi=True),
+    "fastapi_cached": Workload(
+        "fastapi_cached",
+        "apps:api",
+        "/public",
+        needs_fastapi=True,
+        sandman_flags=("--cache-size", "64M"),
+    ),
+    # hello world with the metrics listener on (compare with "hello").
+    "hello_metrics": Workload(
+        "hello_metrics", "apps:hello", "/", sandman_flags=("--metrics-port", "{port}")
     ),
 }
 
@@ -127,6 +162,7 @@ def server_command(
     ws: bool = False,
     access_log: bool = False,
     python: str = sys.executable,
+    extra: list[str] | None = None,
 ) -> list[str]:
     # With --access-log every server writes one line per request to its stdout (a file,
     # see run_one); the access loggers log at INFO, so the level has to let them through.
@@ -141,6 +177,7 @@ def server_command(
             str(port),
             *level,
             *([] if access_log else ["--no-access-log"]),
+            *(extra or []),
         ]
     if server == "uvicorn":
         return [
@@ -183,25 +220,35 @@ def server_command(
     raise ValueError(server)
 
 
-def nginx_setup(port: int, access_log: bool = False) -> tuple[list[str], Path]:
+def static_root() -> tuple[Path, Path]:
+    """A temporary directory with the files nginx serves (and Sandman's static mounts): the
+    directory to remove afterwards, and the files' directory."""
     sys.path.insert(0, str(HERE))
     import apps  # noqa: PLC0415
 
-    root = Path(tempfile.mkdtemp(prefix="sandman-bench-nginx-"))
+    root = Path(tempfile.mkdtemp(prefix="sandman-bench-static-"))
     root.chmod(0o755)  # nginx workers run as an unprivileged user: they must reach the files
     www = root / "www"
     www.mkdir(mode=0o755)
     (www / "index.html").write_bytes(apps.FORTUNES)
     (www / "hello").write_bytes(b"Hello, world!")
     (www / "stream").write_bytes(apps.STREAM_CHUNK * apps.STREAM_CHUNKS)
+    return root, www
+
+
+def nginx_setup(
+    port: int, access_log: bool = False, sendfile: bool = False
+) -> tuple[list[str], Path]:
+    root, www = static_root()
     conf = root / "nginx.conf"
     access = f"access_log {root}/access.log" if access_log else "access_log off"
+    files = "sendfile on; tcp_nopush on; " if sendfile else ""
     conf.write_text(
         f"worker_processes 1; daemon off; pid {root}/pid; error_log {root}/err.log;\n"
         "events { worker_connections 4096; }\n"
-        "http { %s; server { listen 127.0.0.1:%d; root %s; "
+        "http { %s; %sserver { listen 127.0.0.1:%d; root %s; "
         "keepalive_requests 1000000; location = /hello { default_type text/plain; } } }\n"
-        % (access, port, www)
+        % (access, files, port, www)
     )
     return ["nginx", "-c", str(conf)], root
 
@@ -329,9 +376,16 @@ def run_one(
     if server == "nginx":
         if not wl.nginx_file:
             return Result(server, wl.name, None, "-", "-", "-", None, "n/a")
-        cmd, tmp_root = nginx_setup(port, args.access_log)
+        cmd, tmp_root = nginx_setup(port, args.access_log, wl.nginx_sendfile)
         path = "/" + wl.nginx_file
     else:
+        flags: list[str] = []
+        if server in ("sandman", "baseline") and wl.sandman_flags:
+            www = ""
+            if any("{www}" in f for f in wl.sandman_flags):
+                tmp_root, www_dir = static_root()
+                www = str(www_dir)
+            flags = [f.format(www=www, port=free_port()) for f in wl.sandman_flags]
         cmd = server_command(
             server,
             wl.app,
@@ -341,6 +395,7 @@ def run_one(
             ws=wl.ws_message > 0,
             access_log=args.access_log,
             python=args.baseline_python if server == "baseline" else sys.executable,
+            extra=flags,
         )
         path = wl.path
     env = dict(os.environ)

@@ -84,6 +84,11 @@ impl DirectOutput {
 
     // -- the stream's side ----------------------------------------------------------------
 
+    /// Whether a region waits for the next flush.
+    pub fn armed(&self) -> bool {
+        self.armed.load(Ordering::Acquire)
+    }
+
     /// The region to send now that hyper's buffer is empty, if one is waiting.
     pub fn take_region(&self) -> Option<FileRegion> {
         if !self.armed.load(Ordering::Acquire) {
