@@ -98,3 +98,6 @@ class CoreSettings:
     # Answered by the core without the app: static mounts, and the response cache's bound.
     static_mounts: list[StaticMount]
     cache_bytes: int | None
+    # Where this process records its metrics (``--metrics-port``): the group's segment and
+    # this process's slot in it.
+    metrics: tuple[Any, int] | None

@@ -133,8 +133,10 @@ impl<E> Bridge<E> {
     }
 
     /// Move everything queued so far to the end of `into` (called on the loop thread when
-    /// the fd is readable). The queue keeps its capacity for the IO threads.
-    pub fn take(&self, into: &mut impl Extend<E>) {
+    /// the fd is readable). The queue keeps its capacity for the IO threads. Returns how
+    /// long the oldest event taken waited, in µs (`None` when there was none): the event
+    /// loop's lag.
+    pub fn take(&self, into: &mut impl Extend<E>) -> Option<u64> {
         let mut counter: u64 = 0;
         // SAFETY: reading 8 bytes into a valid u64 from our own non-blocking eventfd.
         unsafe {
@@ -142,7 +144,12 @@ impl<E> Bridge<E> {
         }
         self.notified.store(false, Ordering::Release);
         let mut queue = self.queue.lock().unwrap();
+        if queue.is_empty() {
+            return None;
+        }
+        let waited = now_micros().saturating_sub(self.first_queued_at.load(Ordering::Relaxed));
         into.extend(queue.drain(..));
+        Some(waited)
     }
 }
 

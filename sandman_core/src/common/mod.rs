@@ -10,6 +10,7 @@ pub mod direct_output;
 pub mod limits;
 pub mod log;
 pub mod malloc_tuning;
+pub mod metrics;
 pub mod queue_budget;
 pub mod settings;
 pub mod trusted_hosts;

@@ -1,10 +1,11 @@
 //! What every exchange of one server shares: the response defaults, the counters, the
-//! response-queue budget and the shutdown flag.
+//! response-queue budget, the shutdown flag and the metrics recorder.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use tokio::sync::watch;
 
+use crate::common::metrics::recorder::Metrics;
 use crate::common::queue_budget::QueueBudget;
 use crate::common::settings::ResponseDefaults;
 
@@ -22,6 +23,8 @@ pub struct Hub {
     pub queue_budget: QueueBudget,
     /// Becomes true when the server starts shutting down.
     pub shutdown: watch::Sender<bool>,
+    /// This process's metrics slot (`--metrics-port`), or `None`.
+    pub metrics: Option<Metrics>,
 }
 
 impl Hub {
@@ -34,7 +37,14 @@ impl Hub {
             total_requests: AtomicU64::new(0),
             queue_budget: QueueBudget::default(),
             shutdown: watch::channel(false).0,
+            metrics: None,
         }
+    }
+
+    /// Record metrics into `metrics`.
+    pub fn with_metrics(mut self, metrics: Option<Metrics>) -> Hub {
+        self.metrics = metrics;
+        self
     }
 
     /// Whether the server is shutting down.

@@ -51,7 +51,7 @@ fn expects_continue(headers: &HeaderMap) -> bool {
 /// handshake) are boxed, and take their own references to the connection.
 pub fn serve(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContext>) -> Serving {
     Serving {
-        in_progress: Some(conn.begin_request()),
+        in_progress: Some(conn.begin_request(req.method())),
         answer: answer(req, conn, ctx),
     }
 }
@@ -243,7 +243,8 @@ impl Future for Serving {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let mut result = std::task::ready!(Pin::new(&mut this.answer).poll(cx));
-        if let (Ok(response), Some(in_progress)) = (&mut result, this.in_progress.take()) {
+        if let (Ok(response), Some(mut in_progress)) = (&mut result, this.in_progress.take()) {
+            in_progress.responded(response.status().as_u16());
             response.body_mut().hold(in_progress);
         }
         Poll::Ready(result)
@@ -356,9 +357,9 @@ impl Drop for AbandonGuard {
 #[cfg(test)]
 mod tests {
     /// hyper moves each request's future into a per-connection box: it must stay a few
-    /// words (it was 1,752 bytes as an `async fn`).
+    /// words (it was 1,752 bytes as an `async fn`; the metrics stamp made it five).
     #[test]
     fn the_per_request_future_stays_small() {
-        assert!(std::mem::size_of::<super::Serving>() <= 32);
+        assert!(std::mem::size_of::<super::Serving>() <= 40);
     }
 }

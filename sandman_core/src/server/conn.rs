@@ -15,6 +15,7 @@ use tokio::time::Sleep;
 
 use crate::common::limits::{DEFAULT_MAX_HEADERS, MIN_HEAD_BYTES};
 use crate::common::log::Level;
+use crate::common::metrics::recorder::Protocol;
 use crate::exchange::connection::Connection;
 use crate::exchange::hub::Hub;
 use crate::http::service::{self, INVALID_REQUEST};
@@ -40,6 +41,9 @@ struct OpenGuard(Arc<Hub>);
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::AcqRel);
+        if let Some(metrics) = &self.0.metrics {
+            metrics.connection_closed(Protocol::Http1);
+        }
     }
 }
 
@@ -51,6 +55,9 @@ where
 {
     let hub = &state.hub;
     hub.connections.fetch_add(1, Ordering::AcqRel);
+    if let Some(metrics) = &hub.metrics {
+        metrics.connection_opened(Protocol::Http1);
+    }
     let _open = OpenGuard(hub.clone());
     let registration = server.registry.register(state.clone());
     if hub.shutting_down() {

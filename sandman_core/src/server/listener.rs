@@ -16,6 +16,7 @@ use crate::common::direct_output::DirectOutput;
 use crate::common::log::Level;
 use crate::exchange::connection::{Connection, Peer, ServerAddr};
 use crate::server::conn;
+use crate::server::counted::Counted;
 use crate::server::delayed_ack::DelayedAckStream;
 use crate::server::file_send::FileSendStream;
 use crate::server::ServerShared;
@@ -76,6 +77,7 @@ fn spawn_connection<IO>(
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let stream = Counted::new(stream, server.hub.metrics.clone());
     match server.tls.clone() {
         None => {
             let mut conn = Connection::new(server.hub.clone(), peer, permit);

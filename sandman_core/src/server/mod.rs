@@ -2,10 +2,12 @@
 //! [`Server`] is what the app side drives through `exchange::app::Transport`.
 
 pub mod conn;
+pub mod counted;
 pub mod delayed_ack;
 pub mod file_send;
 pub mod idle;
 pub mod listener;
+pub mod metrics_listener;
 pub mod registry;
 pub mod runtime;
 pub mod tls;

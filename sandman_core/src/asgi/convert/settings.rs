@@ -13,6 +13,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::asgi::eager_task::TaskHooks;
+use crate::asgi::metrics_group::MetricsGroup;
+use crate::common::metrics::recorder::Metrics;
 use crate::common::settings::{
     HttpSettings, ResponseDefaults, Settings, StaticMount, TlsSettings, WsSettings,
 };
@@ -98,6 +100,7 @@ struct PyCoreSettings {
     tune_malloc: bool,
     static_mounts: Vec<PyStaticMount>,
     cache_bytes: Option<u64>,
+    metrics: Option<(Py<MetricsGroup>, usize)>,
 }
 
 /// `sandman_asgi.core_settings.StaticMount`.
@@ -151,6 +154,8 @@ pub struct CoreConfig {
     pub app: AppConfig,
     /// Tune glibc's malloc for the process (only when the `sandman` command owns it).
     pub tune_malloc: bool,
+    /// Where this process records its metrics (`--metrics-port`).
+    pub metrics: Option<Metrics>,
 }
 
 fn duration(secs: f64, what: &str) -> PyResult<Duration> {
@@ -220,6 +225,10 @@ pub fn read(settings: &Bound<'_, PyAny>) -> PyResult<CoreConfig> {
         per_message_deflate: s.ws_per_message_deflate,
     };
     let tls = s.tls.map(PyTls::into_settings);
+    let metrics = match &s.metrics {
+        Some((group, index)) => Some(group.get().recorder(*index)?),
+        None => None,
+    };
     let task_hooks = s.request_task.map(|h| TaskHooks {
         event_loop: s.event_loop.clone_ref(py),
         enter: h.enter,
@@ -267,5 +276,6 @@ pub fn read(settings: &Bound<'_, PyAny>) -> PyResult<CoreConfig> {
             asgi_version: s.asgi_version,
         },
         tune_malloc: s.tune_malloc,
+        metrics,
     })
 }

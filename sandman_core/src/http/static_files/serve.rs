@@ -39,6 +39,9 @@ pub fn serve(
         headers: req.headers(),
     };
     let response = answer(req, conn, mount, rest);
+    if let Some(metrics) = &conn.hub.metrics {
+        metrics.static_response();
+    }
     core_access::log(ctx, conn, &line, response.status().as_u16());
     Some(response)
 }
