@@ -42,7 +42,11 @@ fn start_server(py: Python<'_>, settings: &Bound<'_, PyAny>) -> PyResult<CoreSer
         common::malloc_tuning::tune();
     }
     let bridge = Arc::new(LoopBridge::new().map_err(|e| PyOSError::new_err(e.to_string()))?);
-    let hub = Arc::new(Hub::new(config.response).with_metrics(config.metrics));
+    let hub = Arc::new(
+        Hub::new(config.response)
+            .with_metrics(config.metrics)
+            .with_cache(config.settings.cache_bytes),
+    );
     let on_park = {
         let bridge = bridge.clone();
         move || bridge.flush_on_park()

@@ -3,6 +3,7 @@
 //! app side through their exchange (`exchange/`).
 
 pub mod body_data;
+pub mod cached;
 pub mod context;
 pub mod core_access;
 pub mod proxy;

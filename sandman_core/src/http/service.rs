@@ -23,6 +23,7 @@ use crate::exchange::connection::InProgress;
 use crate::exchange::head::{scope_path, RequestHead};
 use crate::exchange::request::RequestExchange;
 use crate::exchange::response::Answer;
+use crate::http::cached::{self, Consult};
 use crate::http::context::ServerContext;
 use crate::http::proxy;
 use crate::http::request_body::{self, BodyError, BodyLimits};
@@ -120,6 +121,28 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
             return Answering::boxed(std::future::ready(Ok(response)));
         }
     }
+    let mut tap = None;
+    if let Some(cache) = &hub.cache {
+        match cached::consult(&req, conn, ctx, cache) {
+            Consult::Answered(response) => {
+                return Answering::boxed(std::future::ready(Ok(response)));
+            }
+            Consult::Wait(done) => {
+                let (conn, ctx, cache) = (conn.clone(), ctx.clone(), cache.clone());
+                return Answering::boxed(async move {
+                    let tap = match cached::after_wait(done, &req, &conn, &ctx, &cache).await {
+                        Ok(response) => return Ok(response),
+                        Err(tap) => tap,
+                    };
+                    let head = request_head(&req, &conn, &ctx.settings);
+                    let exchange = RequestExchange::tapped(conn, head, tap);
+                    exchange.preload_body([], 0, true);
+                    dispatch(exchange, &ctx).await
+                });
+            }
+            Consult::Dispatch(found) => tap = found,
+        }
+    }
     let limits = BodyLimits {
         max: http.max_body,
         idle: http.body_read_timeout,
@@ -134,7 +157,7 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
     let expect = expects_continue(req.headers());
     let head = request_head(&req, conn, settings);
     let incoming = req.into_body();
-    let exchange = RequestExchange::new(conn.clone(), head);
+    let exchange = RequestExchange::tapped(conn.clone(), head, tap);
     if incoming.is_end_stream() {
         exchange.preload_body([], 0, true);
         return dispatch(exchange, ctx);
