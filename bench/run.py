@@ -13,6 +13,9 @@ Usage: python bench/run.py [--servers sandman,uvicorn,granian] [--workloads hell
 ``--servers sandman,baseline --baseline-python OTHER_VENV/bin/python`` runs an A/B: the
 ``baseline`` server is Sandman as installed for that interpreter (another build, say the one
 before a change), measured in the same rounds and reported as sandman/baseline.
+``--variant NAME=FLAGS`` (repeatable) adds a server NAME that is Sandman with FLAGS added
+("{port}" becomes a free port): ``--servers sandman,metrics --variant "metrics=--metrics-port
+{port}"`` measures the metrics listener's cost in the same rounds (sandman/metrics).
 Needs: wrk, taskset, curl (Debian: wrk util-linux curl); nginx-light for the nginx ceiling.
 """
 
@@ -103,20 +106,17 @@ WORKLOADS = {
         sandman_flags=("--static", "/static={www}"),
         nginx_sendfile=True,
     ),
-    # A FastAPI route marked Cache-Control: public, max-age=60, without and with the cache.
+    # A FastAPI route marked Cache-Control: public, max-age=60 (with --cache-size, in a
+    # --variant, answered from Sandman's response cache).
     "fastapi_public": Workload("fastapi_public", "apps:api", "/public", needs_fastapi=True),
-    "fastapi_cached": Workload(
-        "fastapi_cached",
-        "apps:api",
-        "/public",
-        needs_fastapi=True,
-        sandman_flags=("--cache-size", "64M"),
-    ),
-    # hello world with the metrics listener on (compare with "hello").
-    "hello_metrics": Workload(
-        "hello_metrics", "apps:hello", "/", sandman_flags=("--metrics-port", "{port}")
-    ),
 }
+
+VARIANTS: dict[str, tuple[str, ...]] = {}
+"""``--variant`` servers: Sandman with these flags added."""
+
+
+def is_sandman(server: str) -> bool:
+    return server in ("sandman", "baseline") or server in VARIANTS
 
 
 @dataclass
@@ -167,7 +167,7 @@ def server_command(
     # With --access-log every server writes one line per request to its stdout (a file,
     # see run_one); the access loggers log at INFO, so the level has to let them through.
     level = ["--log-level", "info" if access_log else "warning"]
-    if server in ("sandman", "baseline"):
+    if is_sandman(server):
         return [
             python,
             "-m",
@@ -380,12 +380,13 @@ def run_one(
         path = "/" + wl.nginx_file
     else:
         flags: list[str] = []
-        if server in ("sandman", "baseline") and wl.sandman_flags:
+        wanted = (*wl.sandman_flags, *VARIANTS.get(server, ()))
+        if is_sandman(server) and wanted:
             www = ""
-            if any("{www}" in f for f in wl.sandman_flags):
+            if any("{www}" in f for f in wanted):
                 tmp_root, www_dir = static_root()
                 www = str(www_dir)
-            flags = [f.format(www=www, port=free_port()) for f in wl.sandman_flags]
+            flags = [f.format(www=www, port=free_port()) for f in wanted]
         cmd = server_command(
             server,
             wl.app,
@@ -411,14 +412,16 @@ def run_one(
     )
     try:
         answered = wait_ready(port, path, proc)
-        expected = {
-            "sandman": "sandman",
-            "baseline": "sandman",
-            "uvicorn": "uvicorn",
-            "granian": "granian",
-            "hypercorn": "hypercorn",
-            "nginx": "nginx",
-        }[server]
+        expected = (
+            "sandman"
+            if is_sandman(server)
+            else {
+                "uvicorn": "uvicorn",
+                "granian": "granian",
+                "hypercorn": "hypercorn",
+                "nginx": "nginx",
+            }[server]
+        )
         if answered is None or expected not in answered.lower():
             return Result(
                 server, wl.name, None, "-", "-", "-", None, f"not ready / wrong server ({answered})"
@@ -538,6 +541,11 @@ def fmt_rps(v: float | None) -> str:
 RATIO_PEERS = ("baseline", "uvicorn", "granian", "nginx")
 
 
+def ratio_peers() -> tuple[str, ...]:
+    """Whom Sandman's req/s is divided by: the peers, and every --variant."""
+    return RATIO_PEERS + tuple(VARIANTS)
+
+
 def round_ratios(ours: list[Result], theirs: list[Result]) -> list[float]:
     """Sandman's req/s divided by the peer's in the same round, for each round both completed.
 
@@ -586,7 +594,7 @@ def render(
 ) -> str:
     servers = list(dict.fromkeys(r.server for r in results))
     workloads = list(dict.fromkeys(r.workload for r in results))
-    peers = [p for p in RATIO_PEERS if p in servers and "sandman" in servers]
+    peers = [p for p in ratio_peers() if p in servers and "sandman" in servers]
     by = {(r.server, r.workload): r for r in results}
     lines = [
         f"Measured {datetime.date.today()} on {platform.node()} ({os.cpu_count()} CPUs), "
@@ -703,6 +711,11 @@ def main() -> int:
         help="the interpreter whose installed Sandman the 'baseline' server runs (an A/B)",
     )
     parser.add_argument(
+        "--variant",
+        action="append",
+        help="NAME=FLAGS: a server NAME that is Sandman with FLAGS added (repeatable)",
+    )
+    parser.add_argument(
         "--access-log",
         action="store_true",
         help="run every server with its access log on, written to a file (default: off)",
@@ -725,7 +738,10 @@ def main() -> int:
     if "nginx" in servers and not shutil.which("nginx"):
         print("missing nginx (apt-get install nginx-light)", file=sys.stderr)
         return 2
-    own = {"sandman", "baseline", "nginx"}
+    for spec in args.variant or []:
+        name, _, flags = spec.partition("=")
+        VARIANTS[name.strip()] = tuple(flags.split())
+    own = {"sandman", "baseline", "nginx", *VARIANTS}
     peer_bin = ensure_venv(Path(args.venv)) if set(servers) - own else Path()
     if any(WORKLOADS[w].ws_message for w in args.workloads.split(",")):
         build_wsbench()
@@ -750,7 +766,7 @@ def main() -> int:
                 # right after a peer that left the machine hot.
                 for server in servers[k % len(servers) :] + servers[: k % len(servers)]:
                     runs[server].append(run_one(server, wl, args, peer_bin, conns))
-            for peer in RATIO_PEERS:
+            for peer in ratio_peers():
                 pairs = round_ratios(runs.get("sandman", []), runs.get(peer, []))
                 ratios[(label, peer)] = pairs
                 if pairs:
