@@ -47,6 +47,8 @@ LOG_LEVELS: dict[str, int] = {
     "trace": TRACE_LOG_LEVEL,
 }
 HTTP_PROTOCOLS = ("auto", "h11", "httptools", "zttp")
+# uvicorn's HTTP/1.1-only implementations: naming one keeps a listener HTTP/1.1-only.
+HTTP1_ONLY = ("h11", "httptools")
 """``--http`` values accepted for compatibility: Sandman always parses HTTP in its Rust core."""
 WS_PROTOCOLS = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
 LIFESPAN = ("auto", "on", "off")
@@ -122,6 +124,7 @@ class Config:
         limit_request_body: int | None = None,
         limit_connections: int | None = None,
         timeout_request_body: float = 60.0,
+        h2_max_concurrent_streams: int = 100,
         static: list[str] | None = None,
         static_max_age: list[str] | None = None,
         static_index: bool = False,
@@ -187,6 +190,7 @@ class Config:
         self.limit_request_body = limit_request_body
         self.limit_connections = limit_connections
         self.timeout_request_body = timeout_request_body
+        self.h2_max_concurrent_streams = h2_max_concurrent_streams
         # Answered by the core without the app (docs/static-files-and-cache.md).
         self.static = static
         self.static_max_age = static_max_age

@@ -26,7 +26,7 @@ import click
 
 from sandman_asgi._core import CoreServer, check_tls, start_server
 from sandman_asgi.access_log import AccessLog
-from sandman_asgi.config import STARTUP_FAILURE, Config
+from sandman_asgi.config import HTTP1_ONLY, STARTUP_FAILURE, Config
 from sandman_asgi.core_settings import CoreSettings, TlsSettings
 from sandman_asgi.cycle import run_http, run_websocket
 from sandman_asgi.eager_task import app_coroutine, request_task_hooks
@@ -119,15 +119,19 @@ class Server:
         elif sys.version_info >= (3, 11):
             with asyncio.Runner(loop_factory=loop_factory) as runner:
                 runner.run(self.serve(sockets=sockets))
-        else:  # 3.10: no asyncio.Runner
+        else:  # 3.10: no asyncio.Runner, so asyncio.run's steps on a loop of our choosing
             loop = (loop_factory or asyncio.new_event_loop)()
             try:
                 asyncio.set_event_loop(loop)
                 loop.run_until_complete(self.serve(sockets=sockets))
-                loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
-                asyncio.set_event_loop(None)
-                loop.close()
+                try:
+                    _cancel_remaining_tasks(loop)
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                    loop.run_until_complete(loop.shutdown_default_executor())
+                finally:
+                    asyncio.set_event_loop(None)
+                    loop.close()
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         """Run the server in the current event loop until it is told to stop."""
@@ -262,6 +266,8 @@ class Server:
             ws_ping_timeout=config.ws_ping_timeout,
             ws_per_message_deflate=config.ws_per_message_deflate,
             forwarded_allow_ips=config.forwarded_allow_ips if config.proxy_headers else None,
+            http2=config.http not in HTTP1_ONLY,
+            h2_max_concurrent_streams=config.h2_max_concurrent_streams,
             tls=tls,
             tune_malloc=os.environ.get(MALLOC_TUNING_ENV) == "1",
             static_mounts=config.static_mounts,
@@ -416,6 +422,27 @@ class Server:
             self.force_exit = True
         else:
             self.should_exit = True
+
+
+def _cancel_remaining_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still pending and let them end, as ``asyncio.run`` does before it
+    closes its loop: a task left pending (a lifespan the app never finished, say) would
+    otherwise be destroyed later, logging into whatever runs then."""
+    pending = asyncio.all_tasks(loop)
+    if not pending:
+        return
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    for task in pending:
+        if not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler(
+                {
+                    "message": "unhandled exception during Server.run() shutdown",
+                    "exception": task.exception(),
+                    "task": task,
+                }
+            )
 
 
 def _task_kwargs(loop: asyncio.AbstractEventLoop) -> dict[str, Any] | None:

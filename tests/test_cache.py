@@ -251,3 +251,12 @@ def test_a_bad_cache_size_is_a_usage_error():
     proc = spawn(command(APP, "--port", "0", "--cache-size", "lots"))
     assert proc.wait(timeout=30) == 2
     assert "--cache-size 'lots'" in proc.stderr
+
+
+def test_hits_over_http2(server):
+    target = url(server, PUBLIC)
+    with httpx.Client(http1=False, http2=True, timeout=10) as client:
+        first = client.get(target)
+        second = client.get(target)
+    assert first.http_version == second.http_version == "HTTP/2"
+    assert calls(second) == 1 and second.headers["age"] == "0"

@@ -117,6 +117,18 @@ def test_requests_bytes_static_and_lag_are_counted(tmp_path: Path):
     assert value(s, "sandman_event_loop_heartbeat_age_seconds") < 5
 
 
+def test_http2_connections_are_counted_as_such():
+    with sandman(APP, "--metrics-port", "0") as server:
+        port = metrics_port(server)
+        with httpx.Client(http1=False, http2=True, timeout=10) as client:
+            for _ in range(3):
+                assert client.get(f"{server.url}/").text == "ok"
+            during = scrape(port)
+        assert value(during, "sandman_connections_open", protocol="http2") == 1
+        assert value(during, "sandman_connections_total", protocol="http2") == 1
+        assert value(during, "sandman_http_requests_total", method="GET", status="2xx") == 3
+
+
 def test_websocket_connections_and_messages():
     with sandman(APP, "--metrics-port", "0") as server:
         port = metrics_port(server)

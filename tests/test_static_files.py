@@ -494,3 +494,15 @@ def test_bad_static_settings_are_usage_errors(flags, message):
     proc = spawn(command("tests.apps:hello", "--port", "0", *flags))
     assert proc.wait(timeout=30) == 2
     assert message in proc.stderr
+
+
+def test_files_over_http2(server):
+    # h2c by prior knowledge: no sendfile side door, the file is read in chunks into frames.
+    with httpx.Client(http1=False, http2=True, timeout=10) as client:
+        r = client.get(f"{server.url}/assets/big.bin")
+        assert r.http_version == "HTTP/2"
+        assert r.status_code == 200 and r.content == BIG
+        r = client.get(f"{server.url}/assets/big.bin", headers={"range": "bytes=10-70000"})
+        assert r.status_code == 206 and r.content == BIG[10:70001]
+        r = client.get(f"{server.url}/assets/page.html")
+        assert r.content == PAGE and r.headers["content-type"] == "text/html; charset=utf-8"

@@ -8,8 +8,9 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::common::date::date_header;
 use crate::common::limits::{
-    DEFAULT_BODY_READ_TIMEOUT_SECS, DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_HEADERS,
-    DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_TARGET_BYTES,
+    DEFAULT_BODY_READ_TIMEOUT_SECS, DEFAULT_H2_MAX_CONCURRENT_STREAMS,
+    DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEAD_BYTES,
+    DEFAULT_MAX_TARGET_BYTES,
 };
 use crate::common::trusted_hosts::TrustedHosts;
 
@@ -70,6 +71,27 @@ pub struct HttpSettings {
     /// Whether access lines are written: responses the transport writes itself (static
     /// files, cache hits) skip the record when not.
     pub access_log: bool,
+    /// HTTP/2, or `None` for HTTP/1.x only (`--http h11`).
+    pub http2: Option<Http2Settings>,
+}
+
+/// HTTP/2 behaviour (on by default: by ALPN under TLS, by its preface on plain TCP).
+#[derive(Debug, Clone)]
+pub struct Http2Settings {
+    /// `--h2-max-concurrent-streams`: streams a client may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Largest decoded header list a client may send (431 on HTTP/1.1; a stream reset
+    /// on HTTP/2): the same limit as the HTTP/1.1 head.
+    pub max_header_list_size: u32,
+}
+
+impl Default for Http2Settings {
+    fn default() -> Self {
+        Http2Settings {
+            max_concurrent_streams: DEFAULT_H2_MAX_CONCURRENT_STREAMS,
+            max_header_list_size: DEFAULT_MAX_HEAD_BYTES as u32,
+        }
+    }
 }
 
 impl Default for HttpSettings {
@@ -86,6 +108,7 @@ impl Default for HttpSettings {
             body_read_timeout: Some(Duration::from_secs_f64(DEFAULT_BODY_READ_TIMEOUT_SECS)),
             proxy: None,
             access_log: false,
+            http2: Some(Http2Settings::default()),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod body_data;
 pub mod cached;
 pub mod context;
 pub mod core_access;
+pub mod h2;
 pub mod proxy;
 pub mod request_body;
 pub mod response_body;

@@ -11,7 +11,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::Response;
 
 use crate::exchange::connection::InProgress;
-use crate::exchange::request::RequestExchange;
+use crate::exchange::request::{Outgoing, RequestExchange};
 use crate::exchange::response::{Answer, AnswerBody};
 use crate::http::body_data::BodyData;
 use crate::http::static_files::file_body::FileBody;
@@ -108,10 +108,14 @@ impl Body for ResponseBody {
         let this = &mut *self;
         match &mut this.kind {
             Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d.into())))),
-            Kind::Stream(exchange) => match std::task::ready!(exchange.poll_chunks(cx)) {
-                Some(Ok(data)) => {
+            Kind::Stream(exchange) => match std::task::ready!(exchange.poll_outgoing(cx)) {
+                Some(Ok(Outgoing::Data(data))) => {
                     this.polled = true;
                     Poll::Ready(Some(Ok(Frame::data(data.into()))))
+                }
+                Some(Ok(Outgoing::Trailers(fields))) => {
+                    this.polled = true;
+                    Poll::Ready(Some(Ok(Frame::trailers(fields))))
                 }
                 // An error here makes hyper close the connection: the response is cut short
                 // and the client must not mistake it for a complete one.

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap};
-use hyper::{Request, Response};
+use hyper::{Method, Request, Response, Uri, Version};
 
 use crate::common::access::AccessRecord;
 use crate::common::limits::EAGER_BODY_LIMIT;
@@ -25,11 +25,11 @@ use crate::exchange::request::RequestExchange;
 use crate::exchange::response::Answer;
 use crate::http::cached::{self, Consult};
 use crate::http::context::ServerContext;
-use crate::http::proxy;
 use crate::http::request_body::{self, BodyError, BodyLimits};
 use crate::http::response_body::{response, ResponseBody};
 use crate::http::static_files;
 use crate::http::validate::{self, Refusal};
+use crate::http::{h2, proxy};
 use crate::ws::handshake;
 
 /// The log line uvicorn writes for a request it refuses.
@@ -63,7 +63,15 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
     let defaults = &hub.response;
     let settings = &ctx.settings;
     let http = &settings.http;
-    if let Err(refusal) = validate::check(req.method(), req.uri(), req.version(), req.headers()) {
+    let websocket_connect = handshake::is_extended_connect(&req);
+    let checked = validate::check(
+        req.method(),
+        req.uri(),
+        req.version(),
+        req.headers(),
+        websocket_connect,
+    );
+    if let Err(refusal) = checked {
         ctx.log(Level::Warning, INVALID_REQUEST);
         return Answering::ready(match refusal {
             Refusal::BadRequest => Answer::bad_request(defaults),
@@ -91,7 +99,10 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
 
     if handshake::wants_upgrade(&req) {
         if settings.ws.enabled && handshake::is_websocket(&req) {
-            let head = request_head(&req, conn, settings);
+            // The handshake still needs the request (hyper's upgrade hangs off it): a copy of
+            // the head, once per WebSocket.
+            let parts = (req.method().clone(), req.version(), req.uri().clone());
+            let head = request_head(parts, req.headers().clone(), conn, settings);
             let (conn, ctx) = (conn.clone(), ctx.clone());
             return Answering::boxed(async move { handshake::serve(req, &conn, head, &ctx).await });
         }
@@ -134,7 +145,9 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
                         Ok(response) => return Ok(response),
                         Err(tap) => tap,
                     };
-                    let head = request_head(&req, &conn, &ctx.settings);
+                    let (parts, _) = req.into_parts();
+                    let parts3 = (parts.method, parts.version, parts.uri);
+                    let head = request_head(parts3, parts.headers, &conn, &ctx.settings);
                     let exchange = RequestExchange::tapped(conn, head, tap);
                     exchange.preload_body([], 0, true);
                     dispatch(exchange, &ctx).await
@@ -155,8 +168,13 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
     }
 
     let expect = expects_continue(req.headers());
-    let head = request_head(&req, conn, settings);
-    let incoming = req.into_body();
+    let (parts, incoming) = req.into_parts();
+    let head = request_head(
+        (parts.method, parts.version, parts.uri),
+        parts.headers,
+        conn,
+        settings,
+    );
     let exchange = RequestExchange::tapped(conn.clone(), head, tap);
     if incoming.is_end_stream() {
         exchange.preload_body([], 0, true);
@@ -172,15 +190,29 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
 }
 
 /// The request's head, with a trusted proxy's headers applied.
-fn request_head(req: &Request<Incoming>, conn: &Connection, settings: &Settings) -> RequestHead {
+fn request_head(
+    (method, version, uri): (Method, Version, Uri),
+    headers: HeaderMap,
+    conn: &Connection,
+    settings: &Settings,
+) -> RequestHead {
+    let http2 = version == Version::HTTP_2;
+    let headers = if http2 {
+        h2::headers(&uri, &headers)
+    } else {
+        headers
+    };
     let mut head = RequestHead::new(
-        req.method().clone(),
-        req.version(),
-        req.uri(),
-        req.headers().clone(),
+        method,
+        version,
+        &uri,
+        headers,
         &settings.http.root_path,
         conn.peer.tls,
     );
+    // HTTP/1.1 trailers only for a client that said TE: trailers (RFC 9110 §10.1.4); the
+    // head noted it while copying the values.
+    head.features.trailers |= http2;
     if let Some(trusted) = &settings.http.proxy {
         proxy::apply(&mut head, conn, trusted);
     }

@@ -9,6 +9,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::common::metrics::recorder::Metrics;
+use crate::server::conn::Protocol;
+use crate::server::sniff::Sniff;
 
 /// `IO` with its traffic counted when there is a recorder.
 pub struct Counted<IO> {
@@ -26,6 +28,16 @@ impl<IO> Counted<IO> {
         if let (Some(metrics), Poll::Ready(Ok(n))) = (&self.metrics, result) {
             metrics.bytes_out(*n);
         }
+    }
+}
+
+impl<IO: Sniff + Sync> Sniff for Counted<IO> {
+    async fn protocol(
+        &self,
+        wait: std::time::Duration,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<Protocol> {
+        self.inner.protocol(wait, shutdown).await
     }
 }
 

@@ -12,7 +12,9 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
 use crate::common::direct_output::{DirectOutput, FileRegion};
+use crate::server::conn::Protocol;
 use crate::server::delayed_ack::DelayedAckStream;
+use crate::server::sniff::Sniff;
 
 /// Most bytes one `sendfile` call is asked for (Linux stops at 0x7ffff000 anyway).
 const SENDFILE_MAX: u64 = 1 << 30;
@@ -68,13 +70,7 @@ impl FileSendStream {
             let count = region.len.min(SENDFILE_MAX) as usize;
             let mut offset = region.offset as libc::off_t;
             let attempt = tcp.try_io(Interest::WRITABLE, || {
-                // SAFETY: two open descriptors and a valid offset out-parameter.
-                let n = unsafe { libc::sendfile(tcp.as_raw_fd(), file, &mut offset, count) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as u64)
-                }
+                send_file(tcp.as_raw_fd(), file, &mut offset, count)
             });
             match attempt {
                 Ok(0) => break Err(io::Error::other("static file shrank while being sent")),
@@ -114,7 +110,39 @@ impl FileSendStream {
     }
 }
 
+/// `sendfile(2)`: up to `count` bytes of `file` from `offset` (advanced) to `socket`.
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
+fn send_file(
+    socket: libc::c_int,
+    file: libc::c_int,
+    offset: &mut libc::off_t,
+    count: usize,
+) -> io::Result<u64> {
+    // SAFETY: two open descriptors and a valid offset out-parameter.
+    let n = unsafe { libc::sendfile(socket, file, offset, count) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as u64)
+    }
+}
+
+/// Elsewhere there is no side door (`server/listener.rs` never opens one), so this is
+/// never called.
+#[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+fn send_file(_: libc::c_int, _: libc::c_int, _: &mut libc::off_t, _: usize) -> io::Result<u64> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// Whether this platform's connections get the side door for static files.
+pub const SIDE_DOOR: bool = cfg!(all(target_os = "linux", not(feature = "portable")));
+
 /// Set `TCP_CORK`. A failure only costs one more segment, so it is ignored.
+#[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+fn set_cork(_: &tokio::net::TcpStream, _: bool) {}
+
+/// Set `TCP_CORK`. A failure only costs one more segment, so it is ignored.
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 fn set_cork(stream: &tokio::net::TcpStream, on: bool) {
     let value = libc::c_int::from(on);
     // SAFETY: a valid open socket and a c_int option value of the size given.
@@ -126,6 +154,16 @@ fn set_cork(stream: &tokio::net::TcpStream, on: bool) {
             (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
+    }
+}
+
+impl Sniff for FileSendStream {
+    async fn protocol(
+        &self,
+        wait: std::time::Duration,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<Protocol> {
+        self.inner.protocol(wait, shutdown).await
     }
 }
 

@@ -14,11 +14,12 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::common::direct_output::DirectOutput;
 use crate::common::log::Level;
-use crate::exchange::connection::{Connection, Peer, ServerAddr};
-use crate::server::conn;
+use crate::exchange::connection::{Connection, Peer, ServerAddr, TlsInfo};
+use crate::server::conn::{self, Protocol};
 use crate::server::counted::Counted;
 use crate::server::delayed_ack::DelayedAckStream;
-use crate::server::file_send::FileSendStream;
+use crate::server::file_send::{FileSendStream, SIDE_DOOR};
+use crate::server::sniff::Sniff;
 use crate::server::ServerShared;
 
 /// A listening socket ready to be served.
@@ -75,31 +76,71 @@ fn spawn_connection<IO>(
     permit: Option<OwnedSemaphorePermit>,
     direct_output: Option<Arc<DirectOutput>>,
 ) where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Sniff + Unpin + Send + Sync + 'static,
 {
     let stream = Counted::new(stream, server.hub.metrics.clone());
-    match server.tls.clone() {
-        None => {
-            let mut conn = Connection::new(server.hub.clone(), peer, permit);
-            if let Some(direct_output) = direct_output {
-                conn = conn.with_direct_output(direct_output);
-            }
-            let conn = Arc::new(conn);
-            tokio::spawn(conn::serve(stream, conn, server));
+    let Some(tls) = server.tls.clone() else {
+        let http = &server.ctx.settings.http;
+        if http.http2.is_none() {
+            let conn = Arc::new(plain_connection(&server, peer, permit, direct_output));
+            tokio::spawn(conn::serve(stream, conn, server, Protocol::Http1));
+            return;
         }
-        Some(acceptor) => {
-            tokio::spawn(async move {
-                // A client that fails or stalls the handshake just goes away (no log spam:
-                // scanners and health checks do this constantly).
-                if let Ok(Ok(tls)) =
-                    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                {
-                    peer.tls = true;
-                    let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
-                    conn::serve(tls, conn, server).await;
-                }
-            });
-        }
+        // The same bound as the wait for a request head (server/idle.rs).
+        let wait = http.timeout_keep_alive.min(http.header_read_timeout);
+        tokio::spawn(async move {
+            let shutdown = server.hub.shutdown.subscribe();
+            let Some(protocol) = stream.protocol(wait, shutdown).await else {
+                return;
+            };
+            // The side door for static files is HTTP/1.1's: HTTP/2 frames its bytes.
+            let direct_output = direct_output.filter(|_| protocol == Protocol::Http1);
+            let conn = Arc::new(plain_connection(&server, peer, permit, direct_output));
+            conn::serve(stream, conn, server, protocol).await;
+        });
+        return;
+    };
+    tokio::spawn(async move {
+        // A client that fails or stalls the handshake just goes away (no log spam:
+        // scanners and health checks do this constantly).
+        let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream));
+        let Ok(Ok(stream)) = handshake.await else {
+            return;
+        };
+        let session = stream.get_ref().1;
+        let protocol = match session.alpn_protocol() {
+            Some(b"h2") => Protocol::Http2,
+            _ => Protocol::Http1,
+        };
+        peer.tls = true;
+        peer.tls_info = Some(Arc::new(TlsInfo {
+            version: session.protocol_version().map_or(0, u16::from),
+            cipher_suite: session
+                .negotiated_cipher_suite()
+                .map_or(0, |suite| u16::from(suite.suite())),
+            server_cert: tls.server_cert.clone(),
+            client_chain: session
+                .peer_certificates()
+                .map(|chain| chain.iter().map(|c| c.as_ref().to_vec()).collect())
+                .unwrap_or_default(),
+            text: Default::default(),
+        }));
+        let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
+        conn::serve(stream, conn, server, protocol).await;
+    });
+}
+
+/// A plain (not TLS) connection's state, with its side door for static files if it has one.
+fn plain_connection(
+    server: &ServerShared,
+    peer: Peer,
+    permit: Option<OwnedSemaphorePermit>,
+    direct_output: Option<Arc<DirectOutput>>,
+) -> Connection {
+    let conn = Connection::new(server.hub.clone(), peer, permit);
+    match direct_output {
+        Some(direct_output) => conn.with_direct_output(direct_output),
+        None => conn,
     }
 }
 
@@ -165,10 +206,11 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                                 client: Some((peer.ip().to_canonical().to_string(), peer.port())),
                                 server: server_addr,
                                 tls: false,
+                                tls_info: None,
                             };
-                            // The side door for static files, on plain TCP only: under TLS
-                            // the bytes must pass through rustls.
-                            let direct = (server.ctx.statics.is_some() && server.tls.is_none())
+                            // The side door for static files (`sendfile` below hyper), on
+                            // plain TCP only: under TLS the bytes pass through rustls.
+                            let direct = (SIDE_DOOR && server.ctx.statics.is_some() && server.tls.is_none())
                                 .then(Arc::default);
                             let stream = FileSendStream::new(DelayedAckStream::new(stream), direct.clone());
                             spawn_connection(stream, server.clone(), peer, permit, direct);
@@ -198,6 +240,7 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                                 client: None,
                                 server: Some(ServerAddr::Unix(path.clone())),
                                 tls: false,
+                                tls_info: None,
                             };
                             spawn_connection(stream, server.clone(), peer, permit, None);
                         }

@@ -19,7 +19,7 @@ use yawc::close::CloseCode;
 use yawc::frame::{Frame, OpCode};
 use yawc::{HttpStream, WebSocket, WebSocketError};
 
-use crate::common::metrics::recorder::{Metrics, Protocol};
+use crate::common::metrics::recorder::{ConnectionKind, Metrics};
 use crate::common::settings::WsSettings;
 use crate::exchange::websocket::{Inbound, Outbound, WsExchange};
 
@@ -61,7 +61,7 @@ impl Drop for Counted {
     fn drop(&mut self) {
         self.0.hub().connections.fetch_sub(1, Ordering::AcqRel);
         if let Some(metrics) = &self.0.hub().metrics {
-            metrics.connection_closed(Protocol::WebSocket);
+            metrics.connection_closed(ConnectionKind::WebSocket);
         }
     }
 }
@@ -80,7 +80,7 @@ pub async fn run(mut ws: Socket, shared: Arc<WsExchange>, settings: &WsSettings)
     shared.hub().connections.fetch_add(1, Ordering::AcqRel);
     let metrics = shared.hub().metrics.clone();
     if let Some(metrics) = &metrics {
-        metrics.connection_opened(Protocol::WebSocket);
+        metrics.connection_opened(ConnectionKind::WebSocket);
     }
     let _counted = Counted(shared.clone());
     let mut shutdown = shared.hub().shutdown.subscribe();

@@ -25,6 +25,9 @@ pub struct ResponseStart {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The app's `content-length`, if it gave one.
     pub declared_length: Option<u64>,
+    /// `trailers`: `http.response.trailers` messages follow the last body (the trailers
+    /// extension).
+    pub trailers: bool,
 }
 
 /// The app's message as a dict (a `TypeError` for anything else).
@@ -181,8 +184,13 @@ pub fn headers(message: &Bound<'_, PyDict>) -> PyResult<Vec<(HeaderName, HeaderV
     Ok(out)
 }
 
-/// Parse `http.response.start`.
-pub fn response_start(message: &Bound<'_, PyDict>) -> PyResult<ResponseStart> {
+/// Parse `http.response.start`. `trailers_offered`: the request's scope offered the trailers
+/// extension, so the start's `trailers` key means something (unread otherwise, as the spec
+/// has servers ignore keys of extensions they did not offer).
+pub fn response_start(
+    message: &Bound<'_, PyDict>,
+    trailers_offered: bool,
+) -> PyResult<ResponseStart> {
     let py = message.py();
     let status = match message.get_item(intern!(py, "status"))? {
         Some(s) => s,
@@ -233,6 +241,23 @@ pub fn response_start(message: &Bound<'_, PyDict>) -> PyResult<ResponseStart> {
         status: status as u16,
         headers,
         declared_length,
+        trailers: trailers_offered && flag(message, intern!(py, "trailers"))?,
+    })
+}
+
+/// A parsed `http.response.trailers`.
+pub struct ResponseTrailers {
+    /// Validated trailer fields, in the app's order.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `more_trailers`: another trailers message follows.
+    pub more: bool,
+}
+
+/// Parse `http.response.trailers`.
+pub fn response_trailers(message: &Bound<'_, PyDict>) -> PyResult<ResponseTrailers> {
+    Ok(ResponseTrailers {
+        headers: headers(message)?,
+        more: flag(message, intern!(message.py(), "more_trailers"))?,
     })
 }
 
@@ -381,7 +406,9 @@ pub fn websocket_message(
             }
             WsMessage::Close { code, reason }
         }
-        "websocket.http.response.start" => WsMessage::ResponseStart(response_start(message)?),
+        "websocket.http.response.start" => {
+            WsMessage::ResponseStart(response_start(message, false)?)
+        }
         "websocket.http.response.body" => WsMessage::ResponseBody {
             body: body(message, None)?,
             more_body: flag(message, intern!(py, "more_body"))?,
@@ -403,11 +430,14 @@ pub fn validate_send(protocol: &str, message: Bound<'_, PyAny>) -> PyResult<Stri
     let kind = message_type(dict)?.to_str()?.to_owned();
     match (protocol, kind.as_str()) {
         ("http", "http.response.start") => {
-            response_start(dict)?;
+            response_start(dict, true)?;
         }
         ("http", "http.response.body") => {
             body(dict, None)?;
             flag(dict, intern!(message.py(), "more_body"))?;
+        }
+        ("http", "http.response.trailers") => {
+            response_trailers(dict)?;
         }
         ("http", other) => {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(

@@ -26,7 +26,7 @@ pub const LAG_BOUNDS_US: [u64; 13] = [
 ];
 
 /// Connection kinds counted as open.
-pub const PROTOCOLS: [&str; 2] = ["http1", "websocket"];
+pub const PROTOCOLS: [&str; 3] = ["http1", "http2", "websocket"];
 
 /// A slot's lifecycle state.
 pub mod state {
@@ -101,7 +101,7 @@ pub struct Header {
 }
 
 /// Marks a segment as Sandman's, this layout.
-pub const MAGIC: u64 = 0x5341_4e44_4d45_5401; // "SANDMET" + layout version 1
+pub const MAGIC: u64 = 0x5341_4e44_4d45_5402; // "SANDMET" + layout version 2
 
 /// The bucket of `value` among `bounds` (the last index for `+Inf`).
 pub fn bucket(bounds: &[u64], value: u64) -> usize {

@@ -27,11 +27,13 @@ unsafe impl Sync for Metrics {}
 
 /// A connection kind, by its index in `layout::PROTOCOLS`.
 #[derive(Debug, Clone, Copy)]
-pub enum Protocol {
+pub enum ConnectionKind {
     /// HTTP/1.x.
     Http1 = 0,
-    /// An upgraded WebSocket.
-    WebSocket = 1,
+    /// HTTP/2.
+    Http2 = 1,
+    /// A WebSocket (over HTTP/1.1 or an HTTP/2 stream).
+    WebSocket = 2,
 }
 
 /// A request's start time, method and (once known) status class, packed in one word so
@@ -127,13 +129,13 @@ impl Metrics {
     }
 
     /// A connection opened.
-    pub fn connection_opened(&self, protocol: Protocol) {
-        add(&self.slot().opened[protocol as usize], 1);
+    pub fn connection_opened(&self, kind: ConnectionKind) {
+        add(&self.slot().opened[kind as usize], 1);
     }
 
     /// A connection closed.
-    pub fn connection_closed(&self, protocol: Protocol) {
-        add(&self.slot().closed[protocol as usize], 1);
+    pub fn connection_closed(&self, kind: ConnectionKind) {
+        add(&self.slot().closed[kind as usize], 1);
     }
 
     /// Bytes read from a client.

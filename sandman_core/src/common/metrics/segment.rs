@@ -42,18 +42,47 @@ fn map(fd: &OwnedFd, len: usize) -> io::Result<*mut u8> {
     Ok(base.cast())
 }
 
+/// A file with no name, only a descriptor: a `memfd` on Linux.
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
+fn anonymous_file() -> io::Result<OwnedFd> {
+    // SAFETY: a constant C string; the descriptor returned is owned below.
+    let raw = unsafe { libc::memfd_create(c"sandman-metrics".as_ptr(), libc::MFD_CLOEXEC) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Elsewhere (and in the `portable` build): a temporary file, unlinked at once.
+#[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+fn anonymous_file() -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let template = std::env::temp_dir().join("sandman-metrics-XXXXXX");
+    let mut path = std::ffi::CString::new(template.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?
+        .into_bytes_with_nul();
+    // SAFETY: a NUL-terminated template mkstemp may rewrite in place.
+    let raw = unsafe { libc::mkstemp(path.as_mut_ptr().cast()) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor, owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: the path mkstemp filled in; the open descriptor keeps the file alive.
+    unsafe {
+        libc::unlink(path.as_ptr().cast());
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
+    }
+    Ok(fd)
+}
+
 impl Segment {
     /// A new segment with room for `slots` slots (slot 0 keeps what exited workers
     /// counted; server processes claim the others).
     pub fn create(slots: usize) -> io::Result<Segment> {
         let slots = slots.max(2);
-        // SAFETY: a constant C string; the descriptor returned is owned below.
-        let raw = unsafe { libc::memfd_create(c"sandman-metrics".as_ptr(), libc::MFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor, owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = anonymous_file()?;
         let len = size_for(slots);
         // SAFETY: a descriptor we own; the file is zero-filled up to `len`.
         if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } < 0 {

@@ -13,11 +13,15 @@
 //!    `openat2` (before 5.6), the opened file's real path is checked against the
 //!    directory's instead.
 
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::Path;
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use percent_encoding::percent_decode;
@@ -93,6 +97,7 @@ fn well_formed_escapes(raw: &str) -> bool {
 }
 
 /// Whether `openat2` is missing (ENOSYS, or refused by a seccomp filter): checked once.
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 
 const OPEN_FLAGS: libc::c_int =
@@ -101,6 +106,7 @@ const OPEN_FLAGS: libc::c_int =
 /// Open `relative` beneath the directory `root`. `O_NONBLOCK` so that a FIFO placed in
 /// the directory cannot stall the IO thread (it is refused as not a regular file later).
 /// Leaving the directory is `NotFound` like any missing file.
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 pub fn open_beneath(root: &OwnedFd, canonical_root: &Path, relative: &str) -> io::Result<File> {
     let name = if relative.is_empty() { "." } else { relative };
     let c_name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -119,6 +125,23 @@ pub fn open_beneath(root: &OwnedFd, canonical_root: &Path, relative: &str) -> io
     open_and_check(root, canonical_root, &c_name)
 }
 
+/// Elsewhere (and in the `portable` build): the path's real location, checked against the
+/// directory's, then opened.
+#[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+pub fn open_beneath(root: &OwnedFd, canonical_root: &Path, relative: &str) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = root;
+    let real = std::fs::canonicalize(canonical_root.join(relative))?;
+    if !real.starts_with(canonical_root) {
+        return Err(io::Error::from(io::ErrorKind::NotFound));
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(OPEN_FLAGS & !libc::O_RDONLY & !libc::O_CLOEXEC)
+        .open(real)
+}
+
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 fn openat2(root: &OwnedFd, name: &CString) -> io::Result<File> {
     // SAFETY: `open_how` is plain data; zeroed is a valid start.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
@@ -144,6 +167,7 @@ fn openat2(root: &OwnedFd, name: &CString) -> io::Result<File> {
 }
 
 /// The fallback: `openat`, then the opened file's real path must lie inside the root.
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 fn open_and_check(root: &OwnedFd, canonical_root: &Path, name: &CString) -> io::Result<File> {
     // SAFETY: a valid directory descriptor and C string.
     let fd = unsafe { libc::openat(root.as_raw_fd(), name.as_ptr(), OPEN_FLAGS) };
