@@ -7,7 +7,7 @@ server, check that the one answering is the one started (its ``server`` header, 
 curl), measure, record req/s, p50/p99 (from h2load's per-request log) and the server's CPU
 per request, stop it by PID. Rounds rotate the order of the servers.
 
-Usage: python bench/h2.py [--servers sandman,granian,hypercorn] [--workloads hello,fortunes]
+Usage: python bench/run_h2.py [--servers sandman,granian,hypercorn] [--workloads hello,fortunes]
        [--modes h2c,h2] [--rounds 3] [--duration 8]
 Needs: h2load and curl with HTTP/2 (Debian: nghttp2-client curl), taskset; the peers are
 installed into bench/run.py's virtualenv.
