@@ -46,7 +46,7 @@ pub fn serve(
     Some(response)
 }
 
-/// A file chosen to serve: the file, its metadata, its coding, the name its type comes from.
+/// The file chosen to serve: the file, its metadata and its content coding.
 struct Chosen {
     file: File,
     meta: Metadata,
