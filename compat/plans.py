@@ -74,3 +74,9 @@ def mutate(marker: str) -> Step:
 
 def zerocopy(path: str, more: bool = False) -> Step:
     return ["zerocopy", path, more]
+
+
+def if_extension(name: str, then: list[Step], otherwise: list[Step]) -> Step:
+    """Run ``then`` if the scope advertises extension ``name``, else ``otherwise`` (their
+    steps are recorded from index ``100 * (i + 1)`` for this step's index ``i``)."""
+    return ["if_ext", name, then, otherwise]
