@@ -20,6 +20,8 @@ from compat.harness.ws_h2 import H2WebSocket, offers_extended_connect
 from compat.probe.plan import pack_plan
 
 PLAN_SHOWN = 24  # characters of the (long, base64) plan header shown in evidence
+# How long an HTTP/2 request waits for its stream to end: longer than the apps' H2_DRAIN.
+H2_WAIT = 6.0
 
 
 @dataclass
@@ -279,7 +281,7 @@ class CheckContext:
         headers: list[tuple[str, str | bytes]] | None = None,
         body: bytes | None = None,
         tls: bool = False,
-        timeout: float = 5.0,
+        timeout: float = H2_WAIT,
         client: H2Client | None = None,
         authority: str | None = None,
         wait: bool = True,
@@ -304,7 +306,7 @@ class CheckContext:
         target: str = "/ws",
         headers: list[tuple[str, str | bytes]] | None = None,
         authority: str | None = None,
-        timeout: float = 5.0,
+        timeout: float = H2_WAIT,
     ) -> tuple[H2Exchange, H2WebSocket | None]:
         """Open a WebSocket over HTTP/2 (an extended CONNECT, RFC 8441 §4) whose app runs
         ``plan``: the exchange and, when the server answered 2xx, the socket.
@@ -330,7 +332,7 @@ class CheckContext:
         self.exchanges.append(exchange)
         response = client.wait_headers(stream_id, timeout)
         status = response.status
-        if status is None or not 200 <= status < 300 or response.done:
+        if status is None or not 200 <= status < 300:
             return exchange, None
         return exchange, H2WebSocket(client, stream_id)
 
@@ -340,7 +342,7 @@ class CheckContext:
         def make() -> dict[str, Any]:
             from compat import plans
 
-            exchange = self.http2([plans.drain(), *plans.respond()], tls=tls)
+            exchange = self.http2([plans.h2_drain(), *plans.respond()], tls=tls)
             scope = self.trace(exchange.token).scope
             if not isinstance(scope, dict):
                 raise Fail(f"the probe app recorded no scope (stream {exchange.response!r})")

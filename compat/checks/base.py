@@ -157,7 +157,12 @@ def select(
     prefixes such as ``http.scope``. ``protocols`` keeps the checks run over those only."""
     chosen = list(checks)
     if only:
-        chosen = [c for c in chosen if any(c.group == o or c.id.startswith(o) for o in only)]
+        # A group name is a group ("http" is not "http2"); anything else an id prefix.
+        chosen = [
+            c
+            for c in chosen
+            if any(c.group == o if o in GROUPS else c.id.startswith(o) for o in only)
+        ]
     if protocols:
         chosen = [c for c in chosen if c.protocol in protocols]
     return chosen

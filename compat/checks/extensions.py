@@ -131,7 +131,7 @@ def zerocopysend(ctx: CheckContext) -> None:
 TRAILER = (b"x-checksum", b"abc")
 
 
-def trailers_plan() -> list[list[Any]]:
+def trailers_plan(drain: list[Any] | None = None) -> list[list[Any]]:
     """An app that sends trailers where its scope offers them, as a real one would."""
     headers = [(b"content-type", b"text/plain"), (b"trailer", TRAILER[0])]
     with_trailers = [
@@ -139,7 +139,8 @@ def trailers_plan() -> list[list[Any]]:
         plans.body(b"data"),
         plans.send({"type": "http.response.trailers", "headers": [TRAILER]}),
     ]
-    return [plans.drain(), plans.if_extension(TRAILERS, with_trailers, plans.respond(b"data"))]
+    first = drain if drain is not None else plans.drain()
+    return [first, plans.if_extension(TRAILERS, with_trailers, plans.respond(b"data"))]
 
 
 def offered(trace: Trace) -> bool:

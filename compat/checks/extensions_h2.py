@@ -36,7 +36,9 @@ def h2_trailers(ctx: CheckContext, te: bool) -> tuple[Trace, H2Response]:
     """A trailers request over h2c, with or without ``te: trailers``."""
 
     def make() -> tuple[Trace, H2Response]:
-        exchange = ctx.http2(trailers_plan(), headers=[("te", "trailers")] if te else [])
+        exchange = ctx.http2(
+            trailers_plan(plans.h2_drain()), headers=[("te", "trailers")] if te else []
+        )
         return ctx.trace(exchange.token), exchange.response
 
     return ctx.cached(f"h2-trailers:{te}", make)
@@ -115,7 +117,7 @@ def unadvertised_raises(ctx: CheckContext) -> str:
         raise NotAdvertised("every extension with an event is advertised over HTTP/2")
     name = missing[0]
     event = {"type": EVENTS[name], "path": data_file(ctx), "links": [], "headers": []}
-    plan = [plans.drain(), plans.start(), plans.send(event), plans.body(b"ok")]
+    plan = [plans.h2_drain(), plans.start(), plans.send(event), plans.body(b"ok")]
     exchange = ctx.http2(plan)
     outcome = ctx.trace(exchange.token).send_at(2)
     expect(outcome is not None and outcome["error"] is not None, f"{name} event accepted")
@@ -134,7 +136,7 @@ def early_hint(ctx: CheckContext) -> None:
     advertised(ctx, "http.response.early_hint")
     link = b"</style.css>; rel=preload; as=style"
     plan = [
-        plans.drain(),
+        plans.h2_drain(),
         plans.send({"type": "http.response.early_hint", "links": [link]}),
         *plans.respond(),
     ]
@@ -155,7 +157,7 @@ def pathsend(ctx: CheckContext) -> None:
     advertised(ctx, "http.response.pathsend")
     headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(FILE_DATA))]
     plan = [
-        plans.drain(),
+        plans.h2_drain(),
         plans.start(headers=headers),
         plans.send({"type": "http.response.pathsend", "path": data_file(ctx)}),
     ]
@@ -172,7 +174,7 @@ def pathsend(ctx: CheckContext) -> None:
 )
 def zerocopysend(ctx: CheckContext) -> None:
     advertised(ctx, "http.response.zerocopysend")
-    plan = [plans.drain(), plans.start(), plans.zerocopy(data_file(ctx))]
+    plan = [plans.h2_drain(), plans.start(), plans.zerocopy(data_file(ctx))]
     response = ctx.http2(plan).response
     expect(response.body == FILE_DATA, f"body {response.body[:60]!r}")
 
@@ -184,7 +186,7 @@ def push_plan(pushed_token: str) -> list[list[Any]]:
         "path": "/pushed",
         "headers": [(b"x-compat-token", pushed_token.encode())],
     }
-    return [plans.drain(), plans.start(), plans.send(push), plans.body(b"pushed-from")]
+    return [plans.h2_drain(), plans.start(), plans.send(push), plans.body(b"pushed-from")]
 
 
 @check(

@@ -34,7 +34,7 @@ MUST, SHOULD, DE_FACTO = Strength.MUST, Strength.SHOULD, Strength.DE_FACTO
 TARGET = "/compat/caf%C3%A9/a%20b?x=%20y&z=caf%C3%A9&e="
 AUTHORITY = "compat.example:8443"
 HEADERS: list[tuple[str, str | bytes]] = [
-    ("x-compat-mixed", b'Value; q="1", \xe9t\xe9'),
+    ("x-compat-mixed", b'Value; q="1", a,b'),
     ("x-compat-dup", "one"),
     ("cookie", "a=1"),
     ("x-other", "between"),
@@ -48,7 +48,10 @@ def rich_scope(ctx: CheckContext) -> tuple[dict[str, Any], int]:
 
     def make() -> tuple[dict[str, Any], int]:
         exchange = ctx.http2(
-            [plans.drain(), *plans.respond()], target=TARGET, headers=HEADERS, authority=AUTHORITY
+            [plans.h2_drain(), *plans.respond()],
+            target=TARGET,
+            headers=HEADERS,
+            authority=AUTHORITY,
         )
         local_port = exchange.client.sock.getsockname()[1]
         scope = ctx.trace(exchange.token).scope
@@ -132,6 +135,29 @@ def headers(ctx: CheckContext) -> None:
     expect(mixed == [HEADERS[0][1]], f"x-compat-mixed is {mixed!r}, sent {HEADERS[0][1]!r}")
     dups = values_of(found, b"x-compat-dup")
     expect(dups == [b"one", b"two"], f"x-compat-dup values are {dups!r}")
+
+
+@check(
+    "http2.scope.header_obs_text",
+    "a header value with bytes 0x80-0xFF reaches the app unchanged",
+    f"RFC 9110 §5.5 (obs-text: treat as opaque data); {RFC9113} §8.2.1; "
+    f"{WWW} HTTP Connection Scope",
+    SHOULD,
+    protocol=H2C,
+)
+def header_obs_text(ctx: CheckContext) -> None:
+    value = b"caf\xe9 \xff"
+    plan = [plans.h2_drain(), *plans.respond()]
+    exchange = ctx.http2(plan, headers=[("x-compat-8bit", value)], wait=False)
+    try:
+        exchange.client.wait(exchange.stream_id)
+    except ConnectionError:
+        goaway = exchange.client.goaway
+        code = goaway.error_code if goaway is not None else None
+        raise Fail(f"the server closed the connection (GOAWAY {code!r})") from None
+    expect(exchange.response.status == 200, f"stream {exchange.response!r}")
+    found = values_of(headers_of(ctx.trace(exchange.token).scope or {}), b"x-compat-8bit")
+    expect(found == [value], f"x-compat-8bit is {found!r}, sent {value!r}")
 
 
 @check(
@@ -229,7 +255,7 @@ def concurrent(ctx: CheckContext) -> str:
     release = ctx.workdir / f"release-{ctx.token()}"
     exchanges: list[H2Exchange] = []
     for i in range(3):
-        plan = [plans.drain(), plans.wait_file(str(release), 5.0), *plans.respond(b"n%d" % i)]
+        plan = [plans.h2_drain(), plans.wait_file(str(release), 5.0), *plans.respond(b"n%d" % i)]
         exchanges.append(ctx.http2(plan, target=f"/s{i}", client=client, wait=False))
     began = time.monotonic()
     started = [
@@ -256,7 +282,7 @@ def concurrent(ctx: CheckContext) -> str:
     protocol=H2C,
 )
 def body_empty(ctx: CheckContext) -> str:
-    exchange = ctx.http2([plans.drain(), *plans.respond()])
+    exchange = ctx.http2([plans.h2_drain(), *plans.respond()])
     events = ctx.trace(exchange.token).events
     expect(len(events) == 1, f"events: {events!r}")
     return check_body_events(events, b"")
@@ -273,7 +299,7 @@ def body_empty(ctx: CheckContext) -> str:
 def body_streamed(ctx: CheckContext) -> str:
     client = ctx.h2()
     token = ctx.token()
-    fields = ctx.h2_request_headers(token, [plans.drain(), *plans.respond()], "POST")
+    fields = ctx.h2_request_headers(token, [plans.h2_drain(), *plans.respond()], "POST")
     stream_id = client.request(fields, end_stream=False)
     ctx.exchanges.append(H2Exchange(token, fields, client, stream_id))
     for piece in (b"hello ", b"over ", b"h2"):
@@ -320,7 +346,7 @@ def status_and_headers(ctx: CheckContext) -> None:
         (b"set-cookie", b"a=1"),
         (b"set-cookie", b"b=2"),
     ]
-    response = ctx.http2([plans.drain(), *plans.respond(b"teapot", 418, headers)]).response
+    response = ctx.http2([plans.h2_drain(), *plans.respond(b"teapot", 418, headers)]).response
     expect(response.status == 418, f":status {response.status}")
     expect(response.header_values("x-order") == [b"1", b"2"], f"{response.headers!r}")
     cookies = response.header_values("set-cookie")
@@ -338,7 +364,7 @@ def status_and_headers(ctx: CheckContext) -> None:
 def flushed(ctx: CheckContext) -> str:
     release = ctx.workdir / f"release-{ctx.token()}"
     plan = [
-        plans.drain(),
+        plans.h2_drain(),
         plans.start(),
         plans.body(b"first-part", more=True),
         plans.wait_file(str(release), 5.0),
@@ -374,7 +400,7 @@ def no_connection_headers(ctx: CheckContext) -> None:
         (b"connection", b"keep-alive"),
         (b"keep-alive", b"timeout=5"),
     ]
-    response = ctx.http2([plans.drain(), *plans.respond(b"hello", headers=headers)]).response
+    response = ctx.http2([plans.h2_drain(), *plans.respond(b"hello", headers=headers)]).response
     expect(response.status == 200 and response.ended, f"stream {response!r}")
     names = {k.lower() for k, _ in response.headers}
     bad = names & {b"transfer-encoding", b"connection", b"keep-alive"}
@@ -394,9 +420,9 @@ def no_connection_headers(ctx: CheckContext) -> None:
 def rst_stream(ctx: CheckContext) -> str:
     client = ctx.h2()
     release = ctx.workdir / f"release-{ctx.token()}"
-    doomed_plan = [plans.drain(), plans.mark("waiting"), plans.until("http.disconnect", 8.0)]
+    doomed_plan = [plans.h2_drain(), plans.mark("waiting"), plans.until("http.disconnect", 8.0)]
     other_plan = [
-        plans.drain(),
+        plans.h2_drain(),
         plans.mark("waiting"),
         plans.wait_file(str(release), 8.0),
         *plans.respond(b"other stream done"),
@@ -431,9 +457,9 @@ def rst_stream(ctx: CheckContext) -> str:
 )
 def exception_500(ctx: CheckContext) -> None:
     client = ctx.h2()
-    response = ctx.http2([plans.drain(), plans.fail()], client=client).response
+    response = ctx.http2([plans.h2_drain(), plans.fail()], client=client).response
     expect(response.status == 500, f"stream {response!r}")
-    after = ctx.http2([plans.drain(), *plans.respond(b"next")], client=client).response
+    after = ctx.http2([plans.h2_drain(), *plans.respond(b"next")], client=client).response
     expect(after.body == b"next", f"next stream on the connection: {after!r}")
 
 
@@ -458,7 +484,7 @@ def cut_short(ctx: CheckContext, plan: list[list[Any]]) -> str:
     protocol=H2C,
 )
 def exception_after_start(ctx: CheckContext) -> str:
-    plan = [plans.drain(), plans.start(), plans.body(b"partial", more=True), plans.fail()]
+    plan = [plans.h2_drain(), plans.start(), plans.body(b"partial", more=True), plans.fail()]
     return cut_short(ctx, plan)
 
 
@@ -470,7 +496,7 @@ def exception_after_start(ctx: CheckContext) -> str:
     protocol=H2C,
 )
 def return_mid_body(ctx: CheckContext) -> str:
-    plan = [plans.drain(), plans.start(), plans.body(b"partial", more=True)]
+    plan = [plans.h2_drain(), plans.start(), plans.body(b"partial", more=True)]
     return cut_short(ctx, plan)
 
 

@@ -33,7 +33,7 @@ def tls_session(ctx: CheckContext, h2: bool) -> dict[str, Any]:
     """A request over TLS: its scope and what the client saw of the TLS session."""
 
     def make() -> dict[str, Any]:
-        plan = [plans.drain(), *plans.respond()]
+        plan = [plans.h2_drain(), *plans.respond()]
         if h2:
             exchange = ctx.http2(plan, tls=True)
             sock = exchange.client.sock

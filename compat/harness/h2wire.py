@@ -44,7 +44,7 @@ class H2ProtocolError(WireError):
     """The server broke HTTP/2 framing or state rules (the ``h2`` library refused it)."""
 
 
-@dataclass
+@dataclass(repr=False)
 class H2Response:
     """What arrived on one stream."""
 
@@ -73,6 +73,21 @@ class H2Response:
     @property
     def done(self) -> bool:
         return self.ended or self.reset is not None
+
+    def __repr__(self) -> str:
+        # Short enough for a report's detail column; the transcript has the rest.
+        parts = [f"stream {self.stream_id}", f":status {self.status}"]
+        if self.informational:
+            parts.append(f"{len(self.informational)} 1xx")
+        parts.append(f"{len(self.headers)} headers")
+        body = self.body
+        parts.append(f"body {body[:40]!r}{'...' if len(body) > 40 else ''} ({len(body)} B)")
+        if self.trailers:
+            parts.append(f"trailers {self.trailers!r}")
+        if self.reset is not None:
+            parts.append(f"RST_STREAM {self.reset}")
+        parts.append("ended" if self.ended else "open")
+        return "<" + ", ".join(parts) + ">"
 
     def header(self, name: str) -> bytes | None:
         values = self.header_values(name)

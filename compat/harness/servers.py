@@ -107,6 +107,8 @@ PROFILES: dict[str, ServerProfile] = {
             uds=("gunicorn", "-k", "asgi", "-b", "unix:{path}", "{app}"),
             root_path=("--root-path", "{root_path}"),
             tls=("--keyfile", "{keyfile}", "--certfile", "{certfile}"),
+            # HTTP/2 (beta in 27, needs gunicorn[http2]): h2 by ALPN, h2c by either mechanism.
+            http2=("--http-protocols", "h2,h1", "--http2-cleartext", "both"),
             dist="gunicorn",
             stop_signal=signal.SIGTERM,  # SIGINT is gunicorn's quick shutdown
         ),
