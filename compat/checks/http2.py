@@ -16,15 +16,18 @@ from compat.checks.base import (
     ASGI,
     H2,
     H2C,
+    LIFECYCLE,
     RFC9113,
     WWW,
     Fail,
     Strength,
+    Unsupported,
     check,
     expect,
 )
 from compat.checks.http_body import check_body_events
 from compat.context import CheckContext, H2Exchange
+from compat.harness.h2wire import H2Client, NotHTTP2
 
 MUST, SHOULD, DE_FACTO = Strength.MUST, Strength.SHOULD, Strength.DE_FACTO
 
@@ -511,3 +514,90 @@ def tls_scope(ctx: CheckContext) -> None:
     scope = ctx.h2_baseline(tls=True)
     expect(scope.get("http_version") == "2", f"http_version is {scope.get('http_version')!r}")
     expect(scope.get("scheme") == "https", f"scheme is {scope.get('scheme')!r}")
+
+
+def graceful_stop(ctx: CheckContext) -> dict[str, Any]:
+    """A server of its own, stopped gracefully while a stream is in flight (the app holds
+    its response until the client has seen what the stop did): the GOAWAY seen (code,
+    last stream), the stream, how the server exited, and the frames as evidence."""
+
+    def run() -> dict[str, Any]:
+        server = ctx.launcher.start(http2=True)
+        try:
+            client = H2Client(server.endpoint, 5.0)
+            ctx.h2_clients.append(client)
+            try:
+                client.open()
+            except NotHTTP2 as exc:
+                raise Unsupported(f"no HTTP/2 by prior knowledge (h2c): {exc}") from None
+            release = ctx.workdir / f"release-{ctx.token()}"
+            token = ctx.token()
+            plan = [
+                plans.h2_drain(),
+                plans.mark("started"),
+                plans.wait_file(str(release), 8.0),
+                *plans.respond(b"finished"),
+            ]
+            authority = server.endpoint.authority
+            fields = ctx.h2_request_headers(token, plan, authority=authority)
+            stream_id = client.request(fields)
+            started = server.records.wait(token, lambda t: t.mark("started") is not None, 5.0)
+            expect(started.mark("started") is not None, "the app never started")
+            server.process.send_signal(server.stop_signal)
+            try:
+                client.wait_until(lambda: client.last_goaway is not None, 5.0, "GOAWAY")
+            except (TimeoutError, ConnectionError):
+                pass
+            release.touch()
+            try:
+                client.wait(stream_id, 8.0)
+            except (TimeoutError, ConnectionError):
+                pass
+            code = server.process.wait(10.0)
+            return {
+                "goaway": client.last_goaway,
+                "stream": client.streams[stream_id],
+                "exited": "still running 10 s after the stop" if code is None else f"exit {code}",
+                "frames": client.text(),
+            }
+        finally:
+            server.stop(grace=3.0)
+
+    return ctx.scenario("h2-graceful-stop", run)
+
+
+@check(
+    "http2.shutdown.goaway",
+    "a graceful stop sends GOAWAY with NO_ERROR on an open HTTP/2 connection",
+    f"{RFC9113} §6.8 (a server shutting down gracefully should send GOAWAY, NO_ERROR)",
+    SHOULD,
+    target=LIFECYCLE,
+    protocol=H2C,
+    timeout=40.0,
+)
+def shutdown_goaway(ctx: CheckContext) -> str:
+    outcome = graceful_stop(ctx)
+    goaway = outcome["goaway"]
+    if goaway is None or goaway[0] != 0:
+        seen = "no GOAWAY" if goaway is None else f"GOAWAY error code {goaway[0]}"
+        raise Fail(f"{seen} ({outcome['exited']})", outcome["frames"][-700:])
+    return f"GOAWAY last stream {goaway[1]}"
+
+
+@check(
+    "http2.shutdown.streams_finish",
+    "a stream in flight at a graceful stop still gets its whole response",
+    f"{RFC9113} §6.8 (streams up to the last stream id may complete); uvicorn lets "
+    "requests in flight finish",
+    DE_FACTO,
+    target=LIFECYCLE,
+    protocol=H2C,
+    timeout=40.0,
+)
+def shutdown_streams_finish(ctx: CheckContext) -> str:
+    outcome = graceful_stop(ctx)
+    stream = outcome["stream"]
+    if not (stream.ended and stream.body == b"finished"):
+        detail = f"the stream in flight: {stream!r} ({outcome['exited']})"
+        raise Fail(detail, outcome["frames"][-700:])
+    return outcome["exited"]

@@ -22,6 +22,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
 from compat.harness.endpoint import Endpoint
 from compat.harness.wire import WireError, wrap_tls
@@ -147,6 +148,8 @@ class H2Client:
         self.closed = False  # the server closed the connection (or broke it)
         self.auto_window = True  # open the windows again as data is read
         self.received = b""  # the first bytes, to show what a non-HTTP/2 server said
+        self.buffer = bytearray()  # bytes of a frame not complete yet
+        self.last_goaway: tuple[int, int] | None = None  # (error code, last stream) of a later one
         self.transcript: list[str] = []
 
     # -- plumbing ------------------------------------------------------------------------
@@ -205,16 +208,61 @@ class H2Client:
             line = self.received.split(b"\r\n", 1)[0].decode("latin-1")
             self.closed = True
             raise H2ProtocolError(f"answered with HTTP/1.x: {line!r}", self.received)
+        self.buffer += data
+        # Frame by frame: the h2 library takes the connection as over at a GOAWAY, while a
+        # graceful GOAWAY lets the streams in flight finish; later frames are read here.
+        while len(self.buffer) >= 9:
+            length = int.from_bytes(self.buffer[:3], "big")
+            if length > self.conn.max_inbound_frame_size and self.goaway is None:
+                frame = bytes(self.buffer)  # the library reports the oversized frame
+            elif len(self.buffer) < 9 + length:
+                break
+            else:
+                frame = bytes(self.buffer[: 9 + length])
+            del self.buffer[: len(frame)]
+            if self.goaway is None:
+                self._receive(frame)
+            else:
+                self._after_goaway(frame)
+        if self.goaway is None:
+            self.flush()
+        return True
+
+    def _receive(self, frame: bytes) -> None:
         try:
-            events = self.conn.receive_data(data)
+            events = self.conn.receive_data(frame)
         except h2.exceptions.ProtocolError as exc:
             self.closed = True
             self.note(f"< protocol error: {type(exc).__name__}: {exc}")
             raise H2ProtocolError(f"{type(exc).__name__}: {exc}", self.received) from None
         for event in events:
             self._handle(event)
-        self.flush()
-        return True
+
+    def _after_goaway(self, raw: bytes) -> None:
+        """A frame after the server's GOAWAY, decoded with the library's own frame and
+        header decoders (the header blocks are assumed to fit one frame)."""
+        frame, length = Frame.parse_frame_header(memoryview(raw[:9]))
+        frame.parse_body(memoryview(raw[9 : 9 + length]))
+        stream = self._stream(frame.stream_id) if frame.stream_id else None
+        if isinstance(frame, HeadersFrame) and stream is not None:
+            fields = list(self.conn.decoder.decode(frame.data, raw=True))
+            if stream.status is None:
+                stream.pseudo, stream.headers = split_pseudo(fields)
+            else:
+                stream.trailers = fields
+            self.note(f"< HEADERS stream {frame.stream_id}: {_shown(fields)}")
+        elif isinstance(frame, DataFrame) and stream is not None:
+            stream.frames.append(bytes(frame.data))
+            self.note(f"< DATA stream {frame.stream_id}: {len(frame.data)} B")
+        elif isinstance(frame, RstStreamFrame) and stream is not None:
+            stream.reset = frame.error_code
+            self.note(f"< RST_STREAM stream {frame.stream_id}: {frame.error_code}")
+        elif isinstance(frame, GoAwayFrame):
+            self.last_goaway = (frame.error_code, frame.last_stream_id)
+            self.note(f"< GOAWAY {frame.error_code} last stream {frame.last_stream_id}")
+        if stream is not None and "END_STREAM" in frame.flags:
+            stream.ended = True
+            self.note(f"< END_STREAM stream {frame.stream_id}")
 
     def _stream(self, stream_id: int) -> H2Response:
         return self.streams.setdefault(stream_id, H2Response(stream_id))
@@ -256,6 +304,7 @@ class H2Client:
             )
         elif isinstance(event, E.ConnectionTerminated):
             self.goaway = event
+            self.last_goaway = (int(event.error_code), int(event.last_stream_id or 0))
             self.note(f"< GOAWAY {event.error_code!r} last stream {event.last_stream_id}")
 
     # -- requests ----------------------------------------------------------------------------
