@@ -100,12 +100,13 @@ def http_version(ctx: CheckContext) -> str:
 def authority_is_host(ctx: CheckContext) -> None:
     headers = headers_of(rich_scope(ctx)[0])
     expect(headers, "no headers")
+    hosts = [(i, v) for i, (k, v) in enumerate(headers) if k == b"host"]
     expect(
         headers[0] == (b"host", AUTHORITY.encode()),
-        f"first header is {headers[0]!r}, :authority was {AUTHORITY!r}",
+        f"first header is {headers[0]!r}; host (position, value): {hosts!r}; "
+        f":authority was {AUTHORITY!r}",
     )
-    hosts = values_of(headers, b"host")
-    expect(len(hosts) == 1, f"host values {hosts!r}")
+    expect(len(hosts) == 1, f"host (position, value): {hosts!r}")
 
 
 @check(
