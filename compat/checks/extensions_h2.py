@@ -227,7 +227,8 @@ def push_promise(ctx: CheckContext) -> str:
     expect(fields.get(b":authority") == authority, f"promised request {promise.promise!r}")
     pushed = client.wait(promise.stream_id)
     expect(pushed.status == 200 and pushed.ended, f"pushed stream {pushed!r}")
-    scope = ctx.trace(pushed_token).scope
+    # The pushed request carries no plan: the probe serves its plain page (no "end" record).
+    scope = ctx.records.wait(pushed_token, lambda t: t.scope is not None, 5.0).scope
     expect(isinstance(scope, dict), "the pushed request reached no app call")
     expect(scope.get("path") == "/pushed", f"pushed scope path {scope.get('path')!r}")
     return f"pushed stream {promise.stream_id}"
