@@ -45,6 +45,13 @@ EXTRAS = {
     "limit_connections": None,  # most open connections
     "timeout_request_body": 60.0,  # longest stall between body bytes, 408 after
     "h2_max_concurrent_streams": 100,  # HTTP/2 streams one client may have open
+    "static": None,  # PREFIX=DIRECTORY mounts served by the core
+    "static_max_age": None,  # Cache-Control max-age for static files
+    "static_index": False,  # a directory's index.html
+    "cache_size": None,  # the core's response cache, in bytes
+    "metrics_port": None,  # Prometheus metrics and health checks
+    "metrics_host": None,  # where the metrics port listens (default: --host)
+    "health_loop_timeout": 10.0,  # seconds without a loop turn before /livez fails
     "ws_deflate_window_bits": 12,  # permessage-deflate window, 2**N bytes
     "ws_deflate_context_takeover": False,  # keep compression context between messages
 }
