@@ -53,6 +53,8 @@ MESSAGE = (
     + "]}"
 ).encode()
 HOUR = "3600"
+# A server that stops answering fails its row instead of stalling the run.
+CLIENT_TIMEOUT = 30.0
 
 
 def extra_flags(server: str) -> list[str]:
@@ -61,8 +63,9 @@ def extra_flags(server: str) -> list[str]:
         return ["--timeout-keep-alive", HOUR, "--ws-ping-interval", HOUR, "--ws-ping-timeout", HOUR]
     if server == "granian":
         # hyper's header-read timeout also bounds a keep-alive connection's wait; granian
-        # takes at most a minute, which the measurement fits in.
-        return ["--http1-header-read-timeout", "60000"]
+        # takes at most a minute, which the measurement fits in. Its backpressure (1,024
+        # by default) holds every connection past it in the listen queue, unanswered.
+        return ["--http1-header-read-timeout", "60000", "--backpressure", "65536"]
     return []
 
 
@@ -92,7 +95,7 @@ def read_head(sock: socket.socket) -> tuple[bytes, bytes]:
 
 
 def http_client(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port))
+    sock = socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT)
     sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     head, rest = read_head(sock)
     if not head.startswith(b"HTTP/1.1 200"):
@@ -149,7 +152,7 @@ def masked_frame(payload: bytes, compressed: bool) -> bytes:
 
 def ws_client(port: int, deflate: bool) -> tuple[socket.socket, bool]:
     """A WebSocket after one echoed message; whether permessage-deflate was agreed."""
-    sock = socket.create_connection(("127.0.0.1", port))
+    sock = socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT)
     key = base64.b64encode(os.urandom(16)).decode()
     offer = "permessage-deflate; client_max_window_bits"
     offer = f"Sec-WebSocket-Extensions: {offer}\r\n" if deflate else ""
