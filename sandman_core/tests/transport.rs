@@ -645,6 +645,30 @@ async fn an_idle_websocket_parks_and_goes_on_both_ways() {
 }
 
 #[tokio::test]
+async fn a_websocket_parks_again_after_the_servers_ping_is_answered() {
+    // The keep-alive ping wakes a parked socket; the client's pong must leave it parkable.
+    let mut settings = ws_parking_soon(false);
+    settings.ws.ping_interval = Some(Duration::from_millis(300));
+    let mut harness = Harness::new(settings);
+    let mut client = harness.connect(64 * 1024);
+    let (_ws, _) = open_websocket(&mut harness, &mut client, "").await;
+    parks_reach(&harness, 1).await;
+    for round in 1..=2 {
+        let mut ping = [0u8; 2 + 7];
+        timeout(WAIT, client.read_exact(&mut ping))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&ping, b"\x89\x07sandman", "FIN + ping");
+        client
+            .write_all(&client_frame(0xA, b"sandman"))
+            .await
+            .unwrap();
+        parks_reach(&harness, 1 + round).await;
+    }
+}
+
+#[tokio::test]
 async fn a_websocket_is_not_parked_inside_a_frame_or_a_fragmented_message() {
     let mut harness = Harness::new(ws_parking_soon(false));
     let mut client = harness.connect(64 * 1024);
