@@ -103,8 +103,8 @@ pub struct Connection {
     pub control: CloseControl,
     /// Requests in progress, for the idle timeout.
     pub activity: Activity,
-    /// The side door for static file bodies (`sendfile` below hyper), on plain TCP
-    /// connections of a server with static mounts.
+    /// The side door for file bodies (`sendfile` below hyper: static mounts, pathsend), on
+    /// plain TCP connections.
     pub direct_output: Option<Arc<DirectOutput>>,
 }
 
