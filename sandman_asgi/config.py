@@ -120,6 +120,8 @@ class Config:
         limit_request_body: int | None = None,
         limit_connections: int | None = None,
         timeout_request_body: float = 60.0,
+        limit_request_body_rate: float = 500.0,
+        limit_request_body_rate_grace: float = 20.0,
     ) -> None:
         self.app = app
         self.host = host
@@ -178,6 +180,8 @@ class Config:
         self.limit_request_body = limit_request_body
         self.limit_connections = limit_connections
         self.timeout_request_body = timeout_request_body
+        self.limit_request_body_rate = limit_request_body_rate
+        self.limit_request_body_rate_grace = limit_request_body_rate_grace
 
         self.loaded = False
         self.loaded_app: Any = None

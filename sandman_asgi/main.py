@@ -165,10 +165,12 @@ def run(
     limit_request_body: int | None = None,
     limit_connections: int | None = None,
     timeout_request_body: float = 60.0,
+    limit_request_body_rate: float = 500.0,
+    limit_request_body_rate_grace: float = 20.0,
 ) -> None:
     """Run ``app`` (an ASGI app or an import string) until it is stopped, as
-    ``uvicorn.run()`` does: same keywords, same defaults, same exit statuses. The last two
-    keywords are Sandman's own (see ``Config``)."""
+    ``uvicorn.run()`` does: same keywords, same defaults, same exit statuses. Sandman's own
+    keywords come last (see ``Config``)."""
     # Every keyword but app/app_dir goes to Config unchanged (locals() is just the arguments).
     settings = {k: v for k, v in locals().items() if k not in ("app", "app_dir")}
     if app_dir is not None:

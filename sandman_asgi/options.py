@@ -518,6 +518,22 @@ OPTIONS: tuple[Option, ...] = (
         type=float,
         show_default=True,
     ),
+    _sandman(
+        "limit_request_body_rate",
+        500.0,
+        "--limit-request-body-rate",
+        "Slowest a request body may arrive, in bytes per second, once the grace period has passed (time the app leaves the body unread does not count); 408 below it. 0 disables.",
+        type=click.FloatRange(min=0),
+        show_default=True,
+    ),
+    _sandman(
+        "limit_request_body_rate_grace",
+        20.0,
+        "--limit-request-body-rate-grace",
+        "Seconds of waiting for a request body before --limit-request-body-rate applies.",
+        type=click.FloatRange(min=0),
+        show_default=True,
+    ),
 )
 
 BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}

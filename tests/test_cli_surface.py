@@ -40,6 +40,8 @@ SANDMAN_OPTIONS = {
     "--limit-connections",
     "--timeout-request-header",
     "--timeout-request-body",
+    "--limit-request-body-rate",
+    "--limit-request-body-rate-grace",
 }
 
 

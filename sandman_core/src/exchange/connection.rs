@@ -11,6 +11,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::exchange::activity::Activity;
 use crate::exchange::hub::Hub;
+use crate::exchange::wire::Wire;
 
 /// Where the listening socket is, as the scope's `server` key reports it.
 #[derive(Debug, Clone)]
@@ -54,6 +55,8 @@ pub struct Connection {
     pub control: CloseControl,
     /// Requests in progress, for the idle timeout.
     pub activity: Activity,
+    /// What the socket wrapper reports: a half-close, completed flushes.
+    pub wire: Wire,
 }
 
 impl Connection {
@@ -67,6 +70,7 @@ impl Connection {
             permit: Mutex::new(permit),
             control: CloseControl::default(),
             activity: Activity::new(),
+            wire: Wire::default(),
         }
     }
 

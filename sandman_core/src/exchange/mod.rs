@@ -22,3 +22,4 @@ pub mod hub;
 pub mod request;
 pub mod response;
 pub mod websocket;
+pub mod wire;

@@ -2,6 +2,7 @@
 //! hyper leaves to us, and proxy headers. Nothing here touches Python; requests go to the
 //! app side through their exchange (`exchange/`).
 
+pub mod body_pace;
 pub mod context;
 pub mod proxy;
 pub mod request_body;

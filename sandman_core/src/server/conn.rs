@@ -18,6 +18,7 @@ use crate::common::log::Level;
 use crate::exchange::connection::Connection;
 use crate::exchange::hub::Hub;
 use crate::http::service::{self, INVALID_REQUEST};
+use crate::server::client_io::ClientIo;
 use crate::server::idle::IdleTimeout;
 use crate::server::ServerShared;
 
@@ -61,6 +62,9 @@ where
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
+        // hyper reads during a request to notice a client that leaves (a reset fails the
+        // connection); a plain FIN is held back from it by `ClientIo`, so a client that
+        // half-closes after its request still gets the response.
         .half_close(false)
         .auto_date_header(false)
         // Waiting for a request head (after accept and after each response) is timed by
@@ -76,7 +80,7 @@ where
     let (svc_state, svc_ctx) = (state.clone(), server.ctx.clone());
     let svc = service_fn(move |req| service::serve(req, &svc_state, &svc_ctx));
     let conn = builder
-        .serve_connection(TokioIo::new(io), svc)
+        .serve_connection(TokioIo::new(ClientIo::new(io, state.clone())), svc)
         .with_upgrades();
     tokio::pin!(conn);
 
@@ -113,6 +117,11 @@ where
         }
         if let Poll::Ready(result) = conn.as_mut().poll(cx) {
             return Poll::Ready(result);
+        }
+        if state.wire.read_closed() && !state.activity.busy() {
+            // The client half-closed during the request that just ended: let hyper read
+            // the end of the stream now (`server/client_io.rs`).
+            state.wire.release_read();
         }
         if idle.poll_expired(&state.activity, cx) {
             // Dropping the connection closes it, as hyper's header timeout did: no
