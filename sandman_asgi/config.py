@@ -45,6 +45,8 @@ LOG_LEVELS: dict[str, int] = {
     "trace": TRACE_LOG_LEVEL,
 }
 HTTP_PROTOCOLS = ("auto", "h11", "httptools", "zttp")
+# uvicorn's HTTP/1.1-only implementations: naming one keeps a listener HTTP/1.1-only.
+HTTP1_ONLY = ("h11", "httptools")
 """``--http`` values accepted for compatibility: Sandman always parses HTTP in its Rust core."""
 WS_PROTOCOLS = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
 LIFESPAN = ("auto", "on", "off")
@@ -122,6 +124,7 @@ class Config:
         timeout_request_body: float = 60.0,
         limit_request_body_rate: float = 500.0,
         limit_request_body_rate_grace: float = 20.0,
+        h2_max_concurrent_streams: int = 100,
     ) -> None:
         self.app = app
         self.host = host
@@ -182,6 +185,7 @@ class Config:
         self.timeout_request_body = timeout_request_body
         self.limit_request_body_rate = limit_request_body_rate
         self.limit_request_body_rate_grace = limit_request_body_rate_grace
+        self.h2_max_concurrent_streams = h2_max_concurrent_streams
 
         self.loaded = False
         self.loaded_app: Any = None

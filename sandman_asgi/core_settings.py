@@ -82,6 +82,9 @@ class CoreSettings:
     ws_ping_interval: float | None
     ws_ping_timeout: float | None
     ws_per_message_deflate: bool
+    # HTTP/2 (by ALPN under TLS, by its preface on plain connections) and its stream limit.
+    http2: bool
+    h2_max_concurrent_streams: int
     # Proxies and TLS.
     forwarded_allow_ips: list[str] | None
     tls: TlsSettings | None

@@ -15,6 +15,7 @@ import click
 
 from sandman_asgi import __version__
 from sandman_asgi.config import (
+    HTTP1_ONLY,
     HTTP_PROTOCOLS,
     LOGGING_CONFIG,
     LOOP_FACTORIES,
@@ -88,13 +89,20 @@ def main(**kwargs: Any) -> None:
 def _note_ignored_selectors(config: Config) -> None:
     # uvicorn chooses between protocol implementations with these; Sandman has one of each,
     # in its Rust core. Accept uvicorn's values (so command lines keep working) and say so.
-    if isinstance(config.http, str) and config.http != "auto":
+    if config.http in HTTP1_ONLY:
         logger.info(
-            "--http %s has no effect: Sandman always uses its own HTTP/1.1 implementation.",
+            "--http %s: Sandman uses its own HTTP/1.1 implementation, with HTTP/2 off.",
             config.http,
         )
-    if config.http2:
-        logger.info("--http2 has no effect: Sandman serves HTTP/1.x.")
+        if config.http2:
+            logger.warning("--http2 has no effect with --http %s: HTTP/1.1 only.", config.http)
+    elif isinstance(config.http, str) and config.http != "auto":
+        logger.info(
+            "--http %s has no effect: Sandman always uses its own HTTP/1.1 and HTTP/2.",
+            config.http,
+        )
+    elif config.http2:
+        logger.info("--http2: HTTP/2 is on by default in Sandman (h2 by ALPN, h2c by preface).")
     if isinstance(config.ws, str) and config.ws not in ("auto", "none"):
         logger.info(
             "--ws %s has no effect: Sandman always uses its own WebSocket implementation.",
@@ -167,6 +175,7 @@ def run(
     timeout_request_body: float = 60.0,
     limit_request_body_rate: float = 500.0,
     limit_request_body_rate_grace: float = 20.0,
+    h2_max_concurrent_streams: int = 100,
 ) -> None:
     """Run ``app`` (an ASGI app or an import string) until it is stopped, as
     ``uvicorn.run()`` does: same keywords, same defaults, same exit statuses. Sandman's own

@@ -26,7 +26,7 @@ import click
 
 from sandman_asgi._core import CoreServer, check_tls, start_server
 from sandman_asgi.access_log import AccessLog
-from sandman_asgi.config import STARTUP_FAILURE, Config
+from sandman_asgi.config import HTTP1_ONLY, STARTUP_FAILURE, Config
 from sandman_asgi.core_settings import CoreSettings, TlsSettings
 from sandman_asgi.cycle import run_http, run_websocket
 from sandman_asgi.eager_task import app_coroutine, request_task_hooks
@@ -229,6 +229,8 @@ class Server:
             ws_ping_timeout=config.ws_ping_timeout,
             ws_per_message_deflate=config.ws_per_message_deflate,
             forwarded_allow_ips=config.forwarded_allow_ips if config.proxy_headers else None,
+            http2=config.http not in HTTP1_ONLY,
+            h2_max_concurrent_streams=config.h2_max_concurrent_streams,
             tls=tls,
             tune_malloc=os.environ.get(MALLOC_TUNING_ENV) == "1",
         )

@@ -45,6 +45,7 @@ EXTRAS = {
     "timeout_request_body": 60.0,  # longest stall between body bytes, 408 after
     "limit_request_body_rate": 500.0,  # slowest body in bytes/s after the grace, 408 below
     "limit_request_body_rate_grace": 20.0,  # seconds of waiting before the rate applies
+    "h2_max_concurrent_streams": 100,  # HTTP/2 streams one client may have open
 }
 
 

@@ -68,7 +68,7 @@ fn start_server(py: Python<'_>, settings: &Bound<'_, PyAny>) -> PyResult<CoreSer
 /// report a bad certificate before the app's lifespan startup runs.
 #[pyfunction]
 fn check_tls(tls: asgi::convert::settings::PyTls) -> PyResult<()> {
-    server::tls::server_config(&tls.into_settings())
+    server::tls::server_config(&tls.into_settings(), true)
         .map(drop)
         .map_err(PyValueError::new_err)
 }

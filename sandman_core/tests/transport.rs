@@ -19,8 +19,9 @@ use _core::exchange::request::{Received, RequestExchange, Room};
 use _core::exchange::response::{Answer, AnswerBody};
 use _core::exchange::websocket::{Decision, Inbound, Outbound, WsExchange, WsReceived};
 use _core::http::context::ServerContext;
+use _core::server::conn::{self, Protocol};
 use _core::server::registry::ConnectionRegistry;
-use _core::server::{conn, ServerShared};
+use _core::server::ServerShared;
 use bytes::Bytes;
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::StatusCode;
@@ -80,16 +81,22 @@ impl Harness {
         }
     }
 
-    /// A client end whose other end is served as one connection.
+    /// A client end whose other end is served as one connection (HTTP/1.1, or HTTP/2 by
+    /// its preface).
     fn connect(&self, buffer: usize) -> DuplexStream {
         let (client, server_end) = tokio::io::duplex(buffer);
         let peer = Peer {
             client: Some(("127.0.0.1".into(), 40000)),
-            server: None,
-            tls: false,
+            ..Peer::default()
         };
         let connection = Arc::new(Connection::new(self.server.hub.clone(), peer, None));
-        tokio::spawn(conn::serve(server_end, connection, self.server.clone()));
+        let serving = conn::serve(
+            server_end,
+            connection,
+            self.server.clone(),
+            Protocol::Detect,
+        );
+        tokio::spawn(serving);
         client
     }
 

@@ -29,7 +29,9 @@ use pyo3::prelude::*;
 use crate::asgi::awaitable::{ready_none, ready_value, resolve, resolve_send, ClientDisconnected};
 use crate::asgi::convert::{calls, receive, send};
 use crate::asgi::events::{LoopEvent, Resume};
-use crate::asgi::http_rules::{status_forbids_body, BodyStep, Ending, HttpRules, Phase, RuleError};
+use crate::asgi::http_rules::{
+    status_forbids_body, BodyStep, Ending, HttpRules, Phase, RuleError, TrailersStep,
+};
 use crate::asgi::loop_hooks::LoopHooks;
 use crate::exchange::request::{RequestExchange, Room};
 use crate::exchange::response::{Answer, AnswerBody};
@@ -169,7 +171,7 @@ impl HttpCycle {
         let mut state = self.shared.lock();
         state
             .rules
-            .start(start.status, start.declared_length)
+            .start(start.status, start.declared_length, start.trailers)
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         let headers = self.exchange().hub().response.headers(start.headers);
         let status = StatusCode::from_u16(start.status).expect("validated range");
@@ -257,6 +259,27 @@ impl HttpCycle {
         }
     }
 
+    /// `http.response.trailers` (the trailers extension): fields for the end of the body.
+    fn trailers(&self, py: Python<'_>, message: &Bound<'_, pyo3::types::PyDict>) -> PyResult<()> {
+        let trailers = send::response_trailers(message)?;
+        if self.exchange().is_disconnected() {
+            return Err(Self::disconnected());
+        }
+        let step = self.shared.lock().rules.trailers(trailers.more);
+        let step = step.map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        let mut fields = HeaderMap::with_capacity(trailers.headers.len());
+        for (name, value) in trailers.headers {
+            fields.append(name, value);
+        }
+        let last = step == TrailersStep::Last;
+        let waker = self.exchange().trailers(fields, last);
+        self.shared.hooks.wake_io(py, waker);
+        if last {
+            self.completed(py);
+        }
+        Ok(())
+    }
+
     /// The response is complete: a `receive()` waiting for the disconnect gets it now.
     fn completed(&self, py: Python<'_>) {
         let waiting = self.shared.lock().receive_future.take();
@@ -333,6 +356,10 @@ impl HttpCycle {
                 ready_none(py)
             }
             "http.response.body" => self.body(py, message),
+            "http.response.trailers" => {
+                self.trailers(py, message)?;
+                ready_none(py)
+            }
             other => {
                 if self.exchange().is_disconnected() {
                     return Err(Self::disconnected());

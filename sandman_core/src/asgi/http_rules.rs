@@ -31,7 +31,9 @@ pub enum Phase {
     HeadHeld,
     /// Head handed to the transport, more body to come.
     Streaming,
-    /// The last body was sent.
+    /// The last body was sent; the trailers the start announced are still to come.
+    AwaitingTrailers,
+    /// The last body (and any trailers) was sent.
     Complete,
     /// The response was cut short (app error, protocol error or disconnect).
     Aborted,
@@ -48,6 +50,15 @@ pub enum BodyStep {
     Chunk,
     /// The last chunk of a streamed body.
     End,
+}
+
+/// What the transport must do with one `http.response.trailers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrailersStep {
+    /// More trailer fields follow in another message.
+    More,
+    /// The last trailer fields: the response ends with them.
+    Last,
 }
 
 /// How a response ends when the app's coroutine returns.
@@ -78,6 +89,12 @@ pub enum RuleError {
     ShorterThanContentLength,
     /// `send()` on a response that was already aborted.
     Aborted(&'static str),
+    /// Anything but trailers after the last body of a response that announced them.
+    ExpectedTrailers(&'static str),
+    /// Trailers before the last body.
+    BodyNotFinished(&'static str),
+    /// Trailers from a response whose start did not announce them.
+    TrailersNotAnnounced(&'static str),
 }
 
 impl fmt::Display for RuleError {
@@ -114,6 +131,22 @@ impl fmt::Display for RuleError {
                     "Unexpected ASGI message '{t}' sent, after response was aborted."
                 )
             }
+            RuleError::ExpectedTrailers(t) => {
+                write!(
+                    f,
+                    "Expected ASGI message 'http.response.trailers', but got '{t}'."
+                )
+            }
+            RuleError::BodyNotFinished(t) => {
+                write!(
+                    f,
+                    "Unexpected ASGI message '{t}' sent, before the last body."
+                )
+            }
+            RuleError::TrailersNotAnnounced(t) => write!(
+                f,
+                "Unexpected ASGI message '{t}' sent: 'http.response.start' did not set 'trailers'."
+            ),
         }
     }
 }
@@ -131,6 +164,8 @@ pub struct HttpRules {
     status: u16,
     declared_length: Option<u64>,
     sent: u64,
+    /// The start announced trailers (the trailers extension).
+    trailers: bool,
 }
 
 impl HttpRules {
@@ -142,6 +177,7 @@ impl HttpRules {
             status: 0,
             declared_length: None,
             sent: 0,
+            trailers: false,
         }
     }
 
@@ -157,8 +193,10 @@ impl HttpRules {
 
     /// True once the transport has been handed the response head.
     pub fn head_sent(&self) -> bool {
-        matches!(self.phase, Phase::Streaming | Phase::Complete)
-            || (self.phase == Phase::Aborted && self.status != 0)
+        matches!(
+            self.phase,
+            Phase::Streaming | Phase::AwaitingTrailers | Phase::Complete
+        ) || (self.phase == Phase::Aborted && self.status != 0)
     }
 
     /// Whether body bytes are written to the wire at all for this response.
@@ -171,17 +209,30 @@ impl HttpRules {
         self.declared_length
     }
 
-    /// `http.response.start`.
-    pub fn start(&mut self, status: u16, declared_length: Option<u64>) -> Result<(), RuleError> {
+    /// Whether the start announced trailers.
+    pub fn trailers_announced(&self) -> bool {
+        self.trailers
+    }
+
+    /// `http.response.start`; `trailers`: `http.response.trailers` will follow the body.
+    pub fn start(
+        &mut self,
+        status: u16,
+        declared_length: Option<u64>,
+        trailers: bool,
+    ) -> Result<(), RuleError> {
         const T: &str = "http.response.start";
         match self.phase {
             Phase::AwaitingStart => {
                 self.status = status;
                 self.declared_length = declared_length;
+                self.trailers = trailers;
                 self.phase = Phase::HeadHeld;
                 Ok(())
             }
-            Phase::HeadHeld | Phase::Streaming => Err(RuleError::AlreadyStarted(T)),
+            Phase::HeadHeld | Phase::Streaming | Phase::AwaitingTrailers => {
+                Err(RuleError::AlreadyStarted(T))
+            }
             Phase::Complete => Err(RuleError::AlreadyCompleted(T)),
             Phase::Aborted => Err(RuleError::Aborted(T)),
         }
@@ -194,6 +245,7 @@ impl HttpRules {
             Phase::AwaitingStart => return Err(RuleError::ExpectedStart(T)),
             Phase::HeadHeld => true,
             Phase::Streaming => false,
+            Phase::AwaitingTrailers => return Err(RuleError::ExpectedTrailers(T)),
             Phase::Complete => return Err(RuleError::AlreadyCompleted(T)),
             Phase::Aborted => return Err(RuleError::Aborted(T)),
         };
@@ -210,17 +262,44 @@ impl HttpRules {
                 }
             }
         }
-        self.phase = if more_body {
-            Phase::Streaming
-        } else {
-            Phase::Complete
+        self.phase = match (more_body, self.trailers) {
+            (true, _) => Phase::Streaming,
+            (false, true) => Phase::AwaitingTrailers,
+            (false, false) => Phase::Complete,
         };
-        Ok(match (first, more_body) {
-            (true, false) => BodyStep::Whole,
-            (true, true) => BodyStep::Begin,
-            (false, true) => BodyStep::Chunk,
-            (false, false) => BodyStep::End,
+        // With trailers to come, the body never ends the response: it streams.
+        let ends = !more_body && !self.trailers;
+        Ok(match (first, ends) {
+            (true, true) => BodyStep::Whole,
+            (true, false) => BodyStep::Begin,
+            (false, false) => BodyStep::Chunk,
+            (false, true) => BodyStep::End,
         })
+    }
+
+    /// `http.response.trailers`; `more_trailers` is its flag.
+    pub fn trailers(&mut self, more_trailers: bool) -> Result<TrailersStep, RuleError> {
+        const T: &str = "http.response.trailers";
+        match self.phase {
+            Phase::AwaitingTrailers => {
+                if more_trailers {
+                    return Ok(TrailersStep::More);
+                }
+                self.phase = Phase::Complete;
+                Ok(TrailersStep::Last)
+            }
+            Phase::AwaitingStart => Err(RuleError::ExpectedStart(T)),
+            Phase::HeadHeld | Phase::Streaming if self.trailers => {
+                Err(RuleError::BodyNotFinished(T))
+            }
+            Phase::HeadHeld | Phase::Streaming | Phase::Complete if !self.trailers => {
+                Err(RuleError::TrailersNotAnnounced(T))
+            }
+            Phase::Complete | Phase::HeadHeld | Phase::Streaming => {
+                Err(RuleError::AlreadyCompleted(T))
+            }
+            Phase::Aborted => Err(RuleError::Aborted(T)),
+        }
     }
 
     /// Mark the response as cut short (disconnect, app error, transport error).
@@ -234,7 +313,7 @@ impl HttpRules {
     pub fn finish(&mut self) -> Ending {
         let ending = match self.phase {
             Phase::AwaitingStart => Ending::NotStarted,
-            Phase::HeadHeld | Phase::Streaming => Ending::Incomplete,
+            Phase::HeadHeld | Phase::Streaming | Phase::AwaitingTrailers => Ending::Incomplete,
             Phase::Complete => Ending::Complete,
             Phase::Aborted => Ending::Aborted,
         };
@@ -252,7 +331,7 @@ mod tests {
     #[test]
     fn one_shot_response() {
         let mut c = HttpRules::new(false);
-        c.start(200, None).unwrap();
+        c.start(200, None, false).unwrap();
         assert_eq!(c.body(5, false), Ok(BodyStep::Whole));
         assert_eq!(c.phase(), Phase::Complete);
         assert_eq!(c.finish(), Ending::Complete);
@@ -261,7 +340,7 @@ mod tests {
     #[test]
     fn streamed_response() {
         let mut c = HttpRules::new(false);
-        c.start(200, None).unwrap();
+        c.start(200, None, false).unwrap();
         assert_eq!(c.body(1, true), Ok(BodyStep::Begin));
         assert_eq!(c.body(1, true), Ok(BodyStep::Chunk));
         assert_eq!(c.body(0, false), Ok(BodyStep::End));
@@ -277,9 +356,9 @@ mod tests {
             c.body(0, false),
             Err(RuleError::ExpectedStart("http.response.body"))
         );
-        c.start(200, None).unwrap();
+        c.start(200, None, false).unwrap();
         assert_eq!(
-            c.start(200, None),
+            c.start(200, None, false),
             Err(RuleError::AlreadyStarted("http.response.start"))
         );
         c.body(0, false).unwrap();
@@ -288,7 +367,7 @@ mod tests {
             Err(RuleError::AlreadyCompleted("http.response.body"))
         );
         assert_eq!(
-            c.start(200, None),
+            c.start(200, None, false),
             Err(RuleError::AlreadyCompleted("http.response.start"))
         );
     }
@@ -296,30 +375,30 @@ mod tests {
     #[test]
     fn content_length_is_enforced() {
         let mut c = HttpRules::new(false);
-        c.start(200, Some(3)).unwrap();
+        c.start(200, Some(3), false).unwrap();
         assert_eq!(c.body(2, true), Ok(BodyStep::Begin));
         assert_eq!(c.body(2, true), Err(RuleError::LongerThanContentLength));
         assert_eq!(c.phase(), Phase::Aborted);
 
         let mut c = HttpRules::new(false);
-        c.start(200, Some(3)).unwrap();
+        c.start(200, Some(3), false).unwrap();
         assert_eq!(c.body(2, false), Err(RuleError::ShorterThanContentLength));
 
         let mut c = HttpRules::new(false);
-        c.start(200, Some(3)).unwrap();
+        c.start(200, Some(3), false).unwrap();
         assert_eq!(c.body(3, false), Ok(BodyStep::Whole));
     }
 
     #[test]
     fn head_and_bodyless_statuses_skip_length_checks() {
         let mut c = HttpRules::new(true);
-        c.start(200, Some(100)).unwrap();
+        c.start(200, Some(100), false).unwrap();
         assert!(!c.body_allowed());
         assert_eq!(c.body(0, false), Ok(BodyStep::Whole));
 
         for status in [204u16, 304] {
             let mut c = HttpRules::new(false);
-            c.start(status, None).unwrap();
+            c.start(status, None, false).unwrap();
             assert!(!c.body_allowed());
             assert_eq!(c.body(10, false), Ok(BodyStep::Whole));
         }
@@ -329,17 +408,54 @@ mod tests {
     fn endings() {
         assert_eq!(HttpRules::new(false).finish(), Ending::NotStarted);
         let mut c = HttpRules::new(false);
-        c.start(200, None).unwrap();
+        c.start(200, None, false).unwrap();
         assert_eq!(c.finish(), Ending::Incomplete);
         assert_eq!(c.phase(), Phase::Aborted);
         let mut c = HttpRules::new(false);
-        c.start(200, None).unwrap();
+        c.start(200, None, false).unwrap();
         c.body(1, true).unwrap();
         c.abort();
         assert_eq!(c.finish(), Ending::Aborted);
         assert_eq!(
             c.body(1, true),
             Err(RuleError::Aborted("http.response.body"))
+        );
+    }
+
+    #[test]
+    fn trailers_follow_the_last_body() {
+        let mut c = HttpRules::new(false);
+        c.start(200, None, true).unwrap();
+        assert_eq!(
+            c.body(3, false),
+            Ok(BodyStep::Begin),
+            "streams: trailers follow"
+        );
+        assert_eq!(c.phase(), Phase::AwaitingTrailers);
+        assert_eq!(
+            c.body(0, false),
+            Err(RuleError::ExpectedTrailers("http.response.body"))
+        );
+        assert_eq!(c.trailers(true), Ok(TrailersStep::More));
+        assert_eq!(c.trailers(false), Ok(TrailersStep::Last));
+        assert_eq!(c.finish(), Ending::Complete);
+
+        let mut c = HttpRules::new(false);
+        c.start(200, None, true).unwrap();
+        assert_eq!(c.body(3, true), Ok(BodyStep::Begin));
+        assert_eq!(
+            c.trailers(false),
+            Err(RuleError::BodyNotFinished("http.response.trailers"))
+        );
+        assert_eq!(c.body(3, false), Ok(BodyStep::Chunk));
+        assert_eq!(c.finish(), Ending::Incomplete, "trailers never came");
+
+        let mut c = HttpRules::new(false);
+        c.start(200, None, false).unwrap();
+        c.body(0, false).unwrap();
+        assert_eq!(
+            c.trailers(false),
+            Err(RuleError::TrailersNotAnnounced("http.response.trailers"))
         );
     }
 

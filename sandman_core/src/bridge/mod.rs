@@ -4,8 +4,8 @@
 //! -------------------
 //! IO threads (tokio) never take the GIL. Whatever the loop thread must act on becomes an
 //! event pushed onto one queue; the bridge carries events of any type and never looks into
-//! them (the app side defines them, `asgi/events.rs`). The event loop watches an `eventfd`
-//! with `loop.add_reader`; the fd is written only when the queue goes from "nobody told the
+//! them (the app side defines them, `asgi/events.rs`). The event loop watches a descriptor
+//! (`wake_fd.rs`: an `eventfd` on Linux) with `loop.add_reader`; the fd is written only when the queue goes from "nobody told the
 //! loop" to "the loop has been told", so a burst of a thousand events costs one wake-up and
 //! one drain, under one GIL hold.
 //!
@@ -16,18 +16,21 @@
 //! The way back, from the loop thread to the IO threads, is `io_wakeups`.
 
 pub mod io_wakeups;
+pub mod wake_fd;
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use wake_fd::WakeFd;
 
 /// The ready queue plus its wake-up descriptor.
 pub struct Bridge<E> {
     queue: Mutex<Vec<E>>,
     notified: AtomicBool,
-    eventfd: OwnedFd,
+    wake: WakeFd,
     first_queued_at: AtomicU64,
 }
 
@@ -58,25 +61,19 @@ fn now_micros() -> u64 {
 }
 
 impl<E> Bridge<E> {
-    /// Create the queue and a non-blocking `eventfd` for the loop to watch.
+    /// Create the queue and the descriptor for the loop to watch.
     pub fn new() -> io::Result<Bridge<E>> {
-        // SAFETY: plain syscall; the returned descriptor is owned below.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
         Ok(Bridge {
             queue: Mutex::new(Vec::with_capacity(256)),
             notified: AtomicBool::new(false),
             first_queued_at: AtomicU64::new(0),
-            // SAFETY: fd was just created and is owned by nobody else.
-            eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            wake: WakeFd::new()?,
         })
     }
 
     /// The descriptor the event loop registers with `add_reader`.
     pub fn fd(&self) -> RawFd {
-        self.eventfd.as_raw_fd()
+        self.wake.fd()
     }
 
     /// Queue an event; wakes the loop if it has not been told since its last drain.
@@ -119,12 +116,7 @@ impl<E> Bridge<E> {
     }
 
     fn signal(&self) {
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a valid u64 to our own eventfd. EAGAIN (counter full)
-        // cannot matter: the loop is already due to wake.
-        unsafe {
-            libc::write(self.fd(), (&one as *const u64).cast(), 8);
-        }
+        self.wake.signal();
     }
 
     /// Wake the loop again although nothing new was queued: the last drain left events.
@@ -135,11 +127,7 @@ impl<E> Bridge<E> {
     /// Move everything queued so far to the end of `into` (called on the loop thread when
     /// the fd is readable). The queue keeps its capacity for the IO threads.
     pub fn take(&self, into: &mut impl Extend<E>) {
-        let mut counter: u64 = 0;
-        // SAFETY: reading 8 bytes into a valid u64 from our own non-blocking eventfd.
-        unsafe {
-            libc::read(self.fd(), (&mut counter as *mut u64).cast(), 8);
-        }
+        self.wake.clear();
         self.notified.store(false, Ordering::Release);
         let mut queue = self.queue.lock().unwrap();
         into.extend(queue.drain(..));

@@ -68,3 +68,8 @@ pub const DEFAULT_BODY_RATE_GRACE_SECS: f64 = 20.0;
 /// server starts waiting for it (accept, or the end of the previous response). Stops
 /// slowloris. nginx's `client_header_timeout` is 60 s, hyper's default 30 s.
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: f64 = 30.0;
+
+/// HTTP/2 streams one client may have open at once (`--h2-max-concurrent-streams`). RFC
+/// 9113 §6.5.2 recommends no less than 100; hypercorn and nginx use 100, hyper 200. Each
+/// open stream can hold an app task and up to a response queue's worth of memory.
+pub const DEFAULT_H2_MAX_CONCURRENT_STREAMS: u32 = 100;

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod allocator;
+pub mod certificates;
 pub mod clock;
 pub mod date;
 pub mod limits;

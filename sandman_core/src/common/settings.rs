@@ -8,8 +8,8 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use crate::common::date::date_header;
 use crate::common::limits::{
     DEFAULT_BODY_MIN_RATE, DEFAULT_BODY_RATE_GRACE_SECS, DEFAULT_BODY_READ_TIMEOUT_SECS,
-    DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEAD_BYTES,
-    DEFAULT_MAX_TARGET_BYTES,
+    DEFAULT_H2_MAX_CONCURRENT_STREAMS, DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_HEADERS,
+    DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_TARGET_BYTES,
 };
 use crate::common::trusted_hosts::TrustedHosts;
 
@@ -52,6 +52,27 @@ pub struct HttpSettings {
     pub body_min_rate: Option<MinRate>,
     /// `--forwarded-allow-ips` when `--proxy-headers` is on.
     pub proxy: Option<TrustedHosts>,
+    /// HTTP/2, or `None` for HTTP/1.x only (`--http h11`).
+    pub http2: Option<Http2Settings>,
+}
+
+/// HTTP/2 behaviour (on by default: by ALPN under TLS, by its preface on plain TCP).
+#[derive(Debug, Clone)]
+pub struct Http2Settings {
+    /// `--h2-max-concurrent-streams`: streams a client may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Largest decoded header list a client may send (431 on HTTP/1.1; a stream reset
+    /// on HTTP/2): the same limit as the HTTP/1.1 head.
+    pub max_header_list_size: u32,
+}
+
+impl Default for Http2Settings {
+    fn default() -> Self {
+        Http2Settings {
+            max_concurrent_streams: DEFAULT_H2_MAX_CONCURRENT_STREAMS,
+            max_header_list_size: DEFAULT_MAX_HEAD_BYTES as u32,
+        }
+    }
 }
 
 impl Default for HttpSettings {
@@ -68,6 +89,7 @@ impl Default for HttpSettings {
             body_read_timeout: Some(Duration::from_secs_f64(DEFAULT_BODY_READ_TIMEOUT_SECS)),
             body_min_rate: Some(MinRate::default()),
             proxy: None,
+            http2: Some(Http2Settings::default()),
         }
     }
 }

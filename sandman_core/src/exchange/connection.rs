@@ -9,6 +9,7 @@ use std::task::Waker;
 use futures::task::AtomicWaker;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::common::certificates;
 use crate::exchange::activity::Activity;
 use crate::exchange::hub::Hub;
 use crate::exchange::wire::Wire;
@@ -31,6 +32,52 @@ pub struct Peer {
     pub server: Option<ServerAddr>,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// What the TLS handshake settled, on TLS connections.
+    pub tls_info: Option<Arc<TlsInfo>>,
+}
+
+/// What a TLS handshake settled: the ASGI `tls` extension reports it.
+#[derive(Debug)]
+pub struct TlsInfo {
+    /// The protocol version's code point (0x0303 for TLS 1.2, 0x0304 for 1.3).
+    pub version: u16,
+    /// The negotiated cipher suite's IANA code point.
+    pub cipher_suite: u16,
+    /// The server's certificate, DER.
+    pub server_cert: Arc<[u8]>,
+    /// The client's certificates, leaf first, DER (empty without client authentication).
+    pub client_chain: Vec<Vec<u8>>,
+    /// The certificates as text, made the first time a scope asks.
+    pub text: OnceLock<TlsText>,
+}
+
+/// The certificates of a TLS connection as the ASGI `tls` extension reports them.
+#[derive(Debug)]
+pub struct TlsText {
+    /// The server's certificate, PEM.
+    pub server_cert: String,
+    /// The client's certificates, leaf first, PEM.
+    pub client_chain: Vec<String>,
+    /// The client certificate's subject, RFC 4514.
+    pub client_name: Option<String>,
+}
+
+impl TlsInfo {
+    /// The certificates as text.
+    pub fn text(&self) -> &TlsText {
+        self.text.get_or_init(|| TlsText {
+            server_cert: certificates::pem(&self.server_cert),
+            client_chain: self
+                .client_chain
+                .iter()
+                .map(|der| certificates::pem(der))
+                .collect(),
+            client_name: self
+                .client_chain
+                .first()
+                .and_then(|leaf| certificates::subject_name(leaf)),
+        })
+    }
 }
 
 /// Per-connection state shared with the exchanges on it.

@@ -29,6 +29,16 @@ pub struct RequestHead {
     pub forwarded_client: Option<(String, u16)>,
     /// Whether the scheme is https/wss (TLS, or a trusted proxy's `X-Forwarded-Proto`).
     pub tls: bool,
+    /// What the transport can do for this request's response beyond the basics.
+    pub features: ResponseFeatures,
+}
+
+/// Response features the transport offers for one request (the app side advertises them
+/// as ASGI extensions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResponseFeatures {
+    /// Trailers reach the client: HTTP/2, or HTTP/1.1 when the request said `TE: trailers`.
+    pub trailers: bool,
 }
 
 /// The scope's `path`: the target's path percent-decoded, `root_path` before it (as uvicorn
@@ -104,6 +114,7 @@ impl RequestHead {
             headers,
             forwarded_client: None,
             tls,
+            features: ResponseFeatures::default(),
         }
     }
 

@@ -6,7 +6,7 @@
 //! A [`RequestExchange`] is the meeting point of three parties:
 //!
 //! * the transport's per-request future, waiting for the response head ([`poll_reply`]) and
-//!   then reading the response body ([`poll_chunks`]);
+//!   then reading the response body ([`poll_outgoing`]);
 //! * the body pump, for request bodies too large to read up front, feeding `body`;
 //! * the app side, taking the body ([`receive`]) and putting the response in ([`respond`],
 //!   [`stream`]).
@@ -18,7 +18,7 @@
 //! [`Waker`] here; the transport wakes it when that changes.
 //!
 //! [`poll_reply`]: RequestExchange::poll_reply
-//! [`poll_chunks`]: RequestExchange::poll_chunks
+//! [`poll_outgoing`]: RequestExchange::poll_outgoing
 //! [`receive`]: RequestExchange::receive
 //! [`respond`]: RequestExchange::respond
 //! [`stream`]: RequestExchange::stream
@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
+use hyper::HeaderMap;
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
@@ -76,8 +77,10 @@ struct State {
     out: VecDeque<Bytes>,
     /// Bytes in `out`.
     out_len: usize,
-    /// The last chunk has been queued.
+    /// The last chunk has been queued (and any trailers given).
     out_end: bool,
+    /// Trailer fields to send after the body.
+    trailers: Option<HeaderMap>,
     /// The transport's waker while it waits for a chunk.
     out_waker: Option<Waker>,
     /// The response was cut short: the transport must not finish it.
@@ -146,6 +149,14 @@ pub struct Gone;
 #[derive(Debug, PartialEq, Eq)]
 pub struct Aborted;
 
+/// What the transport takes from a streamed response.
+pub enum Outgoing {
+    /// Body bytes: everything queued since the last take.
+    Data(ChunkBatch),
+    /// The trailer fields, after the last body bytes.
+    Trailers(HeaderMap),
+}
+
 /// What [`RequestExchange::stream`] did.
 pub struct Streamed {
     /// The transport's waker, for the caller to wake.
@@ -184,6 +195,7 @@ impl RequestExchange {
                 out: VecDeque::new(),
                 out_len: 0,
                 out_end: false,
+                trailers: None,
                 out_waker: None,
                 aborted: false,
                 app_done: false,
@@ -348,9 +360,9 @@ impl RequestExchange {
         self.mark_disconnected();
     }
 
-    /// The transport's wait for response body: everything queued as one batch, the end
-    /// (`None`), or an error when the response was cut short.
-    pub fn poll_chunks(&self, cx: &mut Context<'_>) -> Poll<Option<Result<ChunkBatch, Aborted>>> {
+    /// The transport's wait for response body: everything queued as one batch, then the
+    /// trailers if any, the end (`None`), or an error when the response was cut short.
+    pub fn poll_outgoing(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Outgoing, Aborted>>> {
         let mut state = self.lock();
         if !state.out.is_empty() {
             let data = ChunkBatch::take_from(&mut state.out);
@@ -358,10 +370,10 @@ impl RequestExchange {
             let room = state.room_waker.take();
             drop(state);
             wake(room);
-            return Poll::Ready(Some(Ok(data)));
+            return Poll::Ready(Some(Ok(Outgoing::Data(data))));
         }
         if state.out_end {
-            return Poll::Ready(None);
+            return Poll::Ready(state.trailers.take().map(|t| Ok(Outgoing::Trailers(t))));
         }
         if state.aborted {
             return Poll::Ready(Some(Err(Aborted)));
@@ -373,7 +385,7 @@ impl RequestExchange {
     /// Whether the whole streamed response has been taken.
     pub fn response_taken(&self) -> bool {
         let state = self.lock();
-        state.out_end && state.out.is_empty()
+        state.out_end && state.out.is_empty() && state.trailers.is_none()
     }
 
     /// The transport dropped the streamed response body: if the response had not ended,
@@ -499,6 +511,21 @@ impl RequestExchange {
         let connections = hub.connections.load(Ordering::Relaxed);
         let full = !end && state.out_len > hub.queue_budget.high_water(connections);
         Streamed { waker, full }
+    }
+
+    /// Trailer fields for the end of a streamed response (`last`: the response ends with
+    /// them). Returns the transport's waker.
+    pub fn trailers(&self, fields: HeaderMap, last: bool) -> Option<Waker> {
+        let mut state = self.lock();
+        match &mut state.trailers {
+            Some(trailers) => trailers.extend(fields),
+            None => state.trailers = Some(fields),
+        }
+        if last {
+            state.out_end = true;
+            Self::complete(&self.conn.hub, &mut state);
+        }
+        state.out_waker.take()
     }
 
     fn complete(hub: &Hub, state: &mut State) {

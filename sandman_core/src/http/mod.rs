@@ -4,6 +4,7 @@
 
 pub mod body_pace;
 pub mod context;
+pub mod h2;
 pub mod proxy;
 pub mod request_body;
 pub mod response_body;

@@ -12,7 +12,7 @@ use hyper::Response;
 
 use crate::exchange::chunks::ChunkBatch;
 use crate::exchange::connection::InProgress;
-use crate::exchange::request::RequestExchange;
+use crate::exchange::request::{Outgoing, RequestExchange};
 use crate::exchange::response::{Answer, AnswerBody};
 
 enum Kind {
@@ -102,10 +102,14 @@ impl Body for ResponseBody {
         let this = &mut *self;
         match &mut this.kind {
             Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d.into())))),
-            Kind::Stream(exchange) => match std::task::ready!(exchange.poll_chunks(cx)) {
-                Some(Ok(data)) => {
+            Kind::Stream(exchange) => match std::task::ready!(exchange.poll_outgoing(cx)) {
+                Some(Ok(Outgoing::Data(data))) => {
                     this.polled = true;
                     Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Some(Ok(Outgoing::Trailers(fields))) => {
+                    this.polled = true;
+                    Poll::Ready(Some(Ok(Frame::trailers(fields))))
                 }
                 // An error here makes hyper close the connection: the response is cut short
                 // and the client must not mistake it for a complete one. hyper drops what

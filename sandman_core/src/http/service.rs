@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap};
-use hyper::{Request, Response};
+use hyper::{Request, Response, Version};
 
 use crate::common::access::AccessRecord;
 use crate::common::limits::EAGER_BODY_LIMIT;
@@ -24,14 +24,25 @@ use crate::exchange::head::{scope_path, RequestHead};
 use crate::exchange::request::RequestExchange;
 use crate::exchange::response::Answer;
 use crate::http::context::ServerContext;
-use crate::http::proxy;
 use crate::http::request_body::{self, BodyError, BodyLimits};
 use crate::http::response_body::{response, ResponseBody};
 use crate::http::validate::{self, Refusal};
+use crate::http::{h2, proxy};
 use crate::ws::handshake;
 
 /// The log line uvicorn writes for a request it refuses.
 pub const INVALID_REQUEST: &str = "Invalid HTTP request received.";
+
+/// `TE: trailers`: the client takes trailers on an HTTP/1.1 chunked response (RFC 9110
+/// §10.1.4).
+fn te_trailers(headers: &HeaderMap) -> bool {
+    headers.get_all(header::TE).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        })
+    })
+}
 
 fn expects_continue(headers: &HeaderMap) -> bool {
     headers
@@ -61,7 +72,15 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
     let defaults = &hub.response;
     let settings = &ctx.settings;
     let http = &settings.http;
-    if let Err(refusal) = validate::check(req.method(), req.uri(), req.version(), req.headers()) {
+    let websocket_connect = handshake::is_extended_connect(&req);
+    let checked = validate::check(
+        req.method(),
+        req.uri(),
+        req.version(),
+        req.headers(),
+        websocket_connect,
+    );
+    if let Err(refusal) = checked {
         ctx.log(Level::Warning, INVALID_REQUEST);
         return Answering::ready(match refusal {
             Refusal::BadRequest => Answer::bad_request(defaults),
@@ -145,14 +164,21 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
 
 /// The request's head, with a trusted proxy's headers applied.
 fn request_head(req: &Request<Incoming>, conn: &Connection, settings: &Settings) -> RequestHead {
+    let http2 = req.version() == Version::HTTP_2;
+    let headers = if http2 {
+        h2::headers(req.uri(), req.headers())
+    } else {
+        req.headers().clone()
+    };
     let mut head = RequestHead::new(
         req.method().clone(),
         req.version(),
         req.uri(),
-        req.headers().clone(),
+        headers,
         &settings.http.root_path,
         conn.peer.tls,
     );
+    head.features.trailers = http2 || te_trailers(req.headers());
     if let Some(trusted) = &settings.http.proxy {
         proxy::apply(&mut head, conn, trusted);
     }

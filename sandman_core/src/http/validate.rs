@@ -88,9 +88,10 @@ fn check_transfer_coding(headers: &HeaderMap) -> Result<(), Refusal> {
 }
 
 /// RFC 9112 §3.2: authority-form is only for CONNECT, asterisk-form only for OPTIONS. A
-/// CONNECT tunnel has no meaning for an ASGI app: 501.
-fn check_target(method: &Method, uri: &Uri) -> Result<(), Refusal> {
-    if method == Method::CONNECT {
+/// CONNECT tunnel has no meaning for an ASGI app: 501. An HTTP/2 extended CONNECT for a
+/// WebSocket (RFC 8441, `websocket`) is a request like any other.
+fn check_target(method: &Method, uri: &Uri, websocket: bool) -> Result<(), Refusal> {
+    if method == Method::CONNECT && !websocket {
         return Err(Refusal::NotImplemented);
     }
     let path = uri.path();
@@ -107,14 +108,16 @@ fn check_target(method: &Method, uri: &Uri) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Every check, in order.
+/// Every check, in order. `websocket`: the request is an HTTP/2 extended CONNECT that opens
+/// a WebSocket.
 pub fn check(
     method: &Method,
     uri: &Uri,
     version: Version,
     headers: &HeaderMap,
+    websocket: bool,
 ) -> Result<(), Refusal> {
-    check_target(method, uri)?;
+    check_target(method, uri, websocket)?;
     check_host(version, headers)?;
     check_transfer_coding(headers)
 }
@@ -190,27 +193,32 @@ mod tests {
     #[test]
     fn targets() {
         let get = Method::GET;
-        assert_eq!(check_target(&get, &"/a?b".parse().unwrap()), Ok(()));
+        assert_eq!(check_target(&get, &"/a?b".parse().unwrap(), false), Ok(()));
         assert_eq!(
-            check_target(&get, &"http://h/a".parse().unwrap()),
+            check_target(&get, &"http://h/a".parse().unwrap(), false),
             Ok(()),
             "absolute-form"
         );
         assert_eq!(
-            check_target(&get, &"*".parse().unwrap()),
+            check_target(&get, &"*".parse().unwrap(), false),
             Err(Refusal::BadRequest)
         );
         assert_eq!(
-            check_target(&Method::OPTIONS, &"*".parse().unwrap()),
+            check_target(&Method::OPTIONS, &"*".parse().unwrap(), false),
             Ok(())
         );
         assert_eq!(
-            check_target(&get, &"example.com:80".parse().unwrap()),
+            check_target(&get, &"example.com:80".parse().unwrap(), false),
             Err(Refusal::BadRequest)
         );
         assert_eq!(
-            check_target(&Method::CONNECT, &"example.com:443".parse().unwrap()),
+            check_target(&Method::CONNECT, &"example.com:443".parse().unwrap(), false),
             Err(Refusal::NotImplemented)
+        );
+        assert_eq!(
+            check_target(&Method::CONNECT, &"https://h/chat".parse().unwrap(), true),
+            Ok(()),
+            "RFC 8441 extended CONNECT"
         );
     }
 }

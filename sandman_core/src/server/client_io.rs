@@ -18,29 +18,67 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::exchange::connection::Connection;
 
+/// The HTTP/2 connection preface's first bytes: no HTTP/1 method is `PRI`.
+const H2_PREFACE_START: &[u8; 3] = b"PRI";
+
+/// What the connection speaks, as far as this wrapper knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaks {
+    /// HTTP/1.x: half-closes are held back, flushes counted.
+    Http1,
+    /// HTTP/2: passed through untouched (streams have their own end and reset; the
+    /// half-close handling here is for HTTP/1's one request at a time).
+    Http2,
+    /// Told by the first bytes (h2c with prior knowledge starts with the preface).
+    Unknown,
+}
+
 /// A stream that reports a half-close and flushes to its connection's `Wire`.
 pub struct ClientIo<IO> {
     io: IO,
     conn: Arc<Connection>,
+    speaks: Speaks,
+    /// The first bytes read, while they cannot tell the protocol yet.
+    seen: Vec<u8>,
     /// The stream has ended (FIN received); every later read ends too.
     eof: bool,
 }
 
 impl<IO> ClientIo<IO> {
-    /// Wrap `io`, the stream of `conn`.
-    pub fn new(io: IO, conn: Arc<Connection>) -> ClientIo<IO> {
-        conn.wire.count_flushes();
+    /// Wrap `io`, the stream of `conn`, which speaks `speaks`.
+    pub fn new(io: IO, conn: Arc<Connection>, speaks: Speaks) -> ClientIo<IO> {
+        if speaks == Speaks::Http1 {
+            conn.wire.count_flushes();
+        }
         ClientIo {
             io,
             conn,
+            speaks,
+            seen: Vec::new(),
             eof: false,
         }
     }
 
-    /// The end of the stream: reported now when no request is in progress, else held
-    /// back (the task is woken once the request ends; see `server/conn.rs`).
+    /// Tell HTTP/1 from HTTP/2 by the first bytes of the stream.
+    fn sniff(&mut self, read: &[u8]) {
+        let wanted = H2_PREFACE_START.len() - self.seen.len();
+        self.seen.extend_from_slice(&read[..read.len().min(wanted)]);
+        if self.seen.len() == H2_PREFACE_START.len() {
+            self.speaks = if self.seen == H2_PREFACE_START {
+                Speaks::Http2
+            } else {
+                self.conn.wire.count_flushes();
+                Speaks::Http1
+            };
+            self.seen = Vec::new();
+        }
+    }
+
+    /// The end of the stream: reported now when no request is in progress (or the
+    /// connection is not HTTP/1), else held back (the task is woken once the request
+    /// ends; see `server/conn.rs`).
     fn end_of_stream(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.conn.activity.busy() {
+        if self.speaks != Speaks::Http1 || !self.conn.activity.busy() {
             return Poll::Ready(Ok(()));
         }
         let wire = &self.conn.wire;
@@ -71,6 +109,10 @@ impl<IO: AsyncRead + Unpin> AsyncRead for ClientIo<IO> {
         if buf.filled().len() == before && buf.remaining() > 0 {
             self.eof = true;
             return self.end_of_stream(cx);
+        }
+        if self.speaks == Speaks::Unknown {
+            let this = &mut *self;
+            this.sniff(&buf.filled()[before..]);
         }
         Poll::Ready(Ok(()))
     }

@@ -1,4 +1,5 @@
-//! One client connection: hyper's HTTP/1 connection, its idle timeout and graceful shutdown.
+//! One client connection: hyper's HTTP/1 or HTTP/2 connection, its idle timeout and
+//! graceful shutdown.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,15 +11,17 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 
 use crate::common::limits::{DEFAULT_MAX_HEADERS, MIN_HEAD_BYTES};
 use crate::common::log::Level;
+use crate::common::settings::HttpSettings;
 use crate::exchange::connection::Connection;
 use crate::exchange::hub::Hub;
 use crate::http::service::{self, INVALID_REQUEST};
-use crate::server::client_io::ClientIo;
+use crate::server::client_io::{ClientIo, Speaks};
 use crate::server::idle::IdleTimeout;
 use crate::server::ServerShared;
 
@@ -44,10 +47,29 @@ impl Drop for OpenGuard {
     }
 }
 
-/// Serve HTTP/1.x on an accepted stream until the client leaves, the keep-alive timer
+/// Which protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.x only (`--http h11`, or TLS whose ALPN chose `http/1.1` or nothing).
+    Http1,
+    /// HTTP/2 only (TLS whose ALPN chose `h2`).
+    Http2,
+    /// Either, told apart by the HTTP/2 connection preface (plain TCP: h2c with prior
+    /// knowledge; an HTTP/1.1 client sees no difference).
+    Detect,
+}
+
+/// Why a connection ended in error.
+type ConnectionError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serve an accepted stream with `protocol` until the client leaves, the keep-alive timer
 /// fires on an idle connection, or the server shuts down.
-pub async fn serve<IO>(io: IO, state: Arc<Connection>, server: Arc<ServerShared>)
-where
+pub async fn serve<IO>(
+    io: IO,
+    state: Arc<Connection>,
+    server: Arc<ServerShared>,
+    protocol: Protocol,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let hub = &state.hub;
@@ -58,32 +80,96 @@ where
         state.control.close();
     }
     let settings = &server.ctx.settings.http;
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        // hyper reads during a request to notice a client that leaves (a reset fails the
-        // connection); a plain FIN is held back from it by `ClientIo`, so a client that
-        // half-closes after its request still gets the response.
-        .half_close(false)
-        .auto_date_header(false)
-        // Waiting for a request head (after accept and after each response) is timed by
-        // `idle` below, one timer per connection: it is both the keep-alive idle timeout and
-        // the slow-header (slowloris) timeout. hyper's would arm a timer per request.
-        .header_read_timeout(None)
-        // hyper's buffer cannot go below 8 KiB; the exact limit is checked in the service.
-        .max_buf_size(settings.max_head_bytes.max(MIN_HEAD_BYTES));
-    if settings.max_headers != DEFAULT_MAX_HEADERS {
-        // Only when changed: a non-default count moves hyper's header array to the heap.
-        builder.max_headers(settings.max_headers);
-    }
     let (svc_state, svc_ctx) = (state.clone(), server.ctx.clone());
     let svc = service_fn(move |req| service::serve(req, &svc_state, &svc_ctx));
-    let conn = builder
-        .serve_connection(TokioIo::new(ClientIo::new(io, state.clone())), svc)
-        .with_upgrades();
-    tokio::pin!(conn);
+    let speaks = match (protocol, &settings.http2) {
+        (Protocol::Http1, _) | (_, None) => Speaks::Http1,
+        (Protocol::Http2, _) => Speaks::Http2,
+        (Protocol::Detect, _) => Speaks::Unknown,
+    };
+    let io = TokioIo::new(ClientIo::new(io, state.clone(), speaks));
+    let result = match (protocol, &settings.http2) {
+        (Protocol::Http1, _) | (_, None) => {
+            let mut builder = http1::Builder::new();
+            configure_http1!(&mut builder, settings);
+            let conn = builder.serve_connection(io, svc).with_upgrades();
+            drive(conn, |c| c.graceful_shutdown(), &state, settings).await
+        }
+        (protocol, Some(h2)) => {
+            let mut builder = auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            configure_http1!(&mut builder.http1(), settings);
+            let mut http2 = builder.http2();
+            http2
+                .timer(TokioTimer::new())
+                .auto_date_header(false)
+                .max_concurrent_streams(h2.max_concurrent_streams)
+                .max_header_list_size(h2.max_header_list_size);
+            if server.ctx.settings.ws.enabled {
+                // RFC 8441: WebSockets over HTTP/2 by extended CONNECT.
+                http2.enable_connect_protocol();
+            }
+            let builder = if protocol == Protocol::Http2 {
+                builder.http2_only()
+            } else {
+                builder
+            };
+            let conn = builder.serve_connection_with_upgrades(io, svc);
+            drive(conn, |c| c.graceful_shutdown(), &state, settings).await
+        }
+    };
+    server.registry.unregister(registration);
+    if let Err(err) = result {
+        let parse_error = err
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|e| e.is_parse() || e.is_parse_too_large());
+        if parse_error {
+            server.ctx.log(Level::Warning, INVALID_REQUEST);
+        }
+    }
+}
 
+/// hyper's HTTP/1 settings, the same whether the connection is HTTP/1-only or detected.
+macro_rules! configure_http1 {
+    ($builder:expr, $settings:expr) => {{
+        let builder = $builder;
+        builder
+            .timer(TokioTimer::new())
+            .keep_alive(true)
+            // hyper reads during a request to notice a client that leaves (a reset fails
+            // the connection); a plain FIN is held back from it by `ClientIo`, so a client
+            // that half-closes after its request still gets the response.
+            .half_close(false)
+            .auto_date_header(false)
+            // Waiting for a request head (after accept and after each response) is timed
+            // by `idle` in `drive`, one timer per connection: it is both the keep-alive idle
+            // timeout and the slow-header (slowloris) timeout. hyper's would arm a timer
+            // per request.
+            .header_read_timeout(None)
+            // hyper's buffer cannot go below 8 KiB; the exact limit is checked in the
+            // service.
+            .max_buf_size($settings.max_head_bytes.max(MIN_HEAD_BYTES));
+        if $settings.max_headers != DEFAULT_MAX_HEADERS {
+            // Only when changed: a non-default count moves hyper's header array to the heap.
+            builder.max_headers($settings.max_headers);
+        }
+    }};
+}
+use configure_http1;
+
+/// Poll the connection to its end, with the idle timeout and graceful shutdown
+/// (`graceful_shutdown`: stop taking requests, HTTP/2's GOAWAY, and end once those in
+/// flight are done).
+async fn drive<C, T, E>(
+    conn: C,
+    graceful_shutdown: impl Fn(Pin<&mut C>),
+    state: &Connection,
+    settings: &HttpSettings,
+) -> Result<(), ConnectionError>
+where
+    C: Future<Output = Result<T, E>>,
+    E: Into<ConnectionError>,
+{
+    tokio::pin!(conn);
     let mut idle = IdleTimeout::new(
         settings
             .timeout_keep_alive
@@ -96,7 +182,7 @@ where
     // The waker last given to the close control: registering costs two atomic operations on
     // a shared cache line, and a task's waker does not change from one poll to the next.
     let mut registered: Option<Waker> = None;
-    let result = std::future::poll_fn(|cx| {
+    std::future::poll_fn(|cx| {
         let control = &state.control;
         if !closing && control.requested() {
             let wait_for_first_request = state.activity.unused_since(accepted_ms) && {
@@ -106,9 +192,9 @@ where
             };
             if !wait_for_first_request {
                 closing = true;
-                // Idle: closes now. Busy: finishes the response with `connection: close`,
-                // then closes, as uvicorn does.
-                conn.as_mut().graceful_shutdown();
+                // Idle: closes now. Busy: finishes the response with `connection: close`
+                // (HTTP/2: GOAWAY, streams in flight finish), then closes, as uvicorn does.
+                graceful_shutdown(conn.as_mut());
             }
         }
         if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -116,7 +202,7 @@ where
             registered = Some(cx.waker().clone());
         }
         if let Poll::Ready(result) = conn.as_mut().poll(cx) {
-            return Poll::Ready(result);
+            return Poll::Ready(result.map(drop).map_err(Into::into));
         }
         if state.wire.read_closed() && !state.activity.busy() {
             // The client half-closed during the request that just ended: let hyper read
@@ -130,11 +216,5 @@ where
         }
         Poll::Pending
     })
-    .await;
-    server.registry.unregister(registration);
-    if let Err(err) = result {
-        if err.is_parse() || err.is_parse_too_large() {
-            server.ctx.log(Level::Warning, INVALID_REQUEST);
-        }
-    }
+    .await
 }

@@ -74,6 +74,7 @@ impl DelayedAckStream {
 
 /// Set `TCP_QUICKACK`: `false` puts the socket in delayed-ACK mode. Failure changes
 /// nothing but the number of ACK segments, so it is ignored.
+#[cfg(target_os = "linux")]
 fn set_quickack(stream: &TcpStream, on: bool) {
     let value = libc::c_int::from(on);
     // SAFETY: a valid open socket and a c_int option value of the size given.
@@ -87,6 +88,10 @@ fn set_quickack(stream: &TcpStream, on: bool) {
         );
     }
 }
+
+/// Other systems have no `TCP_QUICKACK` (and no "pingpong" mode to leave): nothing to do.
+#[cfg(not(target_os = "linux"))]
+fn set_quickack(_stream: &TcpStream, _on: bool) {}
 
 impl AsyncRead for DelayedAckStream {
     fn poll_read(
@@ -138,7 +143,7 @@ impl AsyncWrite for DelayedAckStream {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -13,8 +13,8 @@ use socket2::Socket;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::common::log::Level;
-use crate::exchange::connection::{Connection, Peer, ServerAddr};
-use crate::server::conn;
+use crate::exchange::connection::{Connection, Peer, ServerAddr, TlsInfo};
+use crate::server::conn::{self, Protocol};
 use crate::server::delayed_ack::DelayedAckStream;
 use crate::server::ServerShared;
 
@@ -73,25 +73,39 @@ fn spawn_connection<IO>(
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    match server.tls.clone() {
-        None => {
-            let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
-            tokio::spawn(conn::serve(stream, conn, server));
-        }
-        Some(acceptor) => {
-            tokio::spawn(async move {
-                // A client that fails or stalls the handshake just goes away (no log spam:
-                // scanners and health checks do this constantly).
-                if let Ok(Ok(tls)) =
-                    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                {
-                    peer.tls = true;
-                    let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
-                    conn::serve(tls, conn, server).await;
-                }
-            });
-        }
-    }
+    let Some(tls) = server.tls.clone() else {
+        let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
+        tokio::spawn(conn::serve(stream, conn, server, Protocol::Detect));
+        return;
+    };
+    tokio::spawn(async move {
+        // A client that fails or stalls the handshake just goes away (no log spam:
+        // scanners and health checks do this constantly).
+        let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream));
+        let Ok(Ok(stream)) = handshake.await else {
+            return;
+        };
+        let session = stream.get_ref().1;
+        let protocol = match session.alpn_protocol() {
+            Some(b"h2") => Protocol::Http2,
+            _ => Protocol::Http1,
+        };
+        peer.tls = true;
+        peer.tls_info = Some(Arc::new(TlsInfo {
+            version: session.protocol_version().map_or(0, u16::from),
+            cipher_suite: session
+                .negotiated_cipher_suite()
+                .map_or(0, |suite| u16::from(suite.suite())),
+            server_cert: tls.server_cert.clone(),
+            client_chain: session
+                .peer_certificates()
+                .map(|chain| chain.iter().map(|c| c.as_ref().to_vec()).collect())
+                .unwrap_or_default(),
+            text: Default::default(),
+        }));
+        let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
+        conn::serve(stream, conn, server, protocol).await;
+    });
 }
 
 /// Wait for a `--limit-connections` permit (`Some(None)` when there is no limit); `None`
@@ -156,6 +170,7 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                                 client: Some((peer.ip().to_canonical().to_string(), peer.port())),
                                 server: server_addr,
                                 tls: false,
+                                tls_info: None,
                             };
                             spawn_connection(DelayedAckStream::new(stream), server.clone(), peer, permit);
                         }
@@ -184,6 +199,7 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                                 client: None,
                                 server: Some(ServerAddr::Unix(path.clone())),
                                 tls: false,
+                                tls_info: None,
                             };
                             spawn_connection(stream, server.clone(), peer, permit);
                         }

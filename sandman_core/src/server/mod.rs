@@ -33,9 +33,18 @@ pub struct ServerShared {
     /// Open HTTP connections, for shutdown to close them.
     pub registry: ConnectionRegistry,
     /// TLS termination (`--ssl-certfile` given).
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub tls: Option<TlsTermination>,
     /// `--limit-connections`: permits for open connections (accepting waits when none).
     pub connection_permits: Option<Arc<Semaphore>>,
+}
+
+/// The acceptor for TLS connections, and the certificate it presents.
+#[derive(Clone)]
+pub struct TlsTermination {
+    /// Performs each connection's handshake.
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// The server's certificate, DER (for the scope's `tls` extension).
+    pub server_cert: Arc<[u8]>,
 }
 
 /// Why the server could not start.
@@ -65,9 +74,14 @@ impl Server {
         on_park: impl Fn() + Send + Sync + 'static,
     ) -> Result<Server, StartError> {
         let tls = match &settings.tls {
-            Some(options) => Some(tokio_rustls::TlsAcceptor::from(
-                tls::server_config(options).map_err(StartError::Tls)?,
-            )),
+            Some(options) => {
+                let http2 = settings.http.http2.is_some();
+                let termination = tls::server_config(options, http2).map_err(StartError::Tls)?;
+                Some(TlsTermination {
+                    acceptor: tokio_rustls::TlsAcceptor::from(termination.config),
+                    server_cert: termination.server_cert,
+                })
+            }
             None => None,
         };
         let runtime =

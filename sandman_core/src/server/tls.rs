@@ -136,8 +136,17 @@ fn cipher_suites(ciphers: Option<&str>) -> Result<Vec<SupportedCipherSuite>, Str
     Ok(suites)
 }
 
-/// Build the acceptor's configuration; an `Err` is one line for the startup log.
-pub fn server_config(options: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
+/// A TLS configuration and the certificate it presents (for the scope's `tls` extension).
+pub struct Termination {
+    /// The acceptor's configuration.
+    pub config: Arc<ServerConfig>,
+    /// The server's own certificate, DER.
+    pub server_cert: Arc<[u8]>,
+}
+
+/// Build the acceptor's configuration; an `Err` is one line for the startup log. With
+/// `http2`, ALPN offers `h2` before `http/1.1`.
+pub fn server_config(options: &TlsSettings, http2: bool) -> Result<Termination, String> {
     let versions: &[&'static rustls::SupportedProtocolVersion] = match options.version {
         PROTOCOL_TLS | PROTOCOL_TLS_SERVER => &[&rustls::version::TLS13, &rustls::version::TLS12],
         PROTOCOL_TLSV1_2 => &[&rustls::version::TLS12],
@@ -182,11 +191,19 @@ pub fn server_config(options: &TlsSettings) -> Result<Arc<ServerConfig>, String>
         };
         builder.with_client_cert_verifier(verifier.build().map_err(|e| e.to_string())?)
     };
+    let server_cert: Arc<[u8]> = Arc::from(chain[0].as_ref());
     let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| format!("certificate and key do not work together: {e}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    Ok(Termination {
+        config: Arc::new(config),
+        server_cert,
+    })
 }
 
 #[cfg(test)]
@@ -217,8 +234,14 @@ mod tests {
             version: PROTOCOL_TLSV1,
             ..Default::default()
         };
-        assert!(server_config(&o).unwrap_err().contains("not supported"));
+        assert!(server_config(&o, true)
+            .err()
+            .unwrap()
+            .contains("not supported"));
         o.version = 99;
-        assert!(server_config(&o).unwrap_err().contains("unsupported"));
+        assert!(server_config(&o, true)
+            .err()
+            .unwrap()
+            .contains("unsupported"));
     }
 }

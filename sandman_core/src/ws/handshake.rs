@@ -25,14 +25,28 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
     })
 }
 
-/// A request that asks to switch protocols at all (`Connection: upgrade` + `Upgrade`).
+/// A request that asks to switch protocols at all (`Connection: upgrade` + `Upgrade`, or an
+/// HTTP/2 extended CONNECT).
 pub fn wants_upgrade(req: &Request<Incoming>) -> bool {
-    req.headers().contains_key(header::UPGRADE)
-        && has_token(req.headers(), header::CONNECTION, "upgrade")
+    is_extended_connect(req)
+        || (req.headers().contains_key(header::UPGRADE)
+            && has_token(req.headers(), header::CONNECTION, "upgrade"))
 }
 
-/// An HTTP/1.1 GET asking for `Upgrade: websocket` (RFC 6455 §4.2.1).
+/// An HTTP/2 extended CONNECT opening a WebSocket (RFC 8441 §4: `:protocol websocket`).
+pub fn is_extended_connect(req: &Request<Incoming>) -> bool {
+    req.method() == Method::CONNECT
+        && req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// An HTTP/1.1 GET asking for `Upgrade: websocket` (RFC 6455 §4.2.1), or its HTTP/2 form.
 pub fn is_websocket(req: &Request<Incoming>) -> bool {
+    if req.version() == Version::HTTP_2 {
+        return is_extended_connect(req);
+    }
     req.method() == Method::GET
         && req.version() == Version::HTTP_11
         && has_token(req.headers(), header::UPGRADE, "websocket")

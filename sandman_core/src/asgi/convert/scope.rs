@@ -13,7 +13,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::{intern, IntoPyObjectExt};
 
 use crate::asgi::events::{LoopBridge, LoopEvent, Released};
-use crate::exchange::connection::{Connection, ServerAddr};
+use crate::exchange::connection::{Connection, ServerAddr, TlsInfo};
 use crate::exchange::head::RequestHead;
 
 /// The HTTP sub-spec version we implement. 2.4 promises that `send()` after the client is
@@ -307,9 +307,29 @@ pub fn connection_scope<'py>(
     let extensions = PyDict::new(py);
     if ws {
         extensions.set_item(intern!(py, "websocket.http.response"), PyDict::new(py))?;
+    } else if head.features.trailers {
+        extensions.set_item(intern!(py, "http.response.trailers"), PyDict::new(py))?;
+    }
+    if let Some(info) = &conn.peer.tls_info {
+        extensions.set_item(intern!(py, "tls"), tls_extension(py, info)?)?;
     }
     scope.set_item(intern!(py, "extensions"), extensions)?;
     Ok(scope)
+}
+
+/// The `tls` extension (ASGI TLS spec): what the connection's handshake settled, with the
+/// certificates as PEM. The text is built once per connection.
+fn tls_extension<'py>(py: Python<'py>, info: &TlsInfo) -> PyResult<Bound<'py, PyDict>> {
+    let text = info.text();
+    let tls = PyDict::new(py);
+    tls.set_item(intern!(py, "server_cert"), &text.server_cert)?;
+    tls.set_item(intern!(py, "client_cert_chain"), &text.client_chain)?;
+    tls.set_item(intern!(py, "client_cert_name"), &text.client_name)?;
+    // A client certificate that does not verify fails the handshake, so none gets here.
+    tls.set_item(intern!(py, "client_cert_error"), py.None())?;
+    tls.set_item(intern!(py, "tls_version"), info.version)?;
+    tls.set_item(intern!(py, "cipher_suite"), info.cipher_suite)?;
+    Ok(tls)
 }
 
 /// The subprotocols the client offered, from every `Sec-WebSocket-Protocol` line, in order.
@@ -341,7 +361,7 @@ mod tests {
         let peer = Peer {
             client: Some(("127.0.0.1".into(), 5)),
             server: Some(ServerAddr::Tcp("127.0.0.1".into(), 8000)),
-            tls: false,
+            ..Peer::default()
         };
         let conn = Connection::new(hub, peer, None);
         let client = Python::attach(|py| {

@@ -25,6 +25,9 @@ pub struct ResponseStart {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The app's `content-length`, if it gave one.
     pub declared_length: Option<u64>,
+    /// `trailers`: `http.response.trailers` messages follow the last body (the trailers
+    /// extension).
+    pub trailers: bool,
 }
 
 /// The app's message as a dict (a `TypeError` for anything else).
@@ -233,6 +236,23 @@ pub fn response_start(message: &Bound<'_, PyDict>) -> PyResult<ResponseStart> {
         status: status as u16,
         headers,
         declared_length,
+        trailers: flag(message, intern!(py, "trailers"))?,
+    })
+}
+
+/// A parsed `http.response.trailers`.
+pub struct ResponseTrailers {
+    /// Validated trailer fields, in the app's order.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `more_trailers`: another trailers message follows.
+    pub more: bool,
+}
+
+/// Parse `http.response.trailers`.
+pub fn response_trailers(message: &Bound<'_, PyDict>) -> PyResult<ResponseTrailers> {
+    Ok(ResponseTrailers {
+        headers: headers(message)?,
+        more: flag(message, intern!(message.py(), "more_trailers"))?,
     })
 }
 
@@ -408,6 +428,9 @@ pub fn validate_send(protocol: &str, message: Bound<'_, PyAny>) -> PyResult<Stri
         ("http", "http.response.body") => {
             body(dict, None)?;
             flag(dict, intern!(message.py(), "more_body"))?;
+        }
+        ("http", "http.response.trailers") => {
+            response_trailers(dict)?;
         }
         ("http", other) => {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(

@@ -14,7 +14,7 @@ use pyo3::types::PyDict;
 
 use crate::asgi::eager_task::TaskHooks;
 use crate::common::settings::{
-    HttpSettings, MinRate, ResponseDefaults, Settings, TlsSettings, WsSettings,
+    Http2Settings, HttpSettings, MinRate, ResponseDefaults, Settings, TlsSettings, WsSettings,
 };
 use crate::common::trusted_hosts::TrustedHosts;
 
@@ -96,6 +96,8 @@ struct PyCoreSettings {
     ws_ping_timeout: Option<f64>,
     ws_per_message_deflate: bool,
     forwarded_allow_ips: Option<Vec<String>>,
+    http2: bool,
+    h2_max_concurrent_streams: u32,
     tls: Option<PyTls>,
     tune_malloc: bool,
 }
@@ -222,6 +224,10 @@ pub fn read(settings: &Bound<'_, PyAny>) -> PyResult<CoreConfig> {
         body_read_timeout: optional_duration(s.body_read_timeout, "body_read_timeout")?,
         body_min_rate: min_rate(s.body_min_rate, s.body_rate_grace)?,
         proxy: s.forwarded_allow_ips.map(|list| TrustedHosts::parse(&list)),
+        http2: s.http2.then(|| Http2Settings {
+            max_concurrent_streams: s.h2_max_concurrent_streams.max(1),
+            max_header_list_size: u32::try_from(s.max_head_bytes.max(1)).unwrap_or(u32::MAX),
+        }),
     };
     let ws = WsSettings {
         enabled: s.on_websocket.is_some(),
