@@ -42,6 +42,7 @@ SANDMAN_OPTIONS = {
     "--timeout-request-body",
     "--limit-request-body-rate",
     "--limit-request-body-rate-grace",
+    "--h2-max-concurrent-streams",
 }
 
 
@@ -232,12 +233,13 @@ def test_version_line_has_uvicorns_shape():
 @pytest.mark.parametrize(
     ("flags", "note"),
     [
-        (["--http", "h11"], "--http h11 has no effect"),
-        (["--http", "httptools"], "--http httptools has no effect"),
+        (["--http", "h11"], "--http h11: Sandman uses its own HTTP/1.1 implementation"),
+        (["--http", "httptools"], "--http httptools: Sandman uses its own HTTP/1.1"),
+        (["--http", "zttp"], "--http zttp has no effect"),
         (["--ws", "wsproto"], "--ws wsproto has no effect"),
         (["--ws", "websockets"], "--ws websockets has no effect"),
         (["--ws", "websockets-sansio"], "--ws websockets-sansio has no effect"),
-        (["--http2"], "--http2 has no effect"),
+        (["--http2"], "--http2: HTTP/2 is on by default"),
     ],
 )
 def test_selectors_without_meaning_are_accepted_with_a_note(flags, note):

@@ -267,14 +267,9 @@ REFUSED = [
     Case("http12@9110-2.5", GET.replace(b"HTTP/1.1", b"HTTP/1.2") + b"\r\n", 400),
     Case("http3@9112-2.3", GET.replace(b"HTTP/1.1", b"HTTP/3") + b"\r\n", 400),
     Case("http-lowercase@9112-2.3", GET.replace(b"HTTP/1.1", b"http/1.1") + b"\r\n", 400),
-    Case(
-        "h2-prior-knowledge-preface@9113-3.4",
-        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-        400,
-        xfail="hyper closes on the HTTP/2 connection preface without writing any response "
-        "(the rule asks for a 4xx before the close)",
-    ),
 ]
+# The HTTP/2 connection preface ("PRI * HTTP/2.0") is not refused: it starts h2c by prior
+# knowledge (tests/test_http2.py).
 
 
 def _marks(case: Case) -> list[pytest.MarkDecorator]:

@@ -145,9 +145,10 @@ macro_rules! configure_http1 {
             // timeout and the slow-header (slowloris) timeout. hyper's would arm a timer
             // per request.
             .header_read_timeout(None)
-            // hyper's buffer cannot go below 8 KiB; the exact limit is checked in the
-            // service.
-            .max_buf_size($settings.max_head_bytes.max(MIN_HEAD_BYTES));
+            // Room for twice the head limit (hyper's buffer cannot go below 8 KiB): the
+            // exact limit is checked in the service, so a head just over it gets our 431
+            // (and a long target our 414) whatever size the reads happened to come in.
+            .max_buf_size(($settings.max_head_bytes * 2).max(MIN_HEAD_BYTES));
         if $settings.max_headers != DEFAULT_MAX_HEADERS {
             // Only when changed: a non-default count moves hyper's header array to the heap.
             builder.max_headers($settings.max_headers);
