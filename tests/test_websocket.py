@@ -262,6 +262,20 @@ def test_protocol_violations_close_with_the_right_code(echo_server, data, expect
     assert httpx.get(echo_server.url).text == "plain http"
 
 
+def test_empty_messages_with_permessage_deflate_are_echoed(echo_server):
+    # An empty message compressed after another one spun the IO thread for ever (yawc's
+    # flush waited for a sync marker zlib does not repeat); found by the fuzz target.
+    async def go():
+        async with websockets.connect(f"ws://127.0.0.1:{echo_server.port}/") as ws:
+            assert "permessage-deflate" in ws.response.headers["sec-websocket-extensions"]
+            for message in ["hello", "", "", b"", "again"]:
+                await ws.send(message)
+                assert await asyncio.wait_for(ws.recv(), 5) == message
+
+    run(go())
+    assert httpx.get(echo_server.url, timeout=5).text == "plain http"
+
+
 def test_close_frame_over_125_bytes_fails_the_connection(echo_server):
     # Autobahn 7.3.6: a control frame carries at most 125 bytes (RFC 6455 §5.5), a close
     # reason included. The connection is failed: never the over-long close echoed back.
