@@ -48,6 +48,7 @@ def test_a_trickled_body_gets_408_and_the_app_sees_a_disconnect(server):
         sender.start()
         raw = read_to_eof(sock)
         cut_after = time.monotonic() - started
+    print(f"FIGURE body at 200 B/s, minimum 1,000 B/s after 1 s: 408 after {cut_after:.2f} s")
     assert raw.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), raw
     assert b"connection: close" in raw
     # The grace (1 s) plus what 200 bytes/s earns at 1,000 bytes/s, plus scheduling.

@@ -5,7 +5,10 @@ the request, resetting in the middle of a request body or of a response, no long
 ``send()`` raises) where the client really left, and the server's descriptors and running
 app calls return to where they were.
 
-A FIN after a complete request is a half-close until shown otherwise: the response goes
+The resets, the zero window and a stream reset also run over HTTP/2 (h2c with prior
+knowledge, ``tests/h2client.py``).
+
+A FIN after a complete HTTP/1 request is a half-close until shown otherwise: the response goes
 out (as ``nc -q``, health checkers and some proxies expect), and an app that asks
 (``receive()`` after the body) is told ``http.disconnect``, after which the request counts
 as disconnected. A reset is a client that left.
@@ -19,6 +22,7 @@ import time
 
 import pytest
 
+from tests.h2client import H2Client
 from tests.hardening.loadgen import fd_count
 from tests.serverproc import read_response, read_to_eof, sandman
 
@@ -245,4 +249,76 @@ def test_client_gone_while_the_server_waits_to_send_100_continue(server, how):
     else:
         sock.close()
     server.wait_for(f"APP {tag} body 0 http.disconnect", timeout=5)
+    assert_back_to_baseline(server)
+
+
+# -- the same faults over HTTP/2 (h2c with prior knowledge) ----------------------------------
+
+
+def h2(server, window: int | None = None) -> H2Client:
+    return H2Client(server.port, window=window)
+
+
+def test_h2_reset_in_the_middle_of_a_request_body(server):
+    client = h2(server)
+    stream = client.request(
+        "/read-body?id=h2-rst-body",
+        method="POST",
+        headers=[("content-length", "10000000")],
+        body=b"b" * 16_000,
+        end_stream=False,
+    )
+    for _ in range(2):  # within the stream's first window, in frames of the default size
+        client.conn.send_data(stream, b"b" * 16_000)
+        client.flush()
+    time.sleep(0.2)
+    reset(client.sock)
+    m = server.wait_for(r"APP h2-rst-body body (\d+) http.disconnect", timeout=5)
+    assert 0 < int(m.group(1)) <= 48_000
+    assert_back_to_baseline(server)
+
+
+def test_h2_reset_in_the_middle_of_a_response(server):
+    client = h2(server)
+    stream = client.request("/big?id=h2-rst-resp&size=104857600")
+    client.wait_until(lambda: len(client.streams[stream].body) >= 1 << 20)
+    reset(client.sock)
+    m = server.wait_for(r"APP h2-rst-resp send raised ClientDisconnected after (\d+)", timeout=5)
+    assert int(m.group(1)) < 100 << 20
+    assert_back_to_baseline(server)
+
+
+def test_h2_stream_reset_disconnects_that_stream_only(server):
+    client = h2(server)
+    kept = client.request("/answer?id=h2-kept&delay=0.5")
+    dropped = client.request("/wait-disconnect?id=h2-dropped")
+    time.sleep(0.2)
+    client.reset(dropped)
+    server.wait_for("APP h2-dropped got http.disconnect", timeout=5)
+    assert client.wait(kept).body == b"got 0 part 0;"
+    client.close()
+    assert_back_to_baseline(server)
+
+
+def test_h2_zero_window_holds_the_app_without_growing_then_a_reset_frees_it(server):
+    # The client never opens its flow-control window: the server may send 64 KiB, then the
+    # response waits; the app's send() blocks, memory does not grow.
+    client = h2(server, window=65_535)
+    client.auto_window = False
+    client.request("/big?id=h2-zw&size=1073741824")
+    time.sleep(1.0)
+
+    def sent() -> int:
+        lines = [ln for ln in server.stderr.splitlines() if ln.startswith("APP h2-zw sent ")]
+        return int(lines[-1].split()[-1]) if lines else 0
+
+    first = sent()
+    rss = [_rss_kib(server.proc.pid)]
+    time.sleep(1.0)
+    rss.append(_rss_kib(server.proc.pid))
+    assert first == sent() and first <= 16 << 20, first
+    assert rss[1] - rss[0] < 4096, rss
+    assert get(server.port, "/answer") == b"got 0 part 0;"
+    reset(client.sock)
+    server.wait_for(r"APP h2-zw send raised ClientDisconnected after \d+", timeout=5)
     assert_back_to_baseline(server)
