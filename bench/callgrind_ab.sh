@@ -8,7 +8,7 @@
 # before/after figure for the cost that grows with the number of connections
 # (docs/performance.md, "Many connections").
 # With ACCESS_LOG=1 the server writes its access log (to a file) instead of running with
-# --no-access-log.
+# --no-access-log. EXTRA="..." adds server options (EXTRA="--http h11": HTTP/1.1 only).
 set -euo pipefail
 SO=$1; APP=${2:-apps:hello}; CONNS=${3:-32}; SECS=${4:-20}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -21,10 +21,12 @@ OUT=$(mktemp -d)
 cd "$HERE"
 LOG_ARGS=(--log-level warning --no-access-log)
 if [ -n "${ACCESS_LOG:-}" ]; then LOG_ARGS=(--log-level info); fi
+# EXTRA="--http h11" (say) passes more options to the server.
+read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 CACHE_ARGS=()
 if [ -n "${CACHE:-}" ]; then CACHE_ARGS=(--cache-sim=yes --D1=32768,8,64 --LL=1048576,16,64); fi
 setsid valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.%p" --instr-atstart=no "${CACHE_ARGS[@]}" \
-  python -m sandman_asgi "$APP" --port "$PORT" "${LOG_ARGS[@]}" >"$OUT/log" 2>&1 &
+  python -m sandman_asgi "$APP" --port "$PORT" "${LOG_ARGS[@]}" "${EXTRA_ARGS[@]}" >"$OUT/log" 2>&1 &
 VPID=$!
 for _ in $(seq 1 600); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.2; done
 wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$PORT/" >/dev/null   # warm-up

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import re
@@ -34,6 +35,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -321,9 +323,29 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=5)
 
 
-def run_one(
-    server: str, wl: Workload, args: argparse.Namespace, peer_bin: Path, conns: int
-) -> Result:
+@dataclass
+class Launched:
+    """A server started for one workload and answering as itself."""
+
+    server: str
+    proc: subprocess.Popen
+    port: int
+    path: str
+    log: Any
+    tmp_root: Path | None = None
+
+    def close(self) -> None:
+        stop(self.proc)
+        self.log.close()
+        if self.tmp_root:
+            shutil.rmtree(self.tmp_root, ignore_errors=True)
+
+
+def launch(
+    server: str, wl: Workload, args: argparse.Namespace, peer_bin: Path
+) -> Launched | Result:
+    """Start ``server`` for ``wl`` on CPU ``--server-cpu``; a failure Result if it cannot
+    serve (or another server answers)."""
     port = free_port()
     tmp_root = None
     if server == "nginx":
@@ -354,65 +376,132 @@ def run_one(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    try:
-        answered = wait_ready(port, path, proc)
-        expected = {
-            "sandman": "sandman",
-            "baseline": "sandman",
-            "uvicorn": "uvicorn",
-            "granian": "granian",
-            "hypercorn": "hypercorn",
-            "nginx": "nginx",
-        }[server]
-        if answered is None or expected not in answered.lower():
-            return Result(
-                server, wl.name, None, "-", "-", "-", None, f"not ready / wrong server ({answered})"
-            )
-        if wl.ws_message:
-            return run_wsbench(server, wl, args, port, proc)
-        wrk = ["taskset", "-c", args.client_cpu, "wrk", "-t1", f"-c{conns}", "--latency"]
-        script_args: list[str] = []
-        if wl.wrk_script:
-            script = HERE / f".bench-{wl.name}.lua"
-            script.write_text(wl.wrk_script)
-            wrk += ["-s", str(script)]
-            if wl.name.startswith("pipeline"):
-                script_args = ["--", wl.name.removeprefix("pipeline")]
-        url = f"http://127.0.0.1:{port}{path}"
-        subprocess.run(
-            [*wrk, f"-d{args.warmup}s", url, *script_args], capture_output=True, timeout=120
+    launched = Launched(server, proc, port, path, log, tmp_root)
+    answered = wait_ready(port, path, proc)
+    expected = {
+        "sandman": "sandman",
+        "baseline": "sandman",
+        "uvicorn": "uvicorn",
+        "granian": "granian",
+        "hypercorn": "hypercorn",
+        "nginx": "nginx",
+    }[server]
+    if answered is None or expected not in answered.lower():
+        launched.close()
+        return Result(
+            server, wl.name, None, "-", "-", "-", None, f"not ready / wrong server ({answered})"
         )
-        cpu_before = group_cpu_seconds(proc.pid)
-        with ClientCpu() as client:
-            out = subprocess.run(
-                [*wrk, f"-d{args.duration}s", url, *script_args],
-                capture_output=True,
-                text=True,
-                timeout=300,
-            ).stdout
+    return launched
+
+
+def load_command(wl: Workload, args: argparse.Namespace, at: Launched, conns: int) -> list[str]:
+    """The client for ``wl`` against ``at`` on CPU ``--client-cpu``, without its duration
+    (wrk: add ``-dNs URL [-- args]``; see ``timed``)."""
+    if wl.ws_message:
+        return ["taskset", "-c", args.client_cpu, str(WSBENCH), f"ws://127.0.0.1:{at.port}/", "64"]
+    wrk = ["taskset", "-c", args.client_cpu, "wrk", "-t1", f"-c{conns}", "--latency"]
+    if wl.wrk_script:
+        script = HERE / f".bench-{wl.name}.lua"
+        script.write_text(wl.wrk_script)
+        wrk += ["-s", str(script)]
+    return wrk
+
+
+def timed(wl: Workload, command: list[str], at: Launched, seconds: int, warmup: int) -> list[str]:
+    """``command`` running for ``seconds`` (wsbench: after ``warmup`` of its own)."""
+    if wl.ws_message:
+        return [*command, str(seconds), str(wl.ws_message), str(warmup)]
+    url = f"http://127.0.0.1:{at.port}{at.path}"
+    script_args = ["--", wl.name.removeprefix("pipeline")] if wl.name.startswith("pipeline") else []
+    return [*command, f"-d{seconds}s", url, *script_args]
+
+
+def result_of(
+    wl: Workload, at: Launched, out: str, cpu_before: float, seconds: int, client: float | None
+) -> Result:
+    """The measurement ``out`` (wrk's or wsbench's report) as a Result."""
+    if wl.ws_message:
+        try:
+            data = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return Result(at.server, wl.name, None, "-", "-", "-", None, "wsbench failed")
+        rps = data["messages_per_sec"]
+        p50, p99 = f"{data['p50_us'] / 1000:.2f}ms", f"{data['p99_us'] / 1000:.2f}ms"
+        errors = str(data["errors"])
+    else:
         rps, p50, p99, errors = parse_wrk(out)
-        if script_args:
+        if wl.name.startswith("pipeline"):
             # wrk times a pipelined batch as one request and reports the rest as 0 µs:
             # its latency columns mean nothing here.
             p50 = p99 = "n/a"
-        cpu_us = cpu_us_per_request(cpu_before, proc.pid, rps, args.duration)
-        return Result(
-            server,
-            wl.name,
-            rps,
-            p50,
-            p99,
-            errors,
-            peak_rss_mib(proc.pid),
-            "",
-            cpu_us,
-            client.percent,
-        )
+    cpu_us = cpu_us_per_request(cpu_before, at.proc.pid, rps, seconds)
+    return Result(
+        at.server, wl.name, rps, p50, p99, errors, peak_rss_mib(at.proc.pid), "", cpu_us, client
+    )
+
+
+def run_one(
+    server: str, wl: Workload, args: argparse.Namespace, peer_bin: Path, conns: int
+) -> Result:
+    launched = launch(server, wl, args, peer_bin)
+    if isinstance(launched, Result):
+        return launched
+    try:
+        command = load_command(wl, args, launched, conns)
+        if wl.ws_message:
+            # wsbench warms up itself; its CPU window spans warm-up and measurement.
+            seconds = args.duration + args.warmup
+        else:
+            seconds = args.duration
+            warm = timed(wl, command, launched, args.warmup, 0)
+            subprocess.run(warm, capture_output=True, timeout=120)
+        cpu_before = group_cpu_seconds(launched.proc.pid)
+        with ClientCpu() as client:
+            out = subprocess.run(
+                timed(wl, command, launched, args.duration, args.warmup),
+                capture_output=True,
+                text=True,
+                timeout=args.duration + args.warmup + 300,
+            ).stdout
+        return result_of(wl, launched, out, cpu_before, seconds, client.percent)
     finally:
-        stop(proc)
-        log.close()
-        if tmp_root:
-            shutil.rmtree(tmp_root, ignore_errors=True)
+        launched.close()
+
+
+def run_together(
+    servers: list[str], wl: Workload, args: argparse.Namespace, peer_bin: Path, conns: int
+) -> list[Result]:
+    """Every server started and loaded at the same time, sharing the server CPU (each with
+    its own client on the client CPU): whatever else runs on the machine slows them alike,
+    so their ratio holds on a busy machine where runs one after another do not."""
+    started = [launch(server, wl, args, peer_bin) for server in servers]
+    live = [s for s in started if isinstance(s, Launched)]
+    try:
+        commands = [load_command(wl, args, at, conns) for at in live]
+        if not wl.ws_message:
+            warm = [
+                subprocess.Popen(timed(wl, c, at, args.warmup, 0), stdout=subprocess.DEVNULL)
+                for c, at in zip(commands, live, strict=True)
+            ]
+            for w in warm:
+                w.wait(timeout=120)
+        seconds = args.duration + (args.warmup if wl.ws_message else 0)
+        before = [group_cpu_seconds(at.proc.pid) for at in live]
+        loads = [
+            subprocess.Popen(
+                timed(wl, c, at, args.duration, args.warmup), stdout=subprocess.PIPE, text=True
+            )
+            for c, at in zip(commands, live, strict=True)
+        ]
+        outs = [load.communicate(timeout=args.duration + args.warmup + 300)[0] for load in loads]
+        measured = {
+            at.server: result_of(wl, at, out, cpu, seconds, None)
+            for at, out, cpu in zip(live, outs, before, strict=True)
+        }
+        return [measured[s.server] if isinstance(s, Launched) else s for s in started]
+    finally:
+        for at in live:
+            at.close()
 
 
 WSBENCH = HERE / "wsbench" / "target" / "release" / "wsbench"
@@ -430,50 +519,6 @@ def build_wsbench() -> None:
             ],
             check=True,
         )
-
-
-def run_wsbench(
-    server: str, wl: Workload, args: argparse.Namespace, port: int, proc: subprocess.Popen
-) -> Result:
-    import json  # noqa: PLC0415
-
-    # Spans warm-up + measurement; divided below as if both ran at the measured rate.
-    cpu_before = group_cpu_seconds(proc.pid)
-    with ClientCpu() as client:
-        out = subprocess.run(
-            [
-                "taskset",
-                "-c",
-                args.client_cpu,
-                str(WSBENCH),
-                f"ws://127.0.0.1:{port}/",
-                str(64),
-                str(args.duration),
-                str(wl.ws_message),
-                str(args.warmup),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=args.duration + args.warmup + 60,
-        ).stdout
-    try:
-        data = json.loads(out.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return Result(server, wl.name, None, "-", "-", "-", None, "wsbench failed")
-    return Result(
-        server,
-        wl.name,
-        data["messages_per_sec"],
-        f"{data['p50_us'] / 1000:.2f}ms",
-        f"{data['p99_us'] / 1000:.2f}ms",
-        str(data["errors"]),
-        peak_rss_mib(proc.pid),
-        "",
-        cpu_us_per_request(
-            cpu_before, proc.pid, data["messages_per_sec"], args.duration + args.warmup
-        ),
-        client.percent,
-    )
 
 
 def fmt_rps(v: float | None) -> str:
@@ -644,6 +689,11 @@ def main() -> int:
     parser.add_argument("--venv", default=os.environ.get("BENCH_VENV", str(HERE / ".bench-venv")))
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     parser.add_argument(
+        "--together",
+        action="store_true",
+        help="each round, run every server at once on the server CPU (see run_together)",
+    )
+    parser.add_argument(
         "--baseline-python",
         help="the interpreter whose installed Sandman the 'baseline' server runs (an A/B)",
     )
@@ -693,7 +743,12 @@ def main() -> int:
             for k in range(args.rounds):
                 # Each round starts with the next server, so none always runs first or
                 # right after a peer that left the machine hot.
-                for server in servers[k % len(servers) :] + servers[: k % len(servers)]:
+                order = servers[k % len(servers) :] + servers[: k % len(servers)]
+                if args.together:
+                    for result in run_together(order, wl, args, peer_bin, conns):
+                        runs[result.server].append(result)
+                    continue
+                for server in order:
                     runs[server].append(run_one(server, wl, args, peer_bin, conns))
             for peer in RATIO_PEERS:
                 pairs = round_ratios(runs.get("sandman", []), runs.get(peer, []))

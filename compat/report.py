@@ -47,13 +47,16 @@ def headline(report: RunReport) -> str:
     return ", ".join(parts) + ("; " + ", ".join(extra) if extra else "")
 
 
+def failing(report: RunReport, strict: bool = False) -> list[Result]:
+    """MUST results (and SHOULD ones when ``strict``) that failed, errored or crashed: what
+    makes ``python -m compat`` exit 1."""
+    gated = (Strength.MUST, Strength.SHOULD) if strict else (Strength.MUST,)
+    return [r for r in report.results if r.status in BAD and r.check.strength in gated]
+
+
 def failing_strict(report: RunReport) -> list[Result]:
-    """MUST and SHOULD results that failed (what a CI gate should reject)."""
-    return [
-        r
-        for r in report.results
-        if r.status in BAD and r.check.strength in (Strength.MUST, Strength.SHOULD)
-    ]
+    """MUST and SHOULD results that failed (``--strict``)."""
+    return failing(report, strict=True)
 
 
 def as_text(reports: list[RunReport]) -> str:
@@ -90,9 +93,15 @@ def as_markdown(reports: list[RunReport], command: str | None = None) -> str:
             "```",
             "",
         ]
-    out += ["| server | version | result | time |", "| --- | --- | --- | --- |"]
+    out += [
+        "| server | version | result | time | command |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for r in reports:
-        out.append(f"| {r.server} | {r.version} | {headline(r)} | {r.seconds:.0f} s |")
+        out.append(
+            f"| {r.server} | {r.version} | {headline(r)} | {r.seconds:.0f} s "
+            f"| `{_cell(r.command)}` |"
+        )
     out += [
         "",
         "Counts are passed/judged per strength (MUST and SHOULD from the asgiref specs, "

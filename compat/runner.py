@@ -3,6 +3,7 @@ a crash reported against the check that caused it and the server restarted for t
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compat.checks.base import Check, Outcome, Status, Target
+from compat.checks.base import MAIN, Check, Outcome, Status, Target
 from compat.context import CheckContext
 from compat.harness.endpoint import Endpoint
 from compat.harness.launch import Launcher, NotConfigurable, RunningServer, ServerStartError
@@ -43,6 +44,13 @@ class RunReport:
     command: str
     results: list[Result] = field(default_factory=list)
     seconds: float = 0.0
+    # Targets (server set-ups) the server could not be started for at all.
+    not_started: list[str] = field(default_factory=list)
+
+    @property
+    def could_not_start(self) -> bool:
+        """The server never ran its plain set-up: nothing it does was checked."""
+        return MAIN.name in self.not_started
 
 
 Progress = Callable[[str, Result], None]
@@ -63,14 +71,14 @@ def run_server(
     launcher = Launcher(profile, bin_dir, root / profile.name)
     launcher.startup_timeout = startup_timeout
     try:
-        command = shlex.join(launcher.argv("APP", _placeholder_endpoint(), None))
+        command = shlex.join(_shown(launcher.argv("APP", _placeholder_endpoint(), None)))
     except (FileNotFoundError, NotConfigurable) as exc:
         command = f"({exc})"
     report = RunReport(profile.name, version_of(profile, bin_dir), command)
     scenarios: dict[str, object] = {}
     try:
         for target, group in _by_target(checks):
-            for result in _run_target(target, group, launcher, scenarios, root):
+            for result in _run_target(target, group, launcher, scenarios, root, report):
                 report.results.append(result)
                 if progress:
                     progress(profile.name, result)
@@ -82,6 +90,12 @@ def run_server(
     report.results.sort(key=lambda r: order[r.check.id])
     report.seconds = time.monotonic() - began
     return report
+
+
+def _shown(argv: list[str]) -> list[str]:
+    """The command as a reader can rerun it: paths below the working directory relative."""
+    here = os.getcwd() + os.sep
+    return [a[len(here) :] if a.startswith(here) else a for a in argv]
 
 
 def _placeholder_endpoint() -> Endpoint:
@@ -102,6 +116,7 @@ def _run_target(
     launcher: Launcher,
     scenarios: dict[str, object],
     root: Path,
+    report: RunReport,
 ) -> list[Result]:
     results: list[Result] = []
     if target.own:
@@ -135,6 +150,7 @@ def _run_target(
                     detail = f"server did not start: {exc}"
                     cannot_start = Result(c, Status.CRASH, detail, tail[-EVIDENCE_LIMIT:])
                     results.append(cannot_start)
+                    report.not_started.append(target.name)
                     server = None
                     continue
             ctx = CheckContext(server, launcher, shared, scenarios, root)

@@ -1,6 +1,6 @@
 """``python -m sandman_asgi`` runs the same command as ``sandman``."""
 
-from sandman_asgi.main import main
+from sandman_asgi.launch.entry import cli
 
 if __name__ == "__main__":
-    main()
+    cli()

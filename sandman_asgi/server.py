@@ -113,15 +113,19 @@ class Server:
         elif sys.version_info >= (3, 11):
             with asyncio.Runner(loop_factory=loop_factory) as runner:
                 runner.run(self.serve(sockets=sockets))
-        else:  # 3.10: no asyncio.Runner
+        else:  # 3.10: no asyncio.Runner, so asyncio.run's steps on a loop of our choosing
             loop = (loop_factory or asyncio.new_event_loop)()
             try:
                 asyncio.set_event_loop(loop)
                 loop.run_until_complete(self.serve(sockets=sockets))
-                loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
-                asyncio.set_event_loop(None)
-                loop.close()
+                try:
+                    _cancel_remaining_tasks(loop)
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                    loop.run_until_complete(loop.shutdown_default_executor())
+                finally:
+                    asyncio.set_event_loop(None)
+                    loop.close()
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         """Run the server in the current event loop until it is told to stop."""
@@ -375,6 +379,27 @@ class Server:
             self.force_exit = True
         else:
             self.should_exit = True
+
+
+def _cancel_remaining_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still pending and let them end, as ``asyncio.run`` does before it
+    closes its loop: a task left pending (a lifespan the app never finished, say) would
+    otherwise be destroyed later, logging into whatever runs then."""
+    pending = asyncio.all_tasks(loop)
+    if not pending:
+        return
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    for task in pending:
+        if not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler(
+                {
+                    "message": "unhandled exception during Server.run() shutdown",
+                    "exception": task.exception(),
+                    "task": task,
+                }
+            )
 
 
 def _task_kwargs(loop: asyncio.AbstractEventLoop) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import gc
 import json
+import sys
 import weakref
 from typing import Any
 
@@ -21,6 +22,8 @@ REQUEST_PATH: contextvars.ContextVar[str] = contextvars.ContextVar("request_path
 FIRED: list[str] = []
 # Every task `app` ran in and that is still alive (see /live-tasks).
 SEEN: weakref.WeakSet[Any] = weakref.WeakSet()
+# Task.cancelling() and Task.uncancel() are new in 3.11; on 3.10 those facts are None.
+COUNTS_CANCELS = sys.version_info >= (3, 11)
 
 
 async def _json(send: Any, facts: dict[str, Any]) -> None:
@@ -58,7 +61,7 @@ async def _anyio_timeout(task: Any, facts: dict[str, Any]) -> None:
     with anyio.move_on_after(0.05) as scope:
         await anyio.sleep(5)
     facts["cancelled_caught"] = scope.cancelled_caught
-    facts["cancelling"] = task.cancelling()
+    facts["cancelling"] = task.cancelling() if COUNTS_CANCELS else None
     facts["same_task"] = asyncio.current_task() is task
 
 
@@ -88,12 +91,12 @@ async def _task_group(task: Any, facts: dict[str, Any]) -> None:
 async def _cancel_self(task: Any, facts: dict[str, Any]) -> None:
     # Cancelled during the first step: the next await raises CancelledError, as in asyncio.
     facts["cancel_returned"] = task.cancel("from the app")
-    facts["cancelling_before"] = task.cancelling()
+    facts["cancelling_before"] = task.cancelling() if COUNTS_CANCELS else None
     try:
         await asyncio.sleep(5)
     except asyncio.CancelledError as exc:
         facts["cancelled_with"] = exc.args[0] if exc.args else None
-        facts["uncancel"] = task.uncancel()
+        facts["uncancel"] = task.uncancel() if COUNTS_CANCELS else None
 
 
 async def _callback(task: Any, facts: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ import pytest
 import sandman_asgi
 from sandman_asgi import Config, Server
 from sandman_asgi import config as config_module
+from sandman_asgi.testing import serve
 from tests.signatures import dump
 
 HERE = Path(__file__).resolve().parent
@@ -223,8 +224,15 @@ def test_ssl_context_factory_is_refused_with_one_line_and_exit_3(tmp_path):
     )
     from tests.serverproc import ROOT
 
+    # PYTHONPATH, as the other subprocess tests: a script's directory is its sys.path[0],
+    # and only an editable install happens to add the source tree.
     result = subprocess.run(
-        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=30
+        [sys.executable, str(script)],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 3
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
@@ -238,16 +246,14 @@ def test_protocol_classes_for_http_and_ws_are_accepted():
     class CustomProtocol:
         pass
 
-    server = Server(_config(Recorder(), http=CustomProtocol, ws=CustomProtocol))
-    with in_thread(server):
-        assert httpx.get(f"http://127.0.0.1:{_port(server)}/").text == "ok"
+    with serve(Recorder(), http=CustomProtocol, ws=CustomProtocol) as server:
+        assert httpx.get(server.url + "/").text == "ok"
 
 
 def test_config_headers_go_on_every_response():
     # D-API-2: `headers=` as (name, value) string pairs, as `--header` builds them.
-    server = Server(_config(Recorder(), headers=[("X-A", "1"), ("x-b", "two words")]))
-    with in_thread(server):
-        response = httpx.get(f"http://127.0.0.1:{_port(server)}/")
+    with serve(Recorder(), headers=[("X-A", "1"), ("x-b", "two words")]) as server:
+        response = httpx.get(server.url + "/")
     assert response.text == "ok"
     assert response.headers["x-a"] == "1" and response.headers["x-b"] == "two words"
     assert response.headers["server"] == "sandman"
@@ -291,6 +297,38 @@ def test_force_exit_skips_waiting_for_requests_and_lifespan_shutdown():
         assert time.monotonic() - start < 1.0
         slow.close()
     assert app.events == ["lifespan.startup"]
+
+
+def test_run_cancels_the_tasks_a_forced_exit_left_before_it_returns():
+    # As asyncio.run does before closing its loop, on every version (3.10 has no
+    # asyncio.Runner): a task left pending would be destroyed later, in whatever runs then.
+    seen: list[str] = []
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        try:
+            if scope["type"] == "lifespan":
+                await receive()
+                await send({"type": "lifespan.startup.complete"})
+                await receive()  # the shutdown a forced exit never sends
+            else:
+                await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append(f"{scope['type']} cancelled")
+            raise
+
+    server = Server(_config(app))
+    with in_thread(server) as thread:
+        with socket.create_connection(("127.0.0.1", _port(server))) as slow:
+            slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            deadline = time.monotonic() + 5
+            while not server.server_state.tasks:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            server.should_exit = True
+            server.force_exit = True
+            thread.join(5)
+            assert not thread.is_alive()
+    assert sorted(seen) == ["http cancelled", "lifespan cancelled"]
 
 
 def test_capture_signals_installs_and_restores_handle_exit():

@@ -12,6 +12,9 @@ websocket``), so adding "websocket" to ``GROUPS`` is the whole change then.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +23,7 @@ from compat.checks import REGISTRY
 from compat.checks.base import Status, select
 from compat.harness.servers import PROFILES
 from compat.runner import Result, RunReport, run_server
+from tests.serverproc import ROOT
 
 GROUPS = ["http", "lifespan", "websocket", "extensions"]
 CHECKS = select(REGISTRY, GROUPS)
@@ -77,3 +81,20 @@ def test_sandman_keeps_rule(sandman_report: RunReport, check_id: str) -> None:
 def test_the_run_is_quick(sandman_report: RunReport) -> None:
     # The whole column must stay well under two minutes to keep CI useful.
     assert sandman_report.seconds < 90, f"took {sandman_report.seconds:.0f} s"
+
+
+def test_the_pytest_plugin_checks_sandman(tmp_path) -> None:
+    # The same suite through its pytest plugin, as another project's CI would run it
+    # (in a folder of its own; the plugin loaded as its pytest11 entry point would load it).
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "compat.pytest_plugin", "-p", "no:cacheprovider"]
+        + ["--asgi-server", "sandman", "--asgi-only", "http.scope,lifespan", "-q"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " passed" in result.stdout and "failed" not in result.stdout

@@ -60,8 +60,10 @@ def test_readme_is_short_and_has_the_two_set_up_commands():
     assert "\npip install . && sandman sandman_asgi.demo:app\n" in readme
     test_command = "pip install -e '.[test]' && pytest && cargo test --workspace"
     assert f"\n{test_command}\n" in readme
-    # CI runs the README's test command (.ci/run says to keep the two in step).
-    assert test_command in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    # CI runs the README's test command (.ci/run says to keep the two in step); there its
+    # Rust builds go through .ci/rust-build, which only adds a lock around them.
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").replace(".ci/rust-build ", "")
+    assert test_command in ci
 
 
 README_ROWS = {

@@ -288,7 +288,11 @@ def test_integrations_readme_documents_the_one_line_swap():
 def test_example_files_are_where_the_readme_says():
     for path in (
         "fastapi_app/main.py",
+        "fastapi_package/app/main.py",
+        "fastapi_package/app/routers/items.py",
         "starlette_app/main.py",
+        "starlette_nested/backend/__init__.py",
+        "starlette_nested/backend/api/server.py",
         "django_project/manage.py",
         "django_project/myproject/asgi.py",
         "django_project/static/css/site.css",

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.serverproc import ServerProcess, sandman
+from tests.task_apps import COUNTS_CANCELS
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_a_cancel_scope_kept_across_a_thread_call_exits_in_the_same_task(
 def test_an_anyio_timeout_cancels_the_await_and_the_app_goes_on(server: ServerProcess) -> None:
     f = facts(server, "/anyio-timeout")
     assert f["cancelled_caught"] is True
-    assert f["cancelling"] == 0
+    assert f["cancelling"] == (0 if COUNTS_CANCELS else None)
     assert f["same_task"] is True
 
 
@@ -76,9 +77,9 @@ def test_task_group_children_inherit_the_request_context(server: ServerProcess) 
 def test_a_cancel_during_the_first_step_reaches_the_next_await(server: ServerProcess) -> None:
     f = facts(server, "/cancel-self")
     assert f["cancel_returned"] is True
-    assert f["cancelling_before"] == 1
     assert f["cancelled_with"] == "from the app"
-    assert f["uncancel"] == 0
+    if COUNTS_CANCELS:
+        assert (f["cancelling_before"], f["uncancel"]) == (1, 0)
 
 
 def test_contextvars_set_by_one_request_are_not_seen_by_the_next(server: ServerProcess) -> None:

@@ -135,19 +135,20 @@ def test_close_before_accept_is_403_and_app_sees_1006():
         server.wait_for(r'"WebSocket /reject" 403')
 
 
-def test_denial_response_extension():
-    with sandman("tests.ws_apps:handshake") as server:
-        sock, head = wsframes.handshake(server.port, "/deny")
-        with sock:
-            rest = b""
-            while not rest.endswith(b"goodbye"):
-                chunk = sock.recv(100)
-                if not chunk:
-                    break
-                rest += chunk
-        assert head.startswith(b"HTTP/1.1 400 Bad Request")
-        assert b"x-deny: 1" in head and b"content-length: 7" in head
-        assert rest == b"goodbye"
+def test_denial_response_extension(sandman_server):
+    # In-process, through sandman_asgi.testing's fixture (nothing to read from the logs).
+    server = sandman_server("tests.ws_apps:handshake")
+    sock, head = wsframes.handshake(server.port, "/deny")
+    with sock:
+        rest = b""
+        while not rest.endswith(b"goodbye"):
+            chunk = sock.recv(100)
+            if not chunk:
+                break
+            rest += chunk
+    assert head.startswith(b"HTTP/1.1 400 Bad Request")
+    assert b"x-deny: 1" in head and b"content-length: 7" in head
+    assert rest == b"goodbye"
 
 
 @pytest.mark.parametrize("path", ["/no-handshake", "/send-first"])

@@ -6,7 +6,6 @@ checks start servers of their own (a failing startup, a raising app, a graceful 
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -419,7 +418,8 @@ def startup_before_requests(ctx: CheckContext) -> str:
 
 
 def graceful_stop(ctx: CheckContext, mode: str = "normal") -> Scenario:
-    """Stop a server (SIGINT) while a request is in flight; the app takes 1 s to shut down."""
+    """Stop a server (its graceful-stop signal, SIGINT for most) while a request is in
+    flight; the app takes 1 s to shut down."""
 
     def run() -> Scenario:
         known_unsupported(ctx)
@@ -437,7 +437,7 @@ def graceful_stop(ctx: CheckContext, mode: str = "normal") -> Scenario:
             server.records.wait(token, lambda t: t.mark("started") is not None, 5.0)
             reader = threading.Thread(target=_read_into, args=(conn, result), daemon=True)
             reader.start()
-            server.process.send_signal(signal.SIGINT)
+            server.process.send_signal(server.stop_signal)
             code = server.process.wait(15.0)
             reader.join(5.0)
         finally:

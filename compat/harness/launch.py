@@ -14,8 +14,26 @@ from compat.harness.process import ServerProcess
 from compat.harness.records import RecordStore
 from compat.harness.servers import ServerProfile, render
 
-# Where ``compat`` lives: servers import the probe app from here.
-PACKAGE_PARENT = Path(__file__).resolve().parent.parent.parent
+# The probe apps the server under test imports (standard library only).
+PROBE_PACKAGE = Path(__file__).resolve().parent.parent / "probe"
+
+
+def probe_import_path(workroot: Path) -> Path:
+    """A folder holding only ``compat/probe`` (a copy), for the server's ``PYTHONPATH``.
+
+    The server gets this and nothing else from here: putting the folder above ``compat/`` on
+    its path would also put whatever sits next to ``compat/`` there (in a source checkout,
+    the unbuilt sources of the server being tested), shadowing the server that is installed.
+    A copy also works when the server runs in another virtualenv than the suite.
+    """
+    root = workroot / "import-path"
+    target = root / "compat" / "probe"
+    if not target.is_dir():
+        target.mkdir(parents=True)
+        (root / "compat" / "__init__.py").write_text('"""The probe apps only (a copy)."""\n')
+        for source in PROBE_PACKAGE.glob("*.py"):
+            shutil.copyfile(source, target / source.name)
+    return root
 
 
 class ServerStartError(Exception):
@@ -37,9 +55,10 @@ class RunningServer:
     endpoint: Endpoint
     records: RecordStore
     workdir: Path
+    stop_signal: int = signal.SIGINT  # the server's graceful-stop signal
 
-    def stop(self, sig: int = signal.SIGINT, grace: float = 8.0) -> int | None:
-        return self.process.stop(sig, grace)
+    def stop(self, sig: int | None = None, grace: float = 8.0) -> int | None:
+        return self.process.stop(sig if sig is not None else self.stop_signal, grace)
 
 
 class Launcher:
@@ -93,17 +112,19 @@ class Launcher:
         records = RecordStore(workdir / "records")
         full_env = dict(os.environ)
         full_env.update(dict(self.profile.env))
+        import_path = probe_import_path(self.workroot)
         full_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(PACKAGE_PARENT), full_env.get("PYTHONPATH", "")) if p
+            p for p in (str(import_path), full_env.get("PYTHONPATH", "")) if p
         )
         full_env["PYTHONUNBUFFERED"] = "1"
         full_env["COMPAT_RECORD_DIR"] = str(records.directory)
         full_env.update(env or {})
         # The exact command, for whoever reads a failure in a kept work directory.
         (workdir / "command.txt").write_text(" ".join(argv) + "\n")
-        process = ServerProcess(argv, workdir / "server.log", env=full_env, cwd=PACKAGE_PARENT)
+        # The work directory as cwd: `python -m` puts the cwd on the import path too.
+        process = ServerProcess(argv, workdir / "server.log", env=full_env, cwd=workdir)
         self._started.append(process)
-        server = RunningServer(process, endpoint, records, workdir)
+        server = RunningServer(process, endpoint, records, workdir, self.profile.stop_signal)
         if ready:
             self.wait_ready(server)
         return server

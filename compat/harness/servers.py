@@ -1,7 +1,8 @@
 """How to start each known server, and how to find its version.
 
-A profile is a set of argv templates. Placeholders: ``{python}`` (the interpreter running
-the suite), ``{app}``, ``{host}``, ``{port}``, ``{path}`` (unix socket), ``{root_path}``.
+A profile is a set of argv templates. Placeholders: ``{python}`` (the interpreter in
+``--bin-dir``, else the one running the suite), ``{app}``, ``{host}``, ``{port}``, ``{path}``
+(unix socket), ``{root_path}``.
 The first word of a template is looked up in ``--bin-dir``, then on ``PATH``, then next to
 the running interpreter.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -28,6 +30,29 @@ class ServerProfile:
     root_path: tuple[str, ...] | None = None
     dist: str | None = None
     env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # The signal that stops the server gracefully (lifespan shutdown included).
+    stop_signal: int = signal.SIGINT
+
+
+def _uvicorn(name: str, *http: str) -> ServerProfile:
+    return ServerProfile(
+        name,
+        ("uvicorn", "{app}", *http, "--host", "{host}", "--port", "{port}"),
+        uds=("uvicorn", "{app}", *http, "--uds", "{path}"),
+        root_path=("--root-path", "{root_path}"),
+        dist="uvicorn",
+    )
+
+
+def _hypercorn_like(name: str) -> ServerProfile:
+    # anycorn is hypercorn's anyio fork, with the same command line.
+    return ServerProfile(
+        name,
+        (name, "-b", "{host}:{port}", "{app}"),
+        uds=(name, "-b", "unix:{path}", "{app}"),
+        root_path=("--root-path", "{root_path}"),
+        dist=name,
+    )
 
 
 PROFILES: dict[str, ServerProfile] = {
@@ -40,20 +65,12 @@ PROFILES: dict[str, ServerProfile] = {
             root_path=("--root-path", "{root_path}"),
             dist="sandman-asgi",
         ),
-        ServerProfile(
-            "uvicorn",
-            ("uvicorn", "{app}", "--host", "{host}", "--port", "{port}"),
-            uds=("uvicorn", "{app}", "--uds", "{path}"),
-            root_path=("--root-path", "{root_path}"),
-            dist="uvicorn",
-        ),
-        ServerProfile(
-            "hypercorn",
-            ("hypercorn", "-b", "{host}:{port}", "{app}"),
-            uds=("hypercorn", "-b", "unix:{path}", "{app}"),
-            root_path=("--root-path", "{root_path}"),
-            dist="hypercorn",
-        ),
+        _uvicorn("uvicorn"),  # --http auto: httptools when installed, else h11
+        _uvicorn("uvicorn-h11", "--http", "h11"),
+        _uvicorn("uvicorn-httptools", "--http", "httptools"),
+        _uvicorn("uvicorn-zttp", "--http", "zttp"),  # needs `pip install zttp`
+        _hypercorn_like("hypercorn"),
+        _hypercorn_like("anycorn"),
         ServerProfile(
             "granian",
             ("granian", "--interface", "asgi", "--host", "{host}", "--port", "{port}", "{app}"),
@@ -68,22 +85,53 @@ PROFILES: dict[str, ServerProfile] = {
             root_path=("--root-path", "{root_path}"),
             dist="daphne",
         ),
+        # gunicorn's own ASGI worker (`-k asgi`, in gunicorn 27), not uvicorn's worker class.
+        ServerProfile(
+            "gunicorn",
+            ("gunicorn", "-k", "asgi", "-b", "{host}:{port}", "{app}"),
+            uds=("gunicorn", "-k", "asgi", "-b", "unix:{path}", "{app}"),
+            root_path=("--root-path", "{root_path}"),
+            dist="gunicorn",
+            stop_signal=signal.SIGTERM,  # SIGINT is gunicorn's quick shutdown
+        ),
     )
 }
 
 
-def custom_profile(template: str, name: str = "custom") -> ServerProfile:
+def custom_profile(
+    template: str, name: str = "custom", stop_signal: int = signal.SIGINT
+) -> ServerProfile:
     """A profile from a ``--cmd`` template such as ``'myserver {app} --port {port}'``."""
     argv = tuple(shlex.split(template))
     if not any("{app}" in a for a in argv) or not any("{port}" in a for a in argv):
-        raise ValueError("--cmd needs both {app} and {port} placeholders")
-    return ServerProfile(name, argv)
+        raise ValueError("a server command needs both {app} and {port} placeholders")
+    return ServerProfile(name, argv, stop_signal=stop_signal)
+
+
+def python_for(bin_dir: Path | None) -> str:
+    """``{python}``: the interpreter of ``--bin-dir`` when it has one (the server's own
+    virtualenv), else the interpreter running the suite."""
+    if bin_dir is not None:
+        for name in ("python", "python3"):
+            candidate = bin_dir / name
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return os.path.abspath(candidate)
+    return sys.executable
+
+
+def signal_named(name: str) -> int:
+    """``"TERM"`` or ``"SIGTERM"`` -> ``signal.SIGTERM`` (``ValueError`` if unknown)."""
+    key = name.upper() if name.upper().startswith("SIG") else "SIG" + name.upper()
+    try:
+        return int(signal.Signals[key])
+    except KeyError:
+        raise ValueError(f"unknown signal {name!r}") from None
 
 
 def resolve_executable(word: str, bin_dir: Path | None) -> str:
     """The path to run for the first word of a template."""
     if word == "{python}":
-        return sys.executable
+        return python_for(bin_dir)
     if os.sep in word:
         return word
     candidates = []
@@ -95,20 +143,22 @@ def resolve_executable(word: str, bin_dir: Path | None) -> str:
     candidates.append(Path(sys.executable).parent / word)
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
-            return str(path)
+            # Absolute (the server runs in its own work directory), symlinks kept (a
+            # virtualenv's python finds its environment through the link's path).
+            return os.path.abspath(path)
     raise FileNotFoundError(f"{word!r} not found (looked in --bin-dir, PATH, {sys.prefix})")
 
 
 def render(template: tuple[str, ...], bin_dir: Path | None, **values: str) -> list[str]:
     """Fill a template's placeholders; the first word becomes an executable path."""
-    rest = [a.format(python=sys.executable, **values) for a in template[1:]]
+    rest = [a.format(python=python_for(bin_dir), **values) for a in template[1:]]
     return [resolve_executable(template[0], bin_dir), *rest]
 
 
 def interpreter_of(executable: str) -> str | None:
     """The Python interpreter behind a console script (from its ``#!`` line)."""
-    if executable == sys.executable:
-        return sys.executable
+    if os.path.basename(executable).startswith("python"):
+        return executable
     try:
         with open(executable, "rb") as file:
             first = file.readline(500)

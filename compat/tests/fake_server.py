@@ -1,11 +1,15 @@
 """A stand-in "server" for the harness tests: ``fake_server.py MODE PORT``.
 
 ``ok``: answers every HTTP request with 200 "ok", and exits with status 7 on ``GET /die``
-(a crash); ``silent``: never listens; ``exit``: exits with status 4 at once.
+(a crash); ``silent``: never listens; ``exit``: exits with status 4 at once; ``where``: as
+``ok``, after writing its cwd, PYTHONPATH and where it finds the probe app to ``where.json``
+in its cwd.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import socket
 import sys
@@ -44,6 +48,15 @@ def main() -> None:
     if mode == "silent":
         time.sleep(60)
         return
+    if mode == "where":
+        spec = importlib.util.find_spec("compat.probe.app")
+        where = {
+            "cwd": os.getcwd(),
+            "pythonpath": os.environ.get("PYTHONPATH", ""),
+            "probe": spec.origin if spec else None,
+        }
+        with open("where.json", "w") as file:
+            json.dump(where, file)
     serve(port)
 
 

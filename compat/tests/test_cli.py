@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
 from compat.checks import REGISTRY
 from compat.checks.base import GROUPS, Status, Strength, select
-from compat.cli import comma_list, main
+from compat.cli import bin_dirs_from, comma_list, exit_status, main
 from compat.harness.servers import PROFILES, custom_profile, render
 from compat.report import as_json, as_markdown, as_text, failing_strict, headline
 from compat.runner import Result, RunReport
@@ -75,3 +77,68 @@ def test_reports() -> None:
     assert "[     fail     ]" in as_text([report])
     data = json.loads(as_json([report]))
     assert data[0]["results"][1]["status"] == "fail"
+
+
+FAKE = Path(__file__).with_name("fake_server.py")
+
+
+def fake_cmd(mode: str) -> str:
+    return f"{{python}} {FAKE} {mode} {{port}} {{app}}"
+
+
+def test_exit_status_rules() -> None:
+    must, should = (
+        next(c for c in REGISTRY if c.strength is s) for s in (Strength.MUST, Strength.SHOULD)
+    )
+    ok = RunReport("a", "1", "a", [Result(must, Status.PASS), Result(should, Status.PASS)])
+    should_fails = RunReport("b", "1", "b", [Result(should, Status.FAIL)])
+    must_crashes = RunReport("c", "1", "c", [Result(must, Status.CRASH)])
+    dead = RunReport("d", "1", "d", [Result(must, Status.CRASH)], not_started=["main"])
+    assert exit_status([ok], False, []) == 0
+    assert exit_status([ok, should_fails], False, []) == 0
+    assert exit_status([ok, should_fails], True, []) == 1
+    assert exit_status([must_crashes], False, []) == 1
+    assert exit_status([must_crashes], False, [must.id]) == 0
+    assert exit_status([ok, dead], False, [must.id]) == 3
+
+
+def test_a_server_that_cannot_start_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["--cmd", fake_cmd("exit"), "--only", "http.scope.dict,http.scope.type"])
+    assert status == 3
+    captured = capsys.readouterr()
+    assert "custom: the server could not be started" in captured.err
+    assert captured.out.count("server did not start: exited with status 4") == 2
+
+
+def test_a_failed_must_check_exits_1_unless_expected(capsys: pytest.CaptureFixture[str]) -> None:
+    # The fake server answers "ok" without running the probe app: the check fails.
+    args = ["--cmd", fake_cmd("ok"), "--only", "http.scope.dict", "--quiet"]
+    assert main(args) == 1
+    assert main([*args, "--expect-fail", "http.scope.dict"]) == 0
+    assert "[     fail     ] http.scope.dict" in capsys.readouterr().out
+
+
+def test_bin_dirs_per_server() -> None:
+    dirs = bin_dirs_from(["/all/bin", "uvicorn-zttp=/venvs/uvicorn/bin"])
+    assert dirs == {"": Path("/all/bin"), "uvicorn-zttp": Path("/venvs/uvicorn/bin")}
+
+
+def test_python_placeholder_follows_the_bin_dir(tmp_path: Path) -> None:
+    (tmp_path / "python").symlink_to(sys.executable)
+    argv = render(PROFILES["sandman"].tcp, tmp_path, app="a:b", host="h", port="1")
+    assert argv[0] == str(tmp_path / "python")
+    assert render(PROFILES["sandman"].tcp, None, app="a:b", host="h", port="1")[0] == (
+        sys.executable
+    )
+
+
+def test_a_relative_bin_dir_works_from_the_servers_work_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").symlink_to(sys.executable)
+    monkeypatch.chdir(tmp_path)
+    args = ["--cmd", fake_cmd("ok"), "--bin-dir", "bin", "--only", "http.scope.type", "--quiet"]
+    assert main(args) == 1  # started (3 if not), and the fake fails the check
+    # The report shows the command as it can be rerun from here.
+    assert f"   bin/python {FAKE} ok 0 APP" in capsys.readouterr().out

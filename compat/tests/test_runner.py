@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 
 from compat.checks.base import MAIN, Check, Fail, NotAdvertised, Status, Strength
 from compat.context import CheckContext
+from compat.harness.launch import Launcher
 from compat.harness.servers import custom_profile
 from compat.harness.wire import Connection, WireError, build_request
 from compat.runner import run_server
@@ -97,3 +100,22 @@ def test_server_that_never_listens(tmp_path: Path) -> None:
     assert report.results[0].status is Status.CRASH
     assert "did not accept" in report.results[0].detail
     assert time.monotonic() - began < 15
+
+
+def test_the_server_imports_only_the_probe_from_here(tmp_path: Path) -> None:
+    # The server must test what is installed where it runs: not the folder above compat/
+    # (in a source checkout: the unbuilt sources of the server under test).
+    launcher = Launcher(fake("where"), None, tmp_path)
+    try:
+        server = launcher.start()
+        where = json.loads((server.workdir / "where.json").read_text())
+    finally:
+        launcher.close()
+    above_compat = str(Path(__file__).resolve().parent.parent.parent)
+    assert Path(where["cwd"]) == server.workdir
+    assert above_compat not in where["pythonpath"].split(os.pathsep)
+    probe = Path(where["probe"])
+    assert probe.is_relative_to(tmp_path) and probe.name == "app.py"
+    assert sorted(p.name for p in probe.parent.glob("*.py")) == sorted(
+        p.name for p in (Path(__file__).parent.parent / "probe").glob("*.py")
+    )

@@ -164,7 +164,7 @@ impl HttpCycle {
         // Validate before touching the rules: a rejected start changes nothing, so an app
         // that lets the error escape gets a clean 500 (uvicorn closes the connection
         // instead; see the documented differences).
-        let start = send::response_start(message)?;
+        let start = send::response_start(message, self.exchange().head.features.trailers)?;
         if self.exchange().is_disconnected() {
             return Err(Self::disconnected());
         }

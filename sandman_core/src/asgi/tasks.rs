@@ -70,6 +70,15 @@ impl TaskStarter {
         let task_kwargs = self.task_kwargs.as_ref().map(|k| k.bind(py));
         match context {
             None => self.create_task.call(py, (coro,), task_kwargs),
+            // 3.10's asyncio.Task takes no `context`: create the task inside the context
+            // instead (a task runs in a copy of the context current when it is created).
+            Some(context) if py.version_info() < (3, 11) => context
+                .call_method(
+                    pyo3::intern!(py, "run"),
+                    (self.create_task.bind(py), coro),
+                    task_kwargs,
+                )
+                .map(Bound::unbind),
             Some(context) => {
                 let kwargs = calls::with_context(py, task_kwargs, context)?;
                 self.create_task.call(py, (coro,), Some(&kwargs))

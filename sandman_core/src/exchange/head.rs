@@ -1,7 +1,7 @@
 //! A request head, decoded on the IO thread: what the app side turns into a scope.
 
 use bytes::{Bytes, BytesMut};
-use hyper::header::HeaderValue;
+use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Version};
 use percent_encoding::percent_decode;
 
@@ -37,7 +37,8 @@ pub struct RequestHead {
 /// as ASGI extensions).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ResponseFeatures {
-    /// Trailers reach the client: HTTP/2, or HTTP/1.1 when the request said `TE: trailers`.
+    /// Trailers reach the client: HTTP/2, or HTTP/1.1 when the request said `TE: trailers`
+    /// (noted by [`RequestHead::new`]; the transport adds its own).
     pub trailers: bool,
 }
 
@@ -56,7 +57,8 @@ pub fn scope_path(root_path: &str, raw: &str) -> String {
 
 /// Copy the raw path (`root_path` before it), the query and every header value into one new
 /// buffer, and point the head at it: returns `(raw_path, query)` and rewrites `headers`'
-/// values in place.
+/// values in place. The walk over the headers also notes a `TE: trailers`, in the third
+/// value.
 ///
 /// hyper parses a request head in its per-connection read buffer, and the target and header
 /// values it hands over are slices of that buffer. While any of them lives (until the event
@@ -65,8 +67,18 @@ pub fn scope_path(root_path: &str, raw: &str) -> String {
 /// app runs, can only get room by allocating a fresh 8 KiB buffer: one per request, in cold
 /// memory, freed later by the other thread. With nothing pointing into it, the buffer is
 /// reused from its start.
-fn detach(root_path: &str, raw: &str, query: &str, headers: &mut HeaderMap) -> (Bytes, Bytes) {
-    let values_len: usize = headers.values().map(HeaderValue::len).sum();
+fn detach(
+    root_path: &str,
+    raw: &str,
+    query: &str,
+    headers: &mut HeaderMap,
+) -> (Bytes, Bytes, bool) {
+    let mut values_len = 0;
+    let mut te_trailers = false;
+    for (name, value) in headers.iter() {
+        values_len += value.len();
+        te_trailers |= name == header::TE && accepts_trailers(value);
+    }
     let raw_path_len = root_path.len() + raw.len();
     let mut buf = BytesMut::with_capacity(raw_path_len + query.len() + values_len);
     buf.extend_from_slice(root_path.as_bytes());
@@ -88,7 +100,16 @@ fn detach(root_path: &str, raw: &str, query: &str, headers: &mut HeaderMap) -> (
             *value = detached;
         }
     }
-    (raw_path, query)
+    (raw_path, query, te_trailers)
+}
+
+/// A `TE` value that lists `trailers`: the client takes trailers on a chunked response
+/// (RFC 9110 §10.1.4).
+fn accepts_trailers(value: &HeaderValue) -> bool {
+    value.to_str().is_ok_and(|s| {
+        s.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+    })
 }
 
 impl RequestHead {
@@ -104,7 +125,8 @@ impl RequestHead {
     ) -> RequestHead {
         let raw = uri.path();
         let path = scope_path(root_path, raw);
-        let (raw_path, query) = detach(root_path, raw, uri.query().unwrap_or(""), &mut headers);
+        let (raw_path, query, te_trailers) =
+            detach(root_path, raw, uri.query().unwrap_or(""), &mut headers);
         RequestHead {
             method,
             version,
@@ -114,7 +136,9 @@ impl RequestHead {
             headers,
             forwarded_client: None,
             tls,
-            features: ResponseFeatures::default(),
+            features: ResponseFeatures {
+                trailers: te_trailers,
+            },
         }
     }
 

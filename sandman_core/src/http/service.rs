@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap};
-use hyper::{Request, Response, Version};
+use hyper::{Method, Request, Response, Uri, Version};
 
 use crate::common::access::AccessRecord;
 use crate::common::limits::EAGER_BODY_LIMIT;
@@ -32,17 +32,6 @@ use crate::ws::handshake;
 
 /// The log line uvicorn writes for a request it refuses.
 pub const INVALID_REQUEST: &str = "Invalid HTTP request received.";
-
-/// `TE: trailers`: the client takes trailers on an HTTP/1.1 chunked response (RFC 9110
-/// §10.1.4).
-fn te_trailers(headers: &HeaderMap) -> bool {
-    headers.get_all(header::TE).iter().any(|v| {
-        v.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-        })
-    })
-}
 
 fn expects_continue(headers: &HeaderMap) -> bool {
     headers
@@ -108,7 +97,10 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
 
     if handshake::wants_upgrade(&req) {
         if settings.ws.enabled && handshake::is_websocket(&req) {
-            let head = request_head(&req, conn, settings);
+            // The handshake still needs the request (hyper's upgrade hangs off it): a copy of
+            // the head, once per WebSocket.
+            let parts = (req.method().clone(), req.version(), req.uri().clone());
+            let head = request_head(parts, req.headers().clone(), conn, settings);
             let (conn, ctx) = (conn.clone(), ctx.clone());
             return Answering::boxed(async move { handshake::serve(req, &conn, head, &ctx).await });
         }
@@ -146,8 +138,13 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
     }
 
     let expect = expects_continue(req.headers());
-    let head = request_head(&req, conn, settings);
-    let incoming = req.into_body();
+    let (parts, incoming) = req.into_parts();
+    let head = request_head(
+        (parts.method, parts.version, parts.uri),
+        parts.headers,
+        conn,
+        settings,
+    );
     let exchange = RequestExchange::new(conn.clone(), head);
     if incoming.is_end_stream() {
         exchange.preload_body([], 0, true);
@@ -163,22 +160,29 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
 }
 
 /// The request's head, with a trusted proxy's headers applied.
-fn request_head(req: &Request<Incoming>, conn: &Connection, settings: &Settings) -> RequestHead {
-    let http2 = req.version() == Version::HTTP_2;
+fn request_head(
+    (method, version, uri): (Method, Version, Uri),
+    headers: HeaderMap,
+    conn: &Connection,
+    settings: &Settings,
+) -> RequestHead {
+    let http2 = version == Version::HTTP_2;
     let headers = if http2 {
-        h2::headers(req.uri(), req.headers())
+        h2::headers(&uri, &headers)
     } else {
-        req.headers().clone()
+        headers
     };
     let mut head = RequestHead::new(
-        req.method().clone(),
-        req.version(),
-        req.uri(),
+        method,
+        version,
+        &uri,
         headers,
         &settings.http.root_path,
         conn.peer.tls,
     );
-    head.features.trailers = http2 || te_trailers(req.headers());
+    // HTTP/1.1 trailers only for a client that said TE: trailers (RFC 9110 §10.1.4); the
+    // head noted it while copying the values.
+    head.features.trailers |= http2;
     if let Some(trusted) = &settings.http.proxy {
         proxy::apply(&mut head, conn, trusted);
     }

@@ -53,6 +53,11 @@ impl DelayedAckStream {
         }
     }
 
+    /// The TCP stream underneath.
+    pub fn tcp(&self) -> &TcpStream {
+        &self.stream
+    }
+
     fn wrote(&mut self, result: &Poll<io::Result<usize>>) {
         if matches!(result, Poll::Ready(Ok(n)) if *n > 0) {
             self.wrote_at = Some(coarse_now_ms());

@@ -16,6 +16,7 @@ use crate::common::log::Level;
 use crate::exchange::connection::{Connection, Peer, ServerAddr, TlsInfo};
 use crate::server::conn::{self, Protocol};
 use crate::server::delayed_ack::DelayedAckStream;
+use crate::server::sniff::Sniff;
 use crate::server::ServerShared;
 
 /// A listening socket ready to be served.
@@ -71,11 +72,25 @@ fn spawn_connection<IO>(
     mut peer: Peer,
     permit: Option<OwnedSemaphorePermit>,
 ) where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Sniff + Unpin + Send + Sync + 'static,
 {
     let Some(tls) = server.tls.clone() else {
-        let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
-        tokio::spawn(conn::serve(stream, conn, server, Protocol::Detect));
+        let http = &server.ctx.settings.http;
+        if http.http2.is_none() {
+            let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
+            tokio::spawn(conn::serve(stream, conn, server, Protocol::Http1));
+            return;
+        }
+        // The same bound as the wait for a request head (server/idle.rs).
+        let wait = http.timeout_keep_alive.min(http.header_read_timeout);
+        tokio::spawn(async move {
+            let shutdown = server.hub.shutdown.subscribe();
+            let Some(protocol) = stream.protocol(wait, shutdown).await else {
+                return;
+            };
+            let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
+            conn::serve(stream, conn, server, protocol).await;
+        });
         return;
     };
     tokio::spawn(async move {

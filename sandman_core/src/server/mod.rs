@@ -8,6 +8,7 @@ pub mod idle;
 pub mod listener;
 pub mod registry;
 pub mod runtime;
+pub mod sniff;
 pub mod tls;
 
 use std::future::Future;

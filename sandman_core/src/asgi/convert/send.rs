@@ -184,8 +184,13 @@ pub fn headers(message: &Bound<'_, PyDict>) -> PyResult<Vec<(HeaderName, HeaderV
     Ok(out)
 }
 
-/// Parse `http.response.start`.
-pub fn response_start(message: &Bound<'_, PyDict>) -> PyResult<ResponseStart> {
+/// Parse `http.response.start`. `trailers_offered`: the request's scope offered the trailers
+/// extension, so the start's `trailers` key means something (unread otherwise, as the spec
+/// has servers ignore keys of extensions they did not offer).
+pub fn response_start(
+    message: &Bound<'_, PyDict>,
+    trailers_offered: bool,
+) -> PyResult<ResponseStart> {
     let py = message.py();
     let status = match message.get_item(intern!(py, "status"))? {
         Some(s) => s,
@@ -236,7 +241,7 @@ pub fn response_start(message: &Bound<'_, PyDict>) -> PyResult<ResponseStart> {
         status: status as u16,
         headers,
         declared_length,
-        trailers: flag(message, intern!(py, "trailers"))?,
+        trailers: trailers_offered && flag(message, intern!(py, "trailers"))?,
     })
 }
 
@@ -401,7 +406,9 @@ pub fn websocket_message(
             }
             WsMessage::Close { code, reason }
         }
-        "websocket.http.response.start" => WsMessage::ResponseStart(response_start(message)?),
+        "websocket.http.response.start" => {
+            WsMessage::ResponseStart(response_start(message, false)?)
+        }
         "websocket.http.response.body" => WsMessage::ResponseBody {
             body: body(message, None)?,
             more_body: flag(message, intern!(py, "more_body"))?,
@@ -423,7 +430,7 @@ pub fn validate_send(protocol: &str, message: Bound<'_, PyAny>) -> PyResult<Stri
     let kind = message_type(dict)?.to_str()?.to_owned();
     match (protocol, kind.as_str()) {
         ("http", "http.response.start") => {
-            response_start(dict)?;
+            response_start(dict, true)?;
         }
         ("http", "http.response.body") => {
             body(dict, None)?;

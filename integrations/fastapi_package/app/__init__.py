@@ -1,0 +1,1 @@
+"""A FastAPI project laid out as a package (FastAPI's "bigger applications" layout)."""
