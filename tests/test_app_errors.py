@@ -63,6 +63,12 @@ def test_second_start_sends_the_first_head_then_closes(server):
     server.wait_for("Unexpected ASGI message 'http.response.start' sent, after response already")
 
 
+def test_return_without_response_is_500(server):
+    raw = raw_exchange(server.port, b"GET /no-response HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 500 Internal Server Error")
+    server.wait_for("ERROR:    ASGI callable returned without starting response.")
+
+
 def test_incomplete_response_sends_what_was_sent_then_closes(server):
     raw = raw_exchange(server.port, b"GET /incomplete HTTP/1.1\r\nHost: x\r\n\r\n")
     head, body = _cut_short(raw)
