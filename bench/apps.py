@@ -139,12 +139,18 @@ async def ws_echo(scope: dict, receive: Any, send: Any) -> None:
 
 
 try:  # FastAPI JSON route: the framework dominates, the server must not lose anything.
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Response
 
     api = FastAPI()
 
     @api.get("/json")
     async def _json() -> dict[str, str]:
+        return {"message": "Hello, World!"}
+
+    @api.get("/public")
+    async def _public(response: Response) -> dict[str, str]:
+        # Cacheable by a shared cache for a minute (Sandman's --cache-size keeps it).
+        response.headers["Cache-Control"] = "public, max-age=60"
         return {"message": "Hello, World!"}
 
 except ImportError:  # pragma: no cover - only when FastAPI is not installed

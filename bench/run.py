@@ -13,6 +13,9 @@ Usage: python bench/run.py [--servers sandman,uvicorn,granian] [--workloads hell
 ``--servers sandman,baseline --baseline-python OTHER_VENV/bin/python`` runs an A/B: the
 ``baseline`` server is Sandman as installed for that interpreter (another build, say the one
 before a change), measured in the same rounds and reported as sandman/baseline.
+``--variant NAME=FLAGS`` (repeatable) adds a server NAME that is Sandman with FLAGS added
+("{port}" becomes a free port): ``--servers sandman,metrics --variant "metrics=--metrics-port
+{port}"`` measures the metrics listener's cost in the same rounds (sandman/metrics).
 Needs: wrk, taskset, curl (Debian: wrk util-linux curl); nginx-light for the nginx ceiling.
 """
 
@@ -51,6 +54,10 @@ class Workload:
     nginx_file: str | None = None  # static file nginx serves for this workload
     needs_fastapi: bool = False
     ws_message: int = 0  # > 0: a WebSocket echo workload with messages of this size
+    # Extra flags for Sandman: "{www}" is a directory holding nginx's files, "{port}" a free
+    # port (for --metrics-port).
+    sandman_flags: tuple[str, ...] = ()
+    nginx_sendfile: bool = False  # nginx as Debian configures it: sendfile on, tcp_nopush on
 
 
 def post_script(kib: int) -> str:
@@ -83,7 +90,35 @@ WORKLOADS = {
     "pipeline16": Workload(
         "pipeline16", "apps:hello", "/", wrk_script=PIPELINE_SCRIPT, nginx_file="hello"
     ),
+    # Answered by Sandman's core without the app: the page and a 1 MiB file from a static
+    # mount, against nginx serving the same files (with sendfile, as Debian configures it).
+    "static_page": Workload(
+        "static_page",
+        "apps:hello",
+        "/static/index.html",
+        nginx_file="index.html",
+        sandman_flags=("--static", "/static={www}"),
+        nginx_sendfile=True,
+    ),
+    "static1m": Workload(
+        "static1m",
+        "apps:hello",
+        "/static/stream",
+        nginx_file="stream",
+        sandman_flags=("--static", "/static={www}"),
+        nginx_sendfile=True,
+    ),
+    # A FastAPI route marked Cache-Control: public, max-age=60 (with --cache-size, in a
+    # --variant, answered from Sandman's response cache).
+    "fastapi_public": Workload("fastapi_public", "apps:api", "/public", needs_fastapi=True),
 }
+
+VARIANTS: dict[str, tuple[str, ...]] = {}
+"""``--variant`` servers: Sandman with these flags added."""
+
+
+def is_sandman(server: str) -> bool:
+    return server in ("sandman", "baseline") or server in VARIANTS
 
 
 @dataclass
@@ -129,11 +164,12 @@ def server_command(
     ws: bool = False,
     access_log: bool = False,
     python: str = sys.executable,
+    extra: list[str] | None = None,
 ) -> list[str]:
     # With --access-log every server writes one line per request to its stdout (a file,
     # see run_one); the access loggers log at INFO, so the level has to let them through.
     level = ["--log-level", "info" if access_log else "warning"]
-    if server in ("sandman", "baseline"):
+    if is_sandman(server):
         return [
             python,
             "-m",
@@ -143,6 +179,7 @@ def server_command(
             str(port),
             *level,
             *([] if access_log else ["--no-access-log"]),
+            *(extra or []),
         ]
     if server == "uvicorn":
         return [
@@ -185,25 +222,35 @@ def server_command(
     raise ValueError(server)
 
 
-def nginx_setup(port: int, access_log: bool = False) -> tuple[list[str], Path]:
+def static_root() -> tuple[Path, Path]:
+    """A temporary directory with the files nginx serves (and Sandman's static mounts): the
+    directory to remove afterwards, and the files' directory."""
     sys.path.insert(0, str(HERE))
     import apps  # noqa: PLC0415
 
-    root = Path(tempfile.mkdtemp(prefix="sandman-bench-nginx-"))
+    root = Path(tempfile.mkdtemp(prefix="sandman-bench-static-"))
     root.chmod(0o755)  # nginx workers run as an unprivileged user: they must reach the files
     www = root / "www"
     www.mkdir(mode=0o755)
     (www / "index.html").write_bytes(apps.FORTUNES)
     (www / "hello").write_bytes(b"Hello, world!")
     (www / "stream").write_bytes(apps.STREAM_CHUNK * apps.STREAM_CHUNKS)
+    return root, www
+
+
+def nginx_setup(
+    port: int, access_log: bool = False, sendfile: bool = False
+) -> tuple[list[str], Path]:
+    root, www = static_root()
     conf = root / "nginx.conf"
     access = f"access_log {root}/access.log" if access_log else "access_log off"
+    files = "sendfile on; tcp_nopush on; " if sendfile else ""
     conf.write_text(
         f"worker_processes 1; daemon off; pid {root}/pid; error_log {root}/err.log;\n"
         "events { worker_connections 4096; }\n"
-        "http { %s; server { listen 127.0.0.1:%d; root %s; "
+        "http { %s; %sserver { listen 127.0.0.1:%d; root %s; "
         "keepalive_requests 1000000; location = /hello { default_type text/plain; } } }\n"
-        % (access, port, www)
+        % (access, files, port, www)
     )
     return ["nginx", "-c", str(conf)], root
 
@@ -351,9 +398,17 @@ def launch(
     if server == "nginx":
         if not wl.nginx_file:
             return Result(server, wl.name, None, "-", "-", "-", None, "n/a")
-        cmd, tmp_root = nginx_setup(port, args.access_log)
+        cmd, tmp_root = nginx_setup(port, args.access_log, wl.nginx_sendfile)
         path = "/" + wl.nginx_file
     else:
+        flags: list[str] = []
+        wanted = (*wl.sandman_flags, *VARIANTS.get(server, ()))
+        if is_sandman(server) and wanted:
+            www = ""
+            if any("{www}" in f for f in wanted):
+                tmp_root, www_dir = static_root()
+                www = str(www_dir)
+            flags = [f.format(www=www, port=free_port()) for f in wanted]
         cmd = server_command(
             server,
             wl.app,
@@ -363,6 +418,7 @@ def launch(
             ws=wl.ws_message > 0,
             access_log=args.access_log,
             python=args.baseline_python if server == "baseline" else sys.executable,
+            extra=flags,
         )
         path = wl.path
     env = dict(os.environ)
@@ -378,14 +434,16 @@ def launch(
     )
     launched = Launched(server, proc, port, path, log, tmp_root)
     answered = wait_ready(port, path, proc)
-    expected = {
-        "sandman": "sandman",
-        "baseline": "sandman",
-        "uvicorn": "uvicorn",
-        "granian": "granian",
-        "hypercorn": "hypercorn",
-        "nginx": "nginx",
-    }[server]
+    expected = (
+        "sandman"
+        if is_sandman(server)
+        else {
+            "uvicorn": "uvicorn",
+            "granian": "granian",
+            "hypercorn": "hypercorn",
+            "nginx": "nginx",
+        }[server]
+    )
     if answered is None or expected not in answered.lower():
         launched.close()
         return Result(
@@ -528,6 +586,11 @@ def fmt_rps(v: float | None) -> str:
 RATIO_PEERS = ("baseline", "uvicorn", "granian", "nginx")
 
 
+def ratio_peers() -> tuple[str, ...]:
+    """Whom Sandman's req/s is divided by: the peers, and every --variant."""
+    return RATIO_PEERS + tuple(VARIANTS)
+
+
 def round_ratios(ours: list[Result], theirs: list[Result]) -> list[float]:
     """Sandman's req/s divided by the peer's in the same round, for each round both completed.
 
@@ -576,7 +639,7 @@ def render(
 ) -> str:
     servers = list(dict.fromkeys(r.server for r in results))
     workloads = list(dict.fromkeys(r.workload for r in results))
-    peers = [p for p in RATIO_PEERS if p in servers and "sandman" in servers]
+    peers = [p for p in ratio_peers() if p in servers and "sandman" in servers]
     by = {(r.server, r.workload): r for r in results}
     lines = [
         f"Measured {datetime.date.today()} on {platform.node()} ({os.cpu_count()} CPUs), "
@@ -698,6 +761,11 @@ def main() -> int:
         help="the interpreter whose installed Sandman the 'baseline' server runs (an A/B)",
     )
     parser.add_argument(
+        "--variant",
+        action="append",
+        help="NAME=FLAGS: a server NAME that is Sandman with FLAGS added (repeatable)",
+    )
+    parser.add_argument(
         "--access-log",
         action="store_true",
         help="run every server with its access log on, written to a file (default: off)",
@@ -720,7 +788,10 @@ def main() -> int:
     if "nginx" in servers and not shutil.which("nginx"):
         print("missing nginx (apt-get install nginx-light)", file=sys.stderr)
         return 2
-    own = {"sandman", "baseline", "nginx"}
+    for spec in args.variant or []:
+        name, _, flags = spec.partition("=")
+        VARIANTS[name.strip()] = tuple(flags.split())
+    own = {"sandman", "baseline", "nginx", *VARIANTS}
     peer_bin = ensure_venv(Path(args.venv)) if set(servers) - own else Path()
     if any(WORKLOADS[w].ws_message for w in args.workloads.split(",")):
         build_wsbench()
@@ -750,7 +821,7 @@ def main() -> int:
                     continue
                 for server in order:
                     runs[server].append(run_one(server, wl, args, peer_bin, conns))
-            for peer in RATIO_PEERS:
+            for peer in ratio_peers():
                 pairs = round_ratios(runs.get("sandman", []), runs.get(peer, []))
                 ratios[(label, peer)] = pairs
                 if pairs:

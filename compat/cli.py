@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from compat.checks import REGISTRY
-from compat.checks.base import GROUPS, Status, select
+from compat.checks.base import GROUPS, PROTOCOLS, Status, select
 from compat.harness.servers import PROFILES, ServerProfile, custom_profile, signal_named
 from compat.report import as_json, as_markdown, as_text, failing, headline
 from compat.runner import Result, RunReport, run_server
@@ -57,6 +57,12 @@ def parser() -> argparse.ArgumentParser:
         type=comma_list,
         default=[],
         help=f"comma list of groups ({', '.join(GROUPS)}) or check-id prefixes",
+    )
+    p.add_argument(
+        "--protocol",
+        type=comma_list,
+        default=[],
+        help=f"comma list of the protocols to check over ({', '.join(PROTOCOLS)}); default all",
     )
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     p.add_argument("--output", type=Path, help="write the report here instead of stdout")
@@ -128,13 +134,16 @@ def profiles_from(args: argparse.Namespace) -> list[ServerProfile]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    checks = select(REGISTRY, args.only)
+    unknown = [p for p in args.protocol if p not in PROTOCOLS]
+    if unknown:
+        parser().error(f"unknown protocol(s) {unknown}; known: {', '.join(PROTOCOLS)}")
+    checks = select(REGISTRY, args.only, args.protocol)
     if args.list:
         for c in checks:
-            print(f"{c.id:<50} {c.strength.value:<8} {c.source}")
+            print(f"{c.id:<50} {c.protocol:<12} {c.strength.value:<8} {c.source}")
         return 0
     if not checks:
-        parser().error(f"--only {args.only} selects no check")
+        parser().error(f"--only {args.only} --protocol {args.protocol} selects no check")
     profiles = profiles_from(args)
 
     def progress(server: str, result: Result) -> None:

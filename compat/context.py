@@ -8,13 +8,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compat.checks.base import Fail
+from compat.checks.base import Fail, Unsupported
+from compat.harness.certs import TLSFiles
 from compat.harness.endpoint import Endpoint
+from compat.harness.h2wire import H2Client, H2Response, NotHTTP2
 from compat.harness.launch import Launcher, RunningServer
 from compat.harness.records import RecordStore, Trace
 from compat.harness.wire import Connection, Response, build_request
 from compat.harness.ws import WebSocket, connect
+from compat.harness.ws_h2 import H2WebSocket, offers_extended_connect
 from compat.probe.plan import pack_plan
+
+PLAN_SHOWN = 24  # characters of the (long, base64) plan header shown in evidence
+# How long an HTTP/2 request waits for its stream to end: longer than the apps' H2_DRAIN.
+H2_WAIT = 6.0
 
 
 @dataclass
@@ -29,6 +36,32 @@ class Exchange:
     @property
     def response(self) -> Response:
         return self.responses[-1]
+
+    def evidence(self) -> tuple[str, str]:
+        """What was sent and what came back, as text."""
+        got = self.conn.received.decode("latin-1") if self.conn is not None else ""
+        return self.request.decode("latin-1"), got
+
+
+@dataclass
+class H2Exchange:
+    """One request on an HTTP/2 stream: its token, the header block sent, the stream."""
+
+    token: str
+    headers: list[tuple[bytes, bytes]]
+    client: H2Client
+    stream_id: int
+
+    @property
+    def response(self) -> H2Response:
+        return self.client.streams[self.stream_id]
+
+    def evidence(self) -> tuple[str, str]:
+        sent = []
+        for name, value in self.headers:
+            shown = value[:PLAN_SHOWN] + b"..." if name == b"x-compat-plan" else value
+            sent.append(f"{name.decode('latin-1')}: {shown.decode('latin-1')}")
+        return f"stream {self.stream_id}: " + "; ".join(sent), self.client.text(self.stream_id)
 
 
 class CheckContext:
@@ -48,8 +81,9 @@ class CheckContext:
         self.shared = shared
         self.scenarios = scenarios
         self.workdir = workdir
-        self.exchanges: list[Exchange] = []
+        self.exchanges: list[Exchange | H2Exchange] = []
         self.connections: list[Connection] = []
+        self.h2_clients: list[H2Client] = []
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -67,15 +101,25 @@ class CheckContext:
     def token() -> str:
         return uuid.uuid4().hex[:16]
 
-    def connection(self, timeout: float = 5.0) -> Connection:
-        """A new raw connection, closed when the check ends."""
-        conn = Connection(self.endpoint, timeout)
+    @property
+    def tls(self) -> TLSFiles:
+        """The certificate the server under test serves (TLS targets only)."""
+        assert self.server is not None and self.server.tls is not None, "not a TLS target"
+        return self.server.tls
+
+    def connection(self, timeout: float = 5.0, tls: bool = False) -> Connection:
+        """A new raw connection (with ``tls``: HTTP/1.1 over TLS, ALPN "http/1.1"), closed
+        when the check ends."""
+        context = self.tls.client_context(["http/1.1"]) if tls else None
+        conn = Connection(self.endpoint, timeout, context)
         self.connections.append(conn)
         return conn
 
     def close(self) -> None:
         for conn in self.connections:
             conn.close()
+        for client in self.h2_clients:
+            client.close()
 
     def cached(self, key: str, make: Callable[[], Any]) -> Any:
         """``make()`` once per server run (failures are cached too, and re-raised)."""
@@ -133,11 +177,12 @@ class CheckContext:
         version: str = "HTTP/1.1",
         timeout: float = 5.0,
         keep_open: bool = False,
+        tls: bool = False,
     ) -> Exchange:
         """Send one request on a new connection and read up to its final response."""
         token = self.token()
         raw = self.request_bytes(plan, token, method, target, headers, body, version)
-        conn = self.connection(timeout)
+        conn = self.connection(timeout, tls)
         exchange = Exchange(token, raw, conn=conn)
         self.exchanges.append(exchange)
         conn.send(raw)
@@ -173,6 +218,137 @@ class CheckContext:
         )
         exchange.responses = [response]
         return exchange, ws, elapsed
+
+    # -- HTTP/2 ----------------------------------------------------------------------------
+
+    def h2(self, tls: bool = False, timeout: float = 5.0, enable_push: bool = False) -> H2Client:
+        """A new HTTP/2 connection, open (preface and SETTINGS exchanged): h2c by prior
+        knowledge, or with ``tls`` h2 chosen by ALPN. ``Unsupported`` when the server does
+        not speak it; once it has on this server, a non-HTTP/2 answer fails the check."""
+        key = f"h2-spoken:{tls}"
+        if self.shared.get(key) is False:
+            raise Unsupported(self.shared[key + ":why"])
+        context = self.tls.client_context(["h2", "http/1.1"]) if tls else None
+        client = H2Client(self.endpoint, timeout, context, enable_push)
+        self.h2_clients.append(client)
+        try:
+            if tls and client.alpn != "h2":
+                raise NotHTTP2(f"ALPN chose {client.alpn!r} when offered h2 and http/1.1")
+            client.open()
+        except NotHTTP2 as exc:
+            if self.shared.get(key) is True:
+                raise Fail(f"no HTTP/2 on this connection: {exc} {exc.raw[:80]!r}") from None
+            how = "over TLS (ALPN h2)" if tls else "by prior knowledge (h2c)"
+            self.shared[key] = False
+            self.shared[key + ":why"] = f"no HTTP/2 {how}: {exc} {exc.raw[:60]!r}"
+            raise Unsupported(self.shared[key + ":why"]) from None
+        self.shared[key] = True
+        return client
+
+    def h2_request_headers(
+        self,
+        token: str,
+        plan: list[list[Any]] | None,
+        method: str = "GET",
+        target: str = "/",
+        headers: list[tuple[str, str | bytes]] | None = None,
+        tls: bool = False,
+        authority: str | None = None,
+        protocol: str | None = None,
+    ) -> list[tuple[bytes, bytes]]:
+        """A request's header block: pseudo-headers, then the token, plan and ``headers``."""
+        fields: list[tuple[bytes, bytes]] = [(b":method", method.encode())]
+        if protocol is not None:
+            fields.append((b":protocol", protocol.encode()))
+        fields += [
+            (b":scheme", b"https" if tls else b"http"),
+            (b":authority", (authority or self.endpoint.authority).encode()),
+            (b":path", target.encode()),
+            (b"x-compat-token", token.encode()),
+        ]
+        if plan is not None:
+            fields.append((b"x-compat-plan", pack_plan(plan)))
+        for name, value in headers or []:
+            raw = value if isinstance(value, bytes) else value.encode("latin-1")
+            fields.append((name.lower().encode("latin-1"), raw))
+        return fields
+
+    def http2(
+        self,
+        plan: list[list[Any]] | None,
+        method: str = "GET",
+        target: str = "/",
+        headers: list[tuple[str, str | bytes]] | None = None,
+        body: bytes | None = None,
+        tls: bool = False,
+        timeout: float = H2_WAIT,
+        client: H2Client | None = None,
+        authority: str | None = None,
+        wait: bool = True,
+    ) -> H2Exchange:
+        """Send one request on a stream (of ``client``, else of a new connection) and, with
+        ``wait``, read until the stream ends."""
+        client = client if client is not None else self.h2(tls, timeout)
+        token = self.token()
+        fields = self.h2_request_headers(
+            token, plan, method, target, headers, tls, authority=authority
+        )
+        stream_id = client.request(fields, body, timeout=timeout)
+        exchange = H2Exchange(token, fields, client, stream_id)
+        self.exchanges.append(exchange)
+        if wait:
+            client.wait(stream_id, timeout)
+        return exchange
+
+    def websocket_h2(
+        self,
+        plan: list[list[Any]],
+        target: str = "/ws",
+        headers: list[tuple[str, str | bytes]] | None = None,
+        authority: str | None = None,
+        timeout: float = H2_WAIT,
+    ) -> tuple[H2Exchange, H2WebSocket | None]:
+        """Open a WebSocket over HTTP/2 (an extended CONNECT, RFC 8441 §4) whose app runs
+        ``plan``: the exchange and, when the server answered 2xx, the socket.
+        ``Unsupported`` when the server's SETTINGS do not allow an extended CONNECT."""
+        client = self.h2(timeout=timeout)
+        if not offers_extended_connect(client):
+            raise Unsupported(
+                "no WebSockets over HTTP/2: SETTINGS_ENABLE_CONNECT_PROTOCOL not sent "
+                f"(RFC 8441 §3; SETTINGS {client.remote_settings})"
+            )
+        token = self.token()
+        fields = self.h2_request_headers(
+            token,
+            plan,
+            "CONNECT",
+            target,
+            [("sec-websocket-version", "13"), *(headers or [])],
+            authority=authority,
+            protocol="websocket",
+        )
+        stream_id = client.request(fields, end_stream=False, timeout=timeout)
+        exchange = H2Exchange(token, fields, client, stream_id)
+        self.exchanges.append(exchange)
+        response = client.wait_headers(stream_id, timeout)
+        status = response.status
+        if status is None or not 200 <= status < 300:
+            return exchange, None
+        return exchange, H2WebSocket(client, stream_id)
+
+    def h2_baseline(self, tls: bool = False) -> dict[str, Any]:
+        """The scope of a plain GET over HTTP/2, recorded once per server run."""
+
+        def make() -> dict[str, Any]:
+            from compat import plans
+
+            exchange = self.http2([plans.h2_drain(), *plans.respond()], tls=tls)
+            scope = self.trace(exchange.token).scope
+            if not isinstance(scope, dict):
+                raise Fail(f"the probe app recorded no scope (stream {exchange.response!r})")
+            return scope
+
+        return self.cached(f"h2-baseline:{tls}", make)
 
     # -- what the server claims ------------------------------------------------------------
 

@@ -39,6 +39,16 @@ def drain(timeout: float = 5.0) -> Step:
     return ["drain", timeout]
 
 
+# The HTTP/2 checks' apps wait less for the request body: a server that never delivers
+# http.request for a bodyless stream still gets its response out (late) within the
+# check's own wait, so one fault does not read as "no answer" everywhere.
+H2_DRAIN = 3.0
+
+
+def h2_drain() -> Step:
+    return drain(H2_DRAIN)
+
+
 def receive(timeout: float = 5.0) -> Step:
     return ["receive", timeout]
 
@@ -74,3 +84,9 @@ def mutate(marker: str) -> Step:
 
 def zerocopy(path: str, more: bool = False) -> Step:
     return ["zerocopy", path, more]
+
+
+def if_extension(name: str, then: list[Step], otherwise: list[Step]) -> Step:
+    """Run ``then`` if the scope advertises extension ``name``, else ``otherwise`` (their
+    steps are recorded from index ``100 * (i + 1)`` for this step's index ``i``)."""
+    return ["if_ext", name, then, otherwise]

@@ -43,6 +43,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="comma list of check groups (http, websocket, lifespan, extensions) or id prefixes",
     )
     group.addoption(
+        "--asgi-protocol",
+        metavar="PROTOCOLS",
+        default="",
+        help="comma list of the protocols to check over (http/1.1, http/1.1+tls, h2c, h2); "
+        "default all",
+    )
+    group.addoption(
         "--asgi-strict", action="store_true", help="a failed SHOULD check fails the test too"
     )
     group.addoption(
@@ -80,12 +87,16 @@ def _profile(config: pytest.Config) -> ServerProfile:
 
 def _selected_checks(config: pytest.Config) -> list[Check]:
     from compat.checks import REGISTRY
-    from compat.checks.base import select
+    from compat.checks.base import PROTOCOLS, select
 
     only = _comma_list(config.getoption("asgi_only"))
-    checks = select(REGISTRY, only)
+    protocols = _comma_list(config.getoption("asgi_protocol"))
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown:
+        raise pytest.UsageError(f"--asgi-protocol: unknown {unknown}; known: {PROTOCOLS}")
+    checks = select(REGISTRY, only, protocols)
     if not checks:
-        raise pytest.UsageError(f"--asgi-only {only} selects no check")
+        raise pytest.UsageError(f"--asgi-only {only} --asgi-protocol {protocols} selects no check")
     return checks
 
 

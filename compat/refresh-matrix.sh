@@ -5,7 +5,8 @@
 #   compat/refresh-matrix.sh [PEERS]
 #
 # PEERS/sandman is the Sandman under test: built from this checkout unless it exists already
-# (make it a link to the virtualenv of the build you want to measure).
+# (make it a link to the virtualenv of the build you want to measure). PEERS/suite runs the
+# suite: compat's dependencies (h2, trustme) from installing ./compat, the code from here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS=${1:-.compat-peers}
@@ -18,7 +19,7 @@ declare -A PINS=(
   [anycorn]="anycorn==0.20.1"
   [granian]="granian==2.8.7"
   [daphne]="daphne==4.2.3"
-  [gunicorn]="gunicorn==27.0.1"
+  [gunicorn]="gunicorn[http2]==27.0.1"
 )
 for name in "${!PINS[@]}"; do
   [ -x "$PEERS/$name/bin/python" ] || python3 -m venv "$PEERS/$name"
@@ -30,7 +31,12 @@ if [ ! -x "$PEERS/sandman/bin/python" ]; then
   "$PEERS/sandman/bin/python" -m pip install -q .
 fi
 
-python3 -m compat \
+[ -x "$PEERS/suite/bin/python" ] || python3 -m venv "$PEERS/suite"
+"$PEERS/suite/bin/python" -m pip install -q ./compat
+
+# HTTP/2 where a server needs options for it (uvicorn-zttp --http2, gunicorn's
+# --http-protocols) is in the profiles: the h2c and TLS set-ups add them.
+"$PEERS/suite/bin/python" -m compat \
   --server sandman,uvicorn-httptools,uvicorn-zttp,hypercorn,anycorn,granian,daphne,gunicorn \
   --bin-dir "sandman=$PEERS/sandman/bin" \
   --bin-dir "uvicorn-httptools=$PEERS/uvicorn/bin" \

@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import shutil
+import ssl
 import tempfile
 import threading
 import time
@@ -25,7 +26,7 @@ from compat.harness.wire import WireError
 # Extra seconds a check gets past its own timeout before it is abandoned.
 GRACE = 3.0
 EVIDENCE_LIMIT = 700
-PLAN_HEADER = re.compile(rb"(X-Compat-Plan: \S{24})\S*")
+PLAN_HEADER = re.compile(r"(X-Compat-Plan: \S{24})\S*")
 
 
 @dataclass
@@ -138,7 +139,11 @@ def _run_target(
                 shared = {}
                 try:
                     server = launcher.start(
-                        app=target.app, uds=target.uds, root_path=target.root_path
+                        app=target.app,
+                        uds=target.uds,
+                        root_path=target.root_path,
+                        tls=target.tls,
+                        http2=target.http2,
                     )
                 except NotConfigurable as exc:
                     cannot_start = Result(c, Status.NOT_APPLICABLE, str(exc))
@@ -193,7 +198,12 @@ def _execute(c: Check, ctx: CheckContext) -> Result:
             box["r"] = Result(c, o.status, o.detail, o.evidence or _evidence(ctx, o.status))
         except WireError as exc:
             raw = exc.raw.decode("latin-1")[-EVIDENCE_LIMIT:]
+            if ctx.exchanges and not raw:
+                raw = _evidence(ctx, Status.FAIL)
             box["r"] = Result(c, Status.FAIL, f"invalid HTTP from the server: {exc}", raw)
+        except ssl.SSLError as exc:
+            detail = f"TLS failed: {type(exc).__name__}: {exc}"
+            box["r"] = Result(c, Status.FAIL, detail, _evidence(ctx, Status.FAIL))
         except (TimeoutError, ConnectionError) as exc:
             detail = f"no answer from the server: {type(exc).__name__}: {exc}"
             box["r"] = Result(c, Status.FAIL, detail, _evidence(ctx, Status.FAIL))
@@ -220,8 +230,7 @@ def _evidence(ctx: CheckContext, status: Status) -> str:
     """The last request and what came back, for failures."""
     if status not in (Status.FAIL, Status.ERROR) or not ctx.exchanges:
         return ""
-    last = ctx.exchanges[-1]
+    sent, got = ctx.exchanges[-1].evidence()
     # The plan header is long base64 and says nothing a reader needs: shorten it.
-    sent = PLAN_HEADER.sub(rb"\1...", last.request).decode("latin-1")
-    got = last.conn.received.decode("latin-1") if last.conn is not None else ""
+    sent = PLAN_HEADER.sub(r"\1...", sent)
     return f">>> {sent[:EVIDENCE_LIMIT]}\n<<< {got[:EVIDENCE_LIMIT]}"

@@ -16,10 +16,12 @@ from configparser import RawConfigParser
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from sandman_asgi.byte_size import parse_byte_size
 from sandman_asgi.importer import ImportFromStringError, app_frames, import_from_string
 from sandman_asgi.logging import LOGGING_CONFIG, TRACE_LOG_LEVEL
 from sandman_asgi.loops import loop_factory
 from sandman_asgi.middleware.asgi2 import ASGI2Middleware
+from sandman_asgi.static_mounts import parse_static_mounts
 
 HTTPProtocolType = Literal["auto", "h11", "httptools", "zttp"]
 WSProtocolType = Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"]
@@ -125,6 +127,13 @@ class Config:
         limit_request_body_rate: float = 500.0,
         limit_request_body_rate_grace: float = 20.0,
         h2_max_concurrent_streams: int = 100,
+        static: list[str] | None = None,
+        static_max_age: list[str] | None = None,
+        static_index: bool = False,
+        cache_size: str | int | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str | None = None,
+        health_loop_timeout: float = 10.0,
     ) -> None:
         self.app = app
         self.host = host
@@ -186,6 +195,19 @@ class Config:
         self.limit_request_body_rate = limit_request_body_rate
         self.limit_request_body_rate_grace = limit_request_body_rate_grace
         self.h2_max_concurrent_streams = h2_max_concurrent_streams
+        # Answered by the core without the app (docs/static-files-and-cache.md).
+        self.static = static
+        self.static_max_age = static_max_age
+        self.static_index = static_index
+        self.cache_size = cache_size
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        self.health_loop_timeout = health_loop_timeout
+        try:
+            self.static_mounts = parse_static_mounts(static, static_max_age, static_index)
+            self.cache_bytes = parse_byte_size(cache_size, "--cache-size")
+        except ValueError as exc:
+            raise InvalidSetting(str(exc)) from None
 
         self.loaded = False
         self.loaded_app: Any = None

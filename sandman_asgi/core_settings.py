@@ -25,6 +25,16 @@ class TlsSettings:
 
 
 @dataclass(frozen=True)
+class StaticMount:
+    """One ``--static PREFIX=DIRECTORY`` mount, served by the core without the app."""
+
+    prefix: str
+    directory: str
+    max_age: int | None
+    index: bool
+
+
+@dataclass(frozen=True)
 class RequestTaskHooks:
     """What the core needs from asyncio to start HTTP apps as eager ``RequestTask``s on
     Python 3.11 (see ``sandman_asgi.eager_task``)."""
@@ -90,3 +100,9 @@ class CoreSettings:
     tls: TlsSettings | None
     # Process-wide malloc tuning (only when the ``sandman`` command owns the process).
     tune_malloc: bool
+    # Answered by the core without the app: static mounts, and the response cache's bound.
+    static_mounts: list[StaticMount]
+    cache_bytes: int | None
+    # Where this process records its metrics (``--metrics-port``): the group's segment and
+    # this process's slot in it.
+    metrics: tuple[Any, int] | None

@@ -68,6 +68,8 @@ def main(**kwargs: Any) -> None:
     kwargs["reload_dirs"] = list(kwargs["reload_dirs"]) or None
     kwargs["reload_includes"] = list(kwargs["reload_includes"]) or None
     kwargs["reload_excludes"] = list(kwargs["reload_excludes"]) or None
+    kwargs["static"] = list(kwargs["static"]) or None
+    kwargs["static_max_age"] = list(kwargs["static_max_age"]) or None
     if kwargs["log_config"] is None:
         kwargs["log_config"] = LOGGING_CONFIG
     if kwargs["workers"] is not None and kwargs["workers"] < 1:
@@ -176,10 +178,17 @@ def run(
     limit_request_body_rate: float = 500.0,
     limit_request_body_rate_grace: float = 20.0,
     h2_max_concurrent_streams: int = 100,
+    static: list[str] | None = None,
+    static_max_age: list[str] | None = None,
+    static_index: bool = False,
+    cache_size: str | int | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str | None = None,
+    health_loop_timeout: float = 10.0,
 ) -> None:
     """Run ``app`` (an ASGI app or an import string) until it is stopped, as
-    ``uvicorn.run()`` does: same keywords, same defaults, same exit statuses. Sandman's own
-    keywords come last (see ``Config``)."""
+    ``uvicorn.run()`` does: same keywords, same defaults, same exit statuses. The
+    keywords from ``header_read_timeout`` on are Sandman's own (see ``Config``)."""
     # Every keyword but app/app_dir goes to Config unchanged (locals() is just the arguments).
     settings = {k: v for k, v in locals().items() if k not in ("app", "app_dir")}
     if app_dir is not None:

@@ -548,6 +548,57 @@ OPTIONS: tuple[Option, ...] = (
         type=click.IntRange(min=1),
         show_default=True,
     ),
+    # Answered by the Rust core without waking Python (docs/static-files-and-cache.md).
+    _sandman(
+        "static",
+        None,
+        "--static",
+        "Serve the files of DIRECTORY under URL PREFIX from the core, without the app: PREFIX=DIRECTORY. Repeatable; the longest prefix wins.",
+        multiple=True,
+    ),
+    _sandman(
+        "static_max_age",
+        None,
+        "--static-max-age",
+        "Cache-Control: public, max-age=SECONDS on static files: SECONDS for every mount, or PREFIX=SECONDS for one. Repeatable.",
+        multiple=True,
+    ),
+    _sandman(
+        "static_index",
+        False,
+        "--static-index",
+        "Serve a directory's index.html under static mounts (a directory path without its final slash is redirected to it).",
+        is_flag=True,
+    ),
+    _sandman(
+        "cache_size",
+        None,
+        "--cache-size",
+        "Cache GET/HEAD responses the app marks Cache-Control: public with max-age or s-maxage, in the core, up to this many bytes (such as 64M). Default: no cache.",
+        type=str,
+    ),
+    _sandman(
+        "metrics_port",
+        None,
+        "--metrics-port",
+        "Serve Prometheus metrics (/metrics) and health checks (/livez, /readyz) on this port. Default: off.",
+        type=click.IntRange(min=0, max=65535),
+    ),
+    _sandman(
+        "metrics_host",
+        None,
+        "--metrics-host",
+        "Bind the metrics port to this host. Default: the --host value.",
+        type=str,
+    ),
+    _sandman(
+        "health_loop_timeout",
+        10.0,
+        "--health-loop-timeout",
+        "Seconds the event loop may go without turning before /livez fails.",
+        type=click.FloatRange(min=0, min_open=True),
+        show_default=True,
+    ),
 )
 
 BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}

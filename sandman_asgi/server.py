@@ -31,6 +31,7 @@ from sandman_asgi.core_settings import CoreSettings, TlsSettings
 from sandman_asgi.cycle import run_http, run_websocket
 from sandman_asgi.eager_task import app_coroutine, request_task_hooks
 from sandman_asgi.lifespan import LifespanOff, LifespanOn
+from sandman_asgi.metrics import MetricsEndpoint, ProcessMetrics, SharedMetrics
 from sandman_asgi.sockets import BindError, bind_socket, log_running
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -102,6 +103,11 @@ class Server:
         self._access_log: AccessLog | None = None
         self._captured_signals: list[int] = []
         self._own_sockets: list[socket.socket] = []
+        # --metrics-port: the group's segment (a supervisor sets it for its workers; a lone
+        # server makes its own), this process's slot, and the listener if this serves it.
+        self.metrics: SharedMetrics | None = None
+        self._process_metrics: ProcessMetrics | None = None
+        self._metrics_endpoint: MetricsEndpoint | None = None
 
     # -- running -----------------------------------------------------------------------
 
@@ -143,18 +149,45 @@ class Server:
         color_message = "Started server process [" + click.style("%d", fg="cyan") + "]"
         logger.info(message, process_id, extra={"color_message": color_message})
 
-        await self.startup(sockets=sockets)
-        if not self.should_exit:
-            await self.main_loop()
-        # A stop requested during startup (a signal while lifespan startup ran) still gets
-        # a full shutdown, lifespan shutdown included, once the server did start.
-        if not self.started:
-            return
-        await self.shutdown(sockets=sockets)
+        self._start_metrics()
+        try:
+            await self.startup(sockets=sockets)
+            if not self.should_exit:
+                await self.main_loop()
+            # A stop requested during startup (a signal while lifespan startup ran) still
+            # gets a full shutdown, lifespan shutdown included, once the server did start.
+            if not self.started:
+                return
+            await self.shutdown(sockets=sockets)
+        finally:
+            self._stop_metrics()
 
         message = "Finished server process [%d]"
         color_message = "Finished server process [" + click.style("%d", fg="cyan") + "]"
         logger.info(message, process_id, extra={"color_message": color_message})
+
+    def _start_metrics(self) -> None:
+        """``--metrics-port``: claim this process's slot (serving the port unless a
+        supervisor does) and start the event loop's heartbeat. Exits 3 if the port cannot
+        be bound."""
+        if self.config.metrics_port is None:
+            return
+        if self.metrics is None:
+            self.metrics = SharedMetrics.create(1)
+            try:
+                self._metrics_endpoint = MetricsEndpoint(self.config, self.metrics)
+            except OSError as exc:
+                logger.error("%s", exc)
+                sys.exit(STARTUP_FAILURE)
+        self._process_metrics = ProcessMetrics(self.metrics)
+        self._process_metrics.start_heartbeat()
+
+    def _stop_metrics(self) -> None:
+        if self._process_metrics is not None:
+            self._process_metrics.stop_heartbeat()
+        if self._metrics_endpoint is not None:
+            self._metrics_endpoint.close()
+            self._metrics_endpoint = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Lifespan startup, then start the core and listen. Exits with status 3 if any of
@@ -188,6 +221,8 @@ class Server:
             sys.exit(STARTUP_FAILURE)
         loop.add_reader(self.core.wake_fd, self.core.drain)
         await self._listen(config, sockets)
+        if self._process_metrics is not None and not self.should_exit:
+            self._process_metrics.ready()
 
     def _core_settings(
         self, config: Config, loop: asyncio.AbstractEventLoop, tls: TlsSettings | None
@@ -237,6 +272,11 @@ class Server:
             h2_max_concurrent_streams=config.h2_max_concurrent_streams,
             tls=tls,
             tune_malloc=os.environ.get(MALLOC_TUNING_ENV) == "1",
+            static_mounts=config.static_mounts,
+            cache_bytes=config.cache_bytes,
+            metrics=(
+                self._process_metrics.core_setting() if self._process_metrics is not None else None
+            ),
         )
 
     async def _listen(self, config: Config, sockets: list[socket.socket] | None) -> None:
@@ -301,6 +341,8 @@ class Server:
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Graceful stop: refuse new connections, drain, then lifespan shutdown."""
         logger.info("Shutting down")
+        if self._process_metrics is not None:
+            self._process_metrics.draining()
         loop = asyncio.get_running_loop()
         if self.core is not None:
             self.core.shutdown()
@@ -375,6 +417,9 @@ class Server:
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """First signal: graceful exit. A second SIGINT: skip the waiting."""
         self._captured_signals.append(sig)
+        # Not ready from this moment, before the main loop notices (/readyz).
+        if self._process_metrics is not None:
+            self._process_metrics.draining()
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
         else:

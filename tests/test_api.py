@@ -47,6 +47,13 @@ EXTRAS = {
     "limit_request_body_rate": 500.0,  # slowest body in bytes/s after the grace, 408 below
     "limit_request_body_rate_grace": 20.0,  # seconds of waiting before the rate applies
     "h2_max_concurrent_streams": 100,  # HTTP/2 streams one client may have open
+    "static": None,  # PREFIX=DIRECTORY mounts served by the core
+    "static_max_age": None,  # Cache-Control max-age for static files
+    "static_index": False,  # a directory's index.html
+    "cache_size": None,  # the core's response cache, in bytes
+    "metrics_port": None,  # Prometheus metrics and health checks
+    "metrics_host": None,  # where the metrics port listens (default: --host)
+    "health_loop_timeout": 10.0,  # seconds without a loop turn before /livez fails
 }
 
 

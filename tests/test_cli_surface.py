@@ -32,7 +32,9 @@ main_module = importlib.import_module("sandman_asgi.main")  # the package re-exp
 SNAPSHOT = json.loads((HERE / "uvicorn_0_54_surface.json").read_text())
 UVICORN = Path(os.environ.get("UVICORN_ANCHOR_BIN", ROOT / ".ci-uvicorn" / "bin" / "uvicorn"))
 OPTION = re.compile(r"^  (--[a-z0-9-]+)(?: / (--[a-z0-9-]+))?", re.MULTILINE)
-# Sandman's own hardening limits (docs/hardening.md); everything else is uvicorn's.
+# Sandman's own: hardening limits (docs/hardening.md), static mounts, the response cache,
+# metrics and health (docs/static-files-and-cache.md, docs/metrics.md); everything else is
+# uvicorn's.
 SANDMAN_OPTIONS = {
     "--limit-request-line",
     "--limit-request-fields",
@@ -43,6 +45,13 @@ SANDMAN_OPTIONS = {
     "--limit-request-body-rate",
     "--limit-request-body-rate-grace",
     "--h2-max-concurrent-streams",
+    "--static",
+    "--static-max-age",
+    "--static-index",
+    "--cache-size",
+    "--metrics-port",
+    "--metrics-host",
+    "--health-loop-timeout",
 }
 
 

@@ -121,6 +121,10 @@ def _sample(option: Option, tmp_path: Path) -> tuple[str, Any]:
         "env_file": (str(tmp_path / "empty.env"), str(tmp_path / "empty.env")),
         "log_config": (str(tmp_path / "log.json"), str(tmp_path / "log.json")),
         "workers": ("2", 2),
+        # Repeatable: the environment spelling takes several values, split on spaces.
+        "static": ("/a=/srv/a /b=/srv/b", ["/a=/srv/a", "/b=/srv/b"]),
+        "static_max_age": ("60 /a=3600", ["60", "/a=3600"]),
+        "cache_size": ("64M", "64M"),
     }
     if option.name in special:
         return special[option.name]

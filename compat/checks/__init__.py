@@ -2,13 +2,17 @@
 
 from compat.checks import (  # noqa: F401 - imported for their @check registrations
     extensions,
+    extensions_h2,
+    http2,
     http_body,
     http_disconnect,
     http_errors,
     http_response,
     http_scope,
     lifespan,
+    tls,
     websocket,
+    websocket_h2,
 )
 from compat.checks.base import GROUPS, REGISTRY
 
@@ -19,9 +23,13 @@ _MODULES = [
     http_response,
     http_disconnect,
     http_errors,
+    http2,
     websocket,
+    websocket_h2,
     lifespan,
     extensions,
+    tls,
+    extensions_h2,
 ]
 REGISTRY.sort(
     key=lambda c: (

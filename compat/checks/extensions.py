@@ -6,9 +6,13 @@ of a plain request and reports "not advertised" when the extension is absent.
 
 from __future__ import annotations
 
+from typing import Any
+
 from compat import plans
 from compat.checks.base import ASGI, EXT, TLS, NotAdvertised, Strength, check, expect
 from compat.context import CheckContext
+from compat.harness.records import Trace
+from compat.harness.wire import Response
 
 MUST, SHOULD, DE_FACTO = Strength.MUST, Strength.SHOULD, Strength.DE_FACTO
 EVENTS = {
@@ -18,6 +22,7 @@ EVENTS = {
     "http.response.push": "http.response.push",
 }
 FILE_DATA = b"served from a file by the compat suite\n" * 50
+TRAILERS = "http.response.trailers"
 
 
 def advertised(ctx: CheckContext, name: str) -> None:
@@ -123,22 +128,69 @@ def zerocopysend(ctx: CheckContext) -> None:
     expect(response.body == FILE_DATA, f"body {response.body[:60]!r}")
 
 
+TRAILER = (b"x-checksum", b"abc")
+
+
+def trailers_plan(drain: list[Any] | None = None) -> list[list[Any]]:
+    """An app that sends trailers where its scope offers them, as a real one would."""
+    headers = [(b"content-type", b"text/plain"), (b"trailer", TRAILER[0])]
+    with_trailers = [
+        plans.start(headers=headers, trailers=True),
+        plans.body(b"data"),
+        plans.send({"type": "http.response.trailers", "headers": [TRAILER]}),
+    ]
+    first = drain if drain is not None else plans.drain()
+    return [first, plans.if_extension(TRAILERS, with_trailers, plans.respond(b"data"))]
+
+
+def offered(trace: Trace) -> bool:
+    """Whether the app found the trailers extension in its scope (see ``trailers_plan``)."""
+    return trace.mark(f"{TRAILERS}:offered") is not None
+
+
+def has_trailer(fields: list[tuple[bytes, bytes]]) -> bool:
+    return any(k.lower() == TRAILER[0] and v == TRAILER[1] for k, v in fields)
+
+
+def http11_trailers(ctx: CheckContext, te: bool) -> tuple[Trace, Response]:
+    """A trailers request over HTTP/1.1, with or without ``TE: trailers``."""
+
+    def make() -> tuple[Trace, Response]:
+        exchange = ctx.http(trailers_plan(), headers=[("TE", "trailers")] if te else [])
+        return ctx.trace(exchange.token), exchange.response
+
+    return ctx.cached(f"h1-trailers:{te}", make)
+
+
 @check(
     "extensions.trailers",
     "with http.response.trailers, trailers reach a client that sent TE: trailers",
     f"{EXT} HTTP Trailers",
     MUST,
 )
-def trailers(ctx: CheckContext) -> None:
-    advertised(ctx, "http.response.trailers")
-    plan = [
-        plans.drain(),
-        plans.start(headers=[(b"trailer", b"x-checksum")], trailers=True),
-        plans.body(b"data"),
-        plans.send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc")]}),
-    ]
-    response = ctx.http(plan, headers=[("TE", "trailers")]).response
-    expect((b"x-checksum", b"abc") in response.trailers, f"trailers {response.trailers!r}")
+def trailers(ctx: CheckContext) -> str:
+    trace, response = http11_trailers(ctx, te=True)
+    if not offered(trace):
+        raise NotAdvertised(f"{TRAILERS} not offered to a request with TE: trailers")
+    expect(has_trailer(response.trailers), f"trailers {response.trailers!r}")
+    return f"framing: {response.framing}"
+
+
+@check(
+    "extensions.trailers_without_te",
+    "trailers are not sent to a client that did not send TE: trailers",
+    f"{EXT} HTTP Trailers (sent only if the client has sent TE: trailers)",
+    MUST,
+)
+def trailers_without_te(ctx: CheckContext) -> str:
+    trace, response = http11_trailers(ctx, te=False)
+    if not offered(trace):
+        if not offered(http11_trailers(ctx, te=True)[0]):
+            raise NotAdvertised(f"{TRAILERS} not advertised on HTTP/1.1")
+        return "the extension is only offered to requests with TE: trailers"
+    expect(not has_trailer(response.trailers), f"trailers sent: {response.trailers!r}")
+    expect(response.body == b"data", f"body {response.body!r}")
+    return "offered; the app's trailers were dropped"
 
 
 @check(

@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 
 LOOPBACK = "127.0.0.1"
+# The name a TLS client asks for (SNI) and the run's certificate carries.
+SERVER_NAME = "localhost"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Starting a server for a target: a free endpoint, a fresh record directory, readiness."""
+"""Starting a server for a target: a free endpoint, a fresh record directory, readiness;
+with TLS, a certificate made for the run."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from compat.harness.certs import TLSFiles, make_tls_files
 from compat.harness.endpoint import LOOPBACK, Endpoint, free_port, wait_accepting
 from compat.harness.process import ServerProcess
 from compat.harness.records import RecordStore
@@ -56,6 +58,7 @@ class RunningServer:
     records: RecordStore
     workdir: Path
     stop_signal: int = signal.SIGINT  # the server's graceful-stop signal
+    tls: TLSFiles | None = None  # the certificate it serves, when it listens with TLS
 
     def stop(self, sig: int | None = None, grace: float = 8.0) -> int | None:
         return self.process.stop(sig if sig is not None else self.stop_signal, grace)
@@ -72,8 +75,22 @@ class Launcher:
         self._count = 0
         self._started: list[ServerProcess] = []
         self._socket_dirs: list[str] = []
+        self._tls: TLSFiles | None = None
 
-    def argv(self, app: str, endpoint: Endpoint, root_path: str | None) -> list[str]:
+    def tls_files(self) -> TLSFiles:
+        """The run's certificate and key (made on first use)."""
+        if self._tls is None:
+            self._tls = make_tls_files(self.workroot / "tls")
+        return self._tls
+
+    def argv(
+        self,
+        app: str,
+        endpoint: Endpoint,
+        root_path: str | None,
+        tls: TLSFiles | None = None,
+        http2: bool = False,
+    ) -> list[str]:
         profile = self.profile
         if endpoint.uds is not None:
             if profile.uds is None:
@@ -87,6 +104,13 @@ class Launcher:
             if profile.root_path is None:
                 raise NotConfigurable(f"no root-path option known for {profile.name}")
             argv += [a.format(root_path=root_path) for a in profile.root_path]
+        if tls is not None:
+            if profile.tls is None:
+                raise NotConfigurable(f"no TLS options known for {profile.name}")
+            files = {"certfile": str(tls.certfile), "keyfile": str(tls.keyfile)}
+            argv += [a.format(**files) for a in profile.tls]
+        if http2:
+            argv += list(profile.http2)
         return argv
 
     def start(
@@ -96,8 +120,14 @@ class Launcher:
         uds: bool = False,
         root_path: str | None = None,
         ready: bool = True,
+        tls: bool = False,
+        http2: bool = False,
     ) -> RunningServer:
-        """Start a server; with ``ready`` wait until it accepts connections."""
+        """Start a server; with ``ready`` wait until it accepts connections. ``tls`` serves
+        the run's certificate; ``http2`` adds the profile's options that turn HTTP/2 on."""
+        if tls and self.profile.tls is None:
+            raise NotConfigurable(f"no TLS options known for {self.profile.name}")
+        files = self.tls_files() if tls else None
         self._count += 1
         workdir = self.workroot / f"{self.profile.name}-{self._count}"
         workdir.mkdir(parents=True)
@@ -108,7 +138,7 @@ class Launcher:
             endpoint = Endpoint(uds=os.path.join(sockdir, "s.sock"))
         else:
             endpoint = Endpoint(LOOPBACK, free_port())
-        argv = self.argv(app, endpoint, root_path)
+        argv = self.argv(app, endpoint, root_path, files, http2)
         records = RecordStore(workdir / "records")
         full_env = dict(os.environ)
         full_env.update(dict(self.profile.env))
@@ -124,7 +154,7 @@ class Launcher:
         # The work directory as cwd: `python -m` puts the cwd on the import path too.
         process = ServerProcess(argv, workdir / "server.log", env=full_env, cwd=workdir)
         self._started.append(process)
-        server = RunningServer(process, endpoint, records, workdir, self.profile.stop_signal)
+        server = RunningServer(process, endpoint, records, workdir, self.profile.stop_signal, files)
         if ready:
             self.wait_ready(server)
         return server

@@ -2,7 +2,7 @@
 
 A profile is a set of argv templates. Placeholders: ``{python}`` (the interpreter in
 ``--bin-dir``, else the one running the suite), ``{app}``, ``{host}``, ``{port}``, ``{path}``
-(unix socket), ``{root_path}``.
+(unix socket), ``{root_path}``, ``{certfile}`` and ``{keyfile}`` (PEM files made for the run).
 The first word of a template is looked up in ``--bin-dir``, then on ``PATH``, then next to
 the running interpreter.
 """
@@ -21,25 +21,35 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class ServerProfile:
-    """How to run one server. ``uds``/``root_path`` are ``None`` when unknown, and the
-    checks that need them report "n/a" instead of failing."""
+    """How to run one server. ``uds``/``root_path``/``tls`` are ``None`` when unknown, and
+    the checks that need them report "n/a" instead of failing. ``http2`` holds the options
+    that turn HTTP/2 on, for the servers that need any (whether the server then speaks it
+    is for the checks to find out)."""
 
     name: str
     tcp: tuple[str, ...]
     uds: tuple[str, ...] | None = None
     root_path: tuple[str, ...] | None = None
+    tls: tuple[str, ...] | None = None
+    http2: tuple[str, ...] = ()
     dist: str | None = None
     env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     # The signal that stops the server gracefully (lifespan shutdown included).
     stop_signal: int = signal.SIGINT
 
 
-def _uvicorn(name: str, *http: str) -> ServerProfile:
+# uvicorn's TLS options (Sandman's are the same).
+UVICORN_TLS = ("--ssl-keyfile", "{keyfile}", "--ssl-certfile", "{certfile}")
+
+
+def _uvicorn(name: str, *http: str, http2: tuple[str, ...] = ()) -> ServerProfile:
     return ServerProfile(
         name,
         ("uvicorn", "{app}", *http, "--host", "{host}", "--port", "{port}"),
         uds=("uvicorn", "{app}", *http, "--uds", "{path}"),
         root_path=("--root-path", "{root_path}"),
+        tls=UVICORN_TLS,
+        http2=http2,
         dist="uvicorn",
     )
 
@@ -51,6 +61,7 @@ def _hypercorn_like(name: str) -> ServerProfile:
         (name, "-b", "{host}:{port}", "{app}"),
         uds=(name, "-b", "unix:{path}", "{app}"),
         root_path=("--root-path", "{root_path}"),
+        tls=("--keyfile", "{keyfile}", "--certfile", "{certfile}"),
         dist=name,
     )
 
@@ -63,12 +74,14 @@ PROFILES: dict[str, ServerProfile] = {
             ("{python}", "-m", "sandman_asgi", "{app}", "--host", "{host}", "--port", "{port}"),
             uds=("{python}", "-m", "sandman_asgi", "{app}", "--uds", "{path}"),
             root_path=("--root-path", "{root_path}"),
+            tls=UVICORN_TLS,
             dist="sandman-asgi",
         ),
         _uvicorn("uvicorn"),  # --http auto: httptools when installed, else h11
         _uvicorn("uvicorn-h11", "--http", "h11"),
         _uvicorn("uvicorn-httptools", "--http", "httptools"),
-        _uvicorn("uvicorn-zttp", "--http", "zttp"),  # needs `pip install zttp`
+        # Needs `pip install zttp`; HTTP/2 (h2c and ALPN h2) only with --http2.
+        _uvicorn("uvicorn-zttp", "--http", "zttp", http2=("--http2",)),
         _hypercorn_like("hypercorn"),
         _hypercorn_like("anycorn"),
         ServerProfile(
@@ -76,6 +89,7 @@ PROFILES: dict[str, ServerProfile] = {
             ("granian", "--interface", "asgi", "--host", "{host}", "--port", "{port}", "{app}"),
             uds=("granian", "--interface", "asgi", "--uds", "{path}", "{app}"),
             root_path=("--url-path-prefix", "{root_path}"),
+            tls=("--ssl-keyfile", "{keyfile}", "--ssl-certificate", "{certfile}"),
             dist="granian",
         ),
         ServerProfile(
@@ -83,6 +97,7 @@ PROFILES: dict[str, ServerProfile] = {
             ("daphne", "-b", "{host}", "-p", "{port}", "{app}"),
             uds=("daphne", "-u", "{path}", "{app}"),
             root_path=("--root-path", "{root_path}"),
+            # TLS is an endpoint string (-e ssl:...) and needs twisted's TLS extras.
             dist="daphne",
         ),
         # gunicorn's own ASGI worker (`-k asgi`, in gunicorn 27), not uvicorn's worker class.
@@ -91,6 +106,9 @@ PROFILES: dict[str, ServerProfile] = {
             ("gunicorn", "-k", "asgi", "-b", "{host}:{port}", "{app}"),
             uds=("gunicorn", "-k", "asgi", "-b", "unix:{path}", "{app}"),
             root_path=("--root-path", "{root_path}"),
+            tls=("--keyfile", "{keyfile}", "--certfile", "{certfile}"),
+            # HTTP/2 (beta in 27, needs gunicorn[http2]): h2 by ALPN, h2c by either mechanism.
+            http2=("--http-protocols", "h2,h1", "--http2-cleartext", "both"),
             dist="gunicorn",
             stop_signal=signal.SIGTERM,  # SIGINT is gunicorn's quick shutdown
         ),

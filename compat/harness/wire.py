@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 
-from compat.harness.endpoint import Endpoint
+from compat.harness.endpoint import SERVER_NAME, Endpoint
 
 STATUS_LINE = re.compile(rb"^HTTP/(\d)\.(\d) (\d{3}) ?(.*)$")
 MAX_HEAD = 256 * 1024
@@ -80,10 +81,18 @@ def build_request(
 
 
 class Connection:
-    """One client connection with a read buffer; every read is bounded by a timeout."""
+    """One client connection with a read buffer; every read is bounded by a timeout. With
+    ``tls`` the connection is wrapped (the handshake bounded by the same timeout) and
+    ``alpn`` is the protocol the server chose."""
 
-    def __init__(self, endpoint: Endpoint, timeout: float = 5.0) -> None:
+    def __init__(
+        self, endpoint: Endpoint, timeout: float = 5.0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.sock = endpoint.connect(timeout)
+        self.alpn: str | None = None
+        if tls is not None:
+            self.sock = wrap_tls(self.sock, tls)
+            self.alpn = self.sock.selected_alpn_protocol()
         self.timeout = timeout
         self.buffer = b""
         self.eof = False
@@ -121,7 +130,7 @@ class Connection:
         self.sock.settimeout(remaining)
         try:
             data = self.sock.recv(65536)
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
             data = b""
         if not data:
             self.eof = True
@@ -265,6 +274,16 @@ class Connection:
             self.eof = True
         extra = self.buffer[before:]
         return True, extra
+
+
+def wrap_tls(sock: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
+    """The TLS client side of ``sock`` (closed if the handshake fails), for the name the
+    run's certificate carries."""
+    try:
+        return context.wrap_socket(sock, server_hostname=SERVER_NAME)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def exchange(

@@ -53,6 +53,42 @@ class Frame:
         return self.payload[2:].decode("utf-8", "replace")
 
 
+def client_frame(opcode: int, payload: bytes = b"", fin: bool = True) -> bytes:
+    """One masked frame, as a client must send it (RFC 6455 §5.3)."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def parse_frame(data: bytes | bytearray) -> tuple[Frame, int] | None:
+    """The first server frame in ``data`` and its length in bytes, or ``None`` while it is
+    incomplete. A masked server frame raises ``WireError`` (RFC 6455 §5.1)."""
+    if len(data) < 2:
+        return None
+    fin, opcode = bool(data[0] & 0x80), data[0] & 0x0F
+    if data[1] & 0x80:
+        raise WireError("server frame is masked (RFC 6455 §5.1 forbids it)", bytes(data[:64]))
+    n, at = data[1] & 0x7F, 2
+    if n == 126:
+        if len(data) < 4:
+            return None
+        n, at = struct.unpack("!H", bytes(data[2:4]))[0], 4
+    elif n == 127:
+        if len(data) < 10:
+            return None
+        n, at = struct.unpack("!Q", bytes(data[2:10]))[0], 10
+    if len(data) < at + n:
+        return None
+    return Frame(fin, opcode, bytes(data[at : at + n])), at + n
+
+
 class WebSocket:
     """An open WebSocket over ``conn`` (after a 101)."""
 
@@ -62,17 +98,7 @@ class WebSocket:
 
     def send_frame(self, opcode: int, payload: bytes = b"", fin: bool = True) -> None:
         """Send one masked frame (clients must mask, RFC 6455 §5.3)."""
-        head = bytes([(0x80 if fin else 0) | opcode])
-        n = len(payload)
-        if n < 126:
-            head += bytes([0x80 | n])
-        elif n < 65536:
-            head += bytes([0x80 | 126]) + struct.pack("!H", n)
-        else:
-            head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.conn.send(head + mask + masked)
+        self.conn.send(client_frame(opcode, payload, fin))
 
     def send_text(self, text: str) -> None:
         self.send_frame(TEXT, text.encode())

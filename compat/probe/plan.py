@@ -40,10 +40,16 @@ def pack_plan(steps: list[list[Any]]) -> bytes:
 
 
 async def run_plan(
-    steps: list[list[Any]], scope: dict[str, Any], receive: Any, send: Any, rec: Recorder
+    steps: list[list[Any]],
+    scope: dict[str, Any],
+    receive: Any,
+    send: Any,
+    rec: Recorder,
+    first_index: int = 0,
 ) -> Any:
-    """Run ``steps`` and return what the app should return (``None`` unless a ``return``)."""
-    for index, step in enumerate(steps):
+    """Run ``steps`` and return what the app should return (``None`` unless a ``return``).
+    Steps are recorded with their index, counted from ``first_index``."""
+    for index, step in enumerate(steps, first_index):
         op, args = step[0], step[1:]
         if op == "send":
             await _send(index, decode(args[0]), send, rec)
@@ -79,6 +85,16 @@ async def run_plan(
             rec.write("mark", index=index, name="mutated")
         elif op == "zerocopy":
             await _zerocopy(index, args[0], args[1], send, rec)
+        elif op == "if_ext":
+            # What a well-behaved app does: use an extension only where the scope offers it.
+            # The branch's steps are recorded from index 100 * (index + 1).
+            name, then, otherwise = args
+            offered = isinstance(scope.get("extensions"), dict) and name in scope["extensions"]
+            rec.write("mark", index=index, name=f"{name}:{'offered' if offered else 'absent'}")
+            branch = then if offered else otherwise
+            result = await run_plan(branch, scope, receive, send, rec, 100 * (index + 1))
+            if result is not None:
+                return result
         else:
             raise ValueError(f"unknown plan step {op!r}")
     return None

@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 
 from compat.checks import REGISTRY
-from compat.checks.base import GROUPS, Status, Strength, select
+from compat.checks.base import (
+    GROUPS,
+    H2,
+    H2C,
+    HTTP11,
+    HTTP11_TLS,
+    PROTOCOLS,
+    Status,
+    Strength,
+    select,
+)
 from compat.cli import bin_dirs_from, comma_list, exit_status, main
 from compat.harness.servers import PROFILES, custom_profile, render
 from compat.report import as_json, as_markdown, as_text, failing_strict, headline
@@ -142,3 +152,49 @@ def test_a_relative_bin_dir_works_from_the_servers_work_directory(
     assert main(args) == 1  # started (3 if not), and the fake fails the check
     # The report shows the command as it can be rerun from here.
     assert f"   bin/python {FAKE} ok 0 APP" in capsys.readouterr().out
+
+
+def test_every_check_names_a_protocol_and_runs_where_it_can() -> None:
+    for c in REGISTRY:
+        assert c.protocol in PROTOCOLS
+        if c.target.own:
+            continue  # starts its own servers, as the protocol needs
+        assert c.target.tls == (c.protocol in (H2, HTTP11_TLS))
+        if c.protocol == H2C:
+            assert c.target.http2 and not c.target.tls
+    h2c = select(REGISTRY, [], [H2C])
+    assert h2c and {c.protocol for c in h2c} == {H2C}
+    assert {c.group for c in h2c} >= {"http2", "websocket", "extensions"}
+    assert select(REGISTRY, ["http.scope"], [HTTP11_TLS]) == [
+        c for c in REGISTRY if c.id == "http.scope.scheme_tls"
+    ]
+
+
+def test_unknown_protocol_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--list", "--protocol", "h3"])
+    assert caught.value.code == 2
+
+
+def test_the_matrix_has_a_section_per_protocol_and_an_http2_column() -> None:
+    h1 = next(c for c in REGISTRY if c.protocol == HTTP11)
+    h2c_checks = [c for c in REGISTRY if c.protocol == H2C][:2]
+    speaks = RunReport(
+        "speaks", "1", "s", [Result(h1, Status.PASS)] + [Result(c, Status.PASS) for c in h2c_checks]
+    )
+    silent = RunReport(
+        "silent",
+        "1",
+        "q",
+        [Result(h1, Status.FAIL)]
+        + [Result(c, Status.UNSUPPORTED, "no HTTP/2 by prior knowledge") for c in h2c_checks],
+    )
+    md = as_markdown([speaks, silent])
+    assert "| speaks | 1 | 3/3 MUST" in md and "| 2/2 MUST, 0/0 SHOULD" in md
+    assert "| silent | 1 |" in md and "does not speak HTTP/2" in md
+    h2c_section = md.split("## Checks over h2c")[1].split("## ")[0]
+    assert "| check | strength | source | speaks |" in h2c_section
+    assert "Not shown (the protocol is unsupported or not set up): silent." in h2c_section
+    assert "2 checks over h2c" not in md  # two alike are listed, more are grouped
+    data = json.loads(as_json([speaks]))
+    assert data[0]["results"][1]["protocol"] == H2C

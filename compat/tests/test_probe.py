@@ -78,3 +78,27 @@ def test_mutate_touches_nested_dicts_and_state() -> None:
     scope = {"type": "http", "extensions": {}, "asgi": {}, "state": state, "headers": []}
     _mutate(scope, "m")
     assert scope["extensions"]["compat.leak"] == "m" and state["compat_shared"] == ["m"]
+
+
+def test_if_extension_runs_the_branch_the_scope_allows(records: RecordStore) -> None:
+    plan = [plans.if_extension("x.ext", plans.respond(b"with"), plans.respond(b"without"))]
+    sent: list[dict[str, Any]] = []
+
+    async def send(event: dict[str, Any]) -> None:
+        sent.append(event)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request"}
+
+    for token, extensions in (("on", {"x.ext": {}}), ("off", {})):
+        scope = {
+            "type": "http",
+            "extensions": extensions,
+            "headers": [(b"x-compat-token", token.encode()), (b"x-compat-plan", pack_plan(plan))],
+        }
+        asyncio.run(app(scope, receive, send))
+    assert [e["body"] for e in sent if e["type"] == "http.response.body"] == [b"with", b"without"]
+    on = records.read("on")
+    assert on.mark("x.ext:offered") is not None and records.read("off").mark("x.ext:absent")
+    # The branch's steps are numbered apart from the outer plan's.
+    assert [s["index"] for s in on.sends()] == [100, 101]

@@ -7,7 +7,18 @@ import os
 import time
 from pathlib import Path
 
-from compat.checks.base import MAIN, Check, Fail, NotAdvertised, Status, Strength
+from compat.checks.base import (
+    H2,
+    H2C,
+    H2C_TARGET,
+    MAIN,
+    TLS_TARGET,
+    Check,
+    Fail,
+    NotAdvertised,
+    Status,
+    Strength,
+)
 from compat.context import CheckContext
 from compat.harness.launch import Launcher
 from compat.harness.servers import custom_profile
@@ -119,3 +130,21 @@ def test_the_server_imports_only_the_probe_from_here(tmp_path: Path) -> None:
     assert sorted(p.name for p in probe.parent.glob("*.py")) == sorted(
         p.name for p in (Path(__file__).parent.parent / "probe").glob("*.py")
     )
+
+
+def test_http2_and_tls_checks_on_a_server_without_them(tmp_path: Path) -> None:
+    # The fake speaks HTTP/1.1 only, and a --cmd server has no known TLS options: the h2c
+    # check is "unsupported" (HTTP/2 is optional), the TLS one "n/a"; neither fails.
+    def over_h2c(ctx: CheckContext) -> None:
+        ctx.h2()
+
+    h2c = Check("http2.fake.h2c", "http2", "h2c", "test", Strength.MUST, H2C_TARGET, 3.0,
+                over_h2c, H2C)  # fmt: skip
+    tls = Check("http2.fake.h2", "http2", "h2", "test", Strength.MUST, TLS_TARGET, 3.0,
+                over_h2c, H2)  # fmt: skip
+    report = run_server(fake("ok"), [h2c, tls], workroot=tmp_path)
+    statuses = [r.status for r in report.results]
+    assert statuses == [Status.UNSUPPORTED, Status.NOT_APPLICABLE], report.results
+    assert "no HTTP/2 by prior knowledge" in report.results[0].detail
+    assert "HTTP/1.x" in report.results[0].detail
+    assert "no TLS options" in report.results[1].detail

@@ -30,6 +30,7 @@ from types import FrameType
 import click
 
 from sandman_asgi.config import STARTUP_FAILURE, Config
+from sandman_asgi.metrics import WORKER_SLOTS, MetricsEndpoint, SharedMetrics
 from sandman_asgi.supervisors.spawn import Target, spawn_process
 from sandman_asgi.supervisors.stopflag import StopFlag
 
@@ -55,10 +56,17 @@ def _log_pid(template: str, pid: int | None) -> None:
 class Worker:
     """One worker process and the parent's end of its health-check pipe."""
 
-    def __init__(self, config: Config, target: Target, sockets: list[socket.socket]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        target: Target,
+        sockets: list[socket.socket],
+        metrics: SharedMetrics | None = None,
+    ) -> None:
         self._conn, child_conn = Pipe()
         self._child_conn = child_conn
-        self.process = spawn_process(config, target, sockets, health=child_conn)
+        self._metrics = metrics
+        self.process = spawn_process(config, target, sockets, health=child_conn, metrics=metrics)
 
     @property
     def pid(self) -> int | None:
@@ -112,6 +120,9 @@ class Worker:
         _log_pid("Waiting for child process [{}]", self.pid)
         self.process.join()
         self._conn.close()
+        if self._metrics is not None and self.pid is not None:
+            # Gone: its counts stay in the group's totals, its slot is free again.
+            self._metrics.group.release(self.pid)
 
 
 class Multiprocess:
@@ -140,6 +151,9 @@ class Multiprocess:
         self.startup_failed = False
         self._signals: deque[int] = deque()
         self._previous_handlers: dict[int, object] = {}
+        # --metrics-port: the group's segment and the listener this process serves it on.
+        self.metrics: SharedMetrics | None = None
+        self._metrics_endpoint: MetricsEndpoint | None = None
 
     # -- signals ------------------------------------------------------------------------
 
@@ -173,11 +187,18 @@ class Multiprocess:
 
     def handle_int(self) -> None:
         logger.info("Received SIGINT, exiting.")
+        self._draining()
         self.should_exit.set()
 
     def handle_term(self) -> None:
         logger.info("Received SIGTERM, exiting.")
+        self._draining()
         self.should_exit.set()
+
+    def _draining(self) -> None:
+        # /readyz fails from now on, before any worker has even been told.
+        if self.metrics is not None:
+            self.metrics.group.set_group_draining()
 
     def handle_hup(self) -> None:
         logger.info("Received SIGHUP, restarting processes.")
@@ -203,9 +224,13 @@ class Multiprocess:
     # -- workers ------------------------------------------------------------------------
 
     def _start_worker(self) -> Worker:
-        worker = Worker(self.config, self.target, self.sockets)
+        worker = Worker(self.config, self.target, self.sockets, self.metrics)
         worker.start()
         return worker
+
+    def _count_restart(self) -> None:
+        if self.metrics is not None:
+            self.metrics.group.worker_restarted()
 
     def keep_subprocess_alive(self) -> None:
         """Replace every worker that died or missed its health check."""
@@ -226,6 +251,7 @@ class Multiprocess:
                 return
             logger.info("Child process [%s] died", worker.pid)
             self.processes[index] = self._start_worker()
+            self._count_restart()
 
     def restart_all(self) -> None:
         """SIGHUP: replace the workers one by one, never dropping below the worker count."""
@@ -247,15 +273,30 @@ class Multiprocess:
             old.terminate()
             old.join()
             self.processes[index] = new
+            self._count_restart()
 
     # -- lifecycle ----------------------------------------------------------------------
+
+    def _start_metrics(self) -> None:
+        """``--metrics-port``: one segment for the group and the listener on it, here in the
+        parent, so a scrape shows every worker and a probe never waits on one."""
+        if self.config.metrics_port is None:
+            return
+        self.metrics = SharedMetrics.create(WORKER_SLOTS)
+        try:
+            self._metrics_endpoint = MetricsEndpoint(self.config, self.metrics)
+        except OSError as exc:
+            logger.error("%s", exc)
+            self.startup_failed = True
+            self.should_exit.set()
 
     def run(self) -> None:
         """Supervise until SIGINT/SIGTERM (or a worker fails to start: exit status 3)."""
         self._install_signal_handlers()
         try:
             _log_pid("Started parent process [{}]", os.getpid())
-            for _ in range(self.processes_num):
+            self._start_metrics()
+            for _ in range(self.processes_num if not self.startup_failed else 0):
                 self.processes.append(self._start_worker())
             while not self.should_exit.wait(TICK):
                 self.handle_signals()
@@ -268,5 +309,7 @@ class Multiprocess:
         finally:
             self._restore_signal_handlers()
             self.should_exit.close()
+            if self._metrics_endpoint is not None:
+                self._metrics_endpoint.close()
         if self.startup_failed:
             sys.exit(STARTUP_FAILURE)

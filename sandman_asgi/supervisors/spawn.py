@@ -21,6 +21,7 @@ from sandman_asgi.config import STARTUP_FAILURE
 
 if TYPE_CHECKING:
     from sandman_asgi.config import Config
+    from sandman_asgi.metrics import SharedMetrics
 
 multiprocessing.allow_connection_pickling()
 _spawn = multiprocessing.get_context("spawn")
@@ -34,11 +35,13 @@ def spawn_process(
     target: Target,
     sockets: list[socket.socket],
     health: Connection | None = None,
+    metrics: SharedMetrics | None = None,
 ) -> SpawnProcess:
     """Prepare (not start) a child that runs ``target(sockets=sockets)``.
 
     ``health`` is the child's end of a pipe: the child answers each ping on it with whether
-    its server has finished starting up (see ``multiprocess.Worker``).
+    its server has finished starting up (see ``multiprocess.Worker``). ``metrics`` is the
+    group's metrics segment, which the child's server records into (``--metrics-port``).
     """
     try:
         stdin_fileno: int | None = sys.stdin.fileno()
@@ -50,6 +53,7 @@ def spawn_process(
         "sockets": sockets,
         "stdin_fileno": stdin_fileno,
         "health": health,
+        "metrics": metrics,
     }
     return _spawn.Process(target=child_main, kwargs=kwargs)
 
@@ -60,6 +64,7 @@ def child_main(
     sockets: list[socket.socket],
     stdin_fileno: int | None,
     health: Connection | None,
+    metrics: SharedMetrics | None = None,
 ) -> None:
     """Entry point of a child process."""
     # multiprocessing points the child's stdin at /dev/null; give the real one back so a
@@ -73,6 +78,9 @@ def child_main(
     config.configure_logging()
 
     server: Any = getattr(target, "__self__", None)
+    if metrics is not None and server is not None:
+        # The supervisor serves the metrics port; this server only records into the group.
+        server.metrics = metrics
     if health is not None:
         threading.Thread(target=answer_pings, args=(health, server), daemon=True).start()
     try:

@@ -42,7 +42,11 @@ fn start_server(py: Python<'_>, settings: &Bound<'_, PyAny>) -> PyResult<CoreSer
         common::malloc_tuning::tune();
     }
     let bridge = Arc::new(LoopBridge::new().map_err(|e| PyOSError::new_err(e.to_string()))?);
-    let hub = Arc::new(Hub::new(config.response));
+    let hub = Arc::new(
+        Hub::new(config.response)
+            .with_metrics(config.metrics)
+            .with_cache(config.settings.cache_bytes),
+    );
     let on_park = {
         let bridge = bridge.clone();
         move || bridge.flush_on_park()
@@ -55,7 +59,7 @@ fn start_server(py: Python<'_>, settings: &Bound<'_, PyAny>) -> PyResult<CoreSer
         on_park,
     )
     .map_err(|e| match e {
-        StartError::Tls(message) => PyValueError::new_err(message),
+        StartError::Tls(message) | StartError::Settings(message) => PyValueError::new_err(message),
         StartError::Io(err) => PyOSError::new_err(err.to_string()),
     })?;
     let io_wakeups = Arc::new(IoWakeups::default());
@@ -73,6 +77,35 @@ fn check_tls(tls: asgi::convert::settings::PyTls) -> PyResult<()> {
         .map_err(PyValueError::new_err)
 }
 
+/// The `--metrics-port` listener (`server/metrics_listener.rs`), as Python holds it.
+#[pyclass(module = "sandman_asgi._core")]
+struct MetricsListener(server::metrics_listener::MetricsListener);
+
+#[pymethods]
+impl MetricsListener {
+    /// Stop listening (waits for the listener's thread).
+    fn close(&mut self, py: Python<'_>) {
+        py.detach(|| self.0.close());
+    }
+}
+
+/// Serve `/metrics`, `/livez` and `/readyz` for `group` on the listening socket `fd` (the
+/// caller keeps its own descriptor), on a thread of its own. `/livez` fails when an event
+/// loop of the group has not turned for `loop_timeout` seconds.
+#[pyfunction]
+fn start_metrics_listener(
+    fd: i32,
+    group: &Bound<'_, asgi::metrics_group::MetricsGroup>,
+    loop_timeout: f64,
+) -> PyResult<MetricsListener> {
+    let timeout = std::time::Duration::try_from_secs_f64(loop_timeout).map_err(|_| {
+        PyValueError::new_err(format!("invalid health loop timeout: {loop_timeout}"))
+    })?;
+    server::metrics_listener::MetricsListener::start(fd, group.get().segment(), timeout)
+        .map(MetricsListener)
+        .map_err(|e| PyOSError::new_err(e.to_string()))
+}
+
 /// Whether the core changed glibc's malloc settings in this process (only under the
 /// `sandman` command, or with `SANDMAN_MALLOC_TUNING=1`).
 #[pyfunction]
@@ -88,6 +121,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(pyo3::wrap_pyfunction!(start_server, m)?)?;
     m.add_function(pyo3::wrap_pyfunction!(check_tls, m)?)?;
     m.add_function(pyo3::wrap_pyfunction!(malloc_tuned, m)?)?;
+    m.add_function(pyo3::wrap_pyfunction!(start_metrics_listener, m)?)?;
+    m.add_class::<MetricsListener>()?;
+    m.add_class::<asgi::metrics_group::MetricsGroup>()?;
     m.add_class::<CoreServer>()?;
     m.add_class::<asgi::http::HttpCycle>()?;
     m.add_class::<asgi::websocket::WsCycle>()?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use _core::common::access::AccessRecord;
 use _core::common::limits::REQUEST_BODY_HIGH_WATER;
 use _core::common::log::Level;
-use _core::common::settings::{ResponseDefaults, Settings};
+use _core::common::settings::{ResponseDefaults, Settings, StaticMount};
 use _core::exchange::app::AppSide;
 use _core::exchange::connection::{Connection, Peer};
 use _core::exchange::hub::Hub;
@@ -64,12 +64,10 @@ impl Harness {
             http,
             websockets: websockets_tx,
         };
+        let hub = Hub::new(ResponseDefaults::default()).with_cache(settings.cache_bytes);
         let server = Arc::new(ServerShared {
-            hub: Arc::new(Hub::new(ResponseDefaults::default())),
-            ctx: Arc::new(ServerContext {
-                settings,
-                app: Box::new(app),
-            }),
+            hub: Arc::new(hub),
+            ctx: Arc::new(ServerContext::new(settings, Box::new(app)).expect("settings")),
             registry: ConnectionRegistry::default(),
             tls: None,
             connection_permits: None,
@@ -553,4 +551,98 @@ async fn a_body_slower_than_the_minimum_rate_gets_408_and_a_disconnect() {
     );
     assert!(response.contains("connection: close"), "{response}");
     trickle.abort();
+}
+
+#[tokio::test]
+async fn a_static_mount_is_answered_without_the_app() {
+    let dir = std::env::temp_dir().join(format!("transport-static-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Larger than a read chunk: the body comes in several frames (no sendfile here).
+    let data: Vec<u8> = (0..700 * 1024).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("big.bin"), &data).unwrap();
+    let settings = Settings {
+        static_mounts: vec![StaticMount {
+            prefix: "/files".into(),
+            directory: dir.clone(),
+            max_age: None,
+            index: false,
+        }],
+        ..Settings::default()
+    };
+    let mut harness = Harness::new(settings);
+    let mut client = harness.connect(64 * 1024);
+    client
+        .write_all(b"GET /files/big.bin HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let read = async {
+        loop {
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early");
+            received.extend_from_slice(&buf[..n]);
+            if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                if received.len() - end - 4 == data.len() {
+                    return end;
+                }
+            }
+        }
+    };
+    let end = timeout(WAIT, read).await.expect("the file arrives");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let head = String::from_utf8_lossy(&received[..end]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", data.len())),
+        "{head}"
+    );
+    assert_eq!(&received[end + 4..], &data[..]);
+    // The file never reached the app: the first request it sees is the next one.
+    client
+        .write_all(b"GET /app HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let exchange = harness.next_request().await;
+    assert_eq!(exchange.head.path, "/app");
+    respond(&exchange, "from the app");
+    read_until(&mut client, "from the app", 1).await;
+}
+
+#[tokio::test]
+async fn a_cached_response_is_replayed_without_the_app() {
+    let settings = Settings {
+        cache_bytes: Some(1 << 20),
+        ..Settings::default()
+    };
+    let mut harness = Harness::new(settings);
+    let mut client = harness.connect(64 * 1024);
+    client
+        .write_all(b"GET /page HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let exchange = harness.next_request().await;
+    let mut headers = text_headers();
+    headers.insert(
+        "cache-control",
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    wake(exchange.respond(Answer::new(
+        StatusCode::OK,
+        headers,
+        AnswerBody::Full(Bytes::from_static(b"stored body")),
+    )));
+    read_until(&mut client, "stored body", 1).await;
+    client
+        .write_all(b"GET /page HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let second = read_until(&mut client, "stored body", 1).await;
+    assert!(second.contains("age: 0\r\n"), "{second}");
+    assert!(
+        timeout(Duration::from_millis(200), harness.requests.recv())
+            .await
+            .is_err(),
+        "the app saw the second request"
+    );
 }

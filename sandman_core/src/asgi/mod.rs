@@ -15,6 +15,7 @@ pub mod events;
 pub mod http;
 pub mod http_rules;
 pub mod loop_hooks;
+pub mod metrics_group;
 pub mod server;
 pub mod tasks;
 pub mod websocket;

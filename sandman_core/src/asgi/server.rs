@@ -173,7 +173,10 @@ impl CoreServer {
     /// between instead of after the whole queue.
     fn drain(&self, py: Python<'_>) -> bool {
         let mut backlog = std::mem::take(&mut *self.backlog.lock().unwrap());
-        self.bridge.take(&mut backlog);
+        let lag = self.bridge.take(&mut backlog);
+        if let (Some(metrics), Some(lag)) = (&self.hub.metrics, lag) {
+            metrics.loop_lag(lag);
+        }
         let started = Instant::now();
         while let Some(event) = backlog.pop_front() {
             self.handle(py, event);

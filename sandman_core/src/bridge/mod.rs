@@ -125,12 +125,19 @@ impl<E> Bridge<E> {
     }
 
     /// Move everything queued so far to the end of `into` (called on the loop thread when
-    /// the fd is readable). The queue keeps its capacity for the IO threads.
-    pub fn take(&self, into: &mut impl Extend<E>) {
+    /// the fd is readable). The queue keeps its capacity for the IO threads. Returns how
+    /// long the oldest event taken waited, in µs (`None` when there was none): the event
+    /// loop's lag.
+    pub fn take(&self, into: &mut impl Extend<E>) -> Option<u64> {
         self.wake.clear();
         self.notified.store(false, Ordering::Release);
         let mut queue = self.queue.lock().unwrap();
+        if queue.is_empty() {
+            return None;
+        }
+        let waited = now_micros().saturating_sub(self.first_queued_at.load(Ordering::Relaxed));
         into.extend(queue.drain(..));
+        Some(waited)
     }
 }
 

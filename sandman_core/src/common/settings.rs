@@ -1,6 +1,7 @@
 //! The server's settings, fixed at start-up: plain data, read from Python once
 //! (`asgi/convert/settings.rs`) and handed to the layers that use each part.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -26,6 +27,23 @@ pub struct Settings {
     pub io_threads: usize,
     /// `--limit-connections`: open connections at most (accepting waits beyond).
     pub max_connections: Option<usize>,
+    /// `--static` mounts, served by the core without the app.
+    pub static_mounts: Vec<StaticMount>,
+    /// `--cache-size`: the response cache's bound in bytes (`None`: no cache).
+    pub cache_bytes: Option<u64>,
+}
+
+/// One `--static PREFIX=DIRECTORY` mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticMount {
+    /// The URL path prefix, `/` first and no trailing `/` (empty for the whole site).
+    pub prefix: String,
+    /// The directory served.
+    pub directory: PathBuf,
+    /// `--static-max-age`: `Cache-Control: public, max-age=N` on its files.
+    pub max_age: Option<u64>,
+    /// `--static-index`: a directory is served as its `index.html`.
+    pub index: bool,
 }
 
 /// HTTP behaviour.
@@ -52,6 +70,9 @@ pub struct HttpSettings {
     pub body_min_rate: Option<MinRate>,
     /// `--forwarded-allow-ips` when `--proxy-headers` is on.
     pub proxy: Option<TrustedHosts>,
+    /// Whether access lines are written: responses the transport writes itself (static
+    /// files, cache hits) skip the record when not.
+    pub access_log: bool,
     /// HTTP/2, or `None` for HTTP/1.x only (`--http h11`).
     pub http2: Option<Http2Settings>,
 }
@@ -89,6 +110,7 @@ impl Default for HttpSettings {
             body_read_timeout: Some(Duration::from_secs_f64(DEFAULT_BODY_READ_TIMEOUT_SECS)),
             body_min_rate: Some(MinRate::default()),
             proxy: None,
+            access_log: false,
             http2: Some(Http2Settings::default()),
         }
     }

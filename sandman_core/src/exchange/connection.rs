@@ -10,6 +10,8 @@ use futures::task::AtomicWaker;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::common::certificates;
+use crate::common::direct_output::DirectOutput;
+use crate::common::metrics::recorder::Stamp;
 use crate::exchange::activity::Activity;
 use crate::exchange::hub::Hub;
 use crate::exchange::wire::Wire;
@@ -104,6 +106,9 @@ pub struct Connection {
     pub activity: Activity,
     /// What the socket wrapper reports: a half-close, completed flushes.
     pub wire: Wire,
+    /// The side door for static file bodies (`sendfile` below hyper), on plain TCP
+    /// connections of a server with static mounts.
+    pub direct_output: Option<Arc<DirectOutput>>,
 }
 
 impl Connection {
@@ -118,24 +123,45 @@ impl Connection {
             control: CloseControl::default(),
             activity: Activity::new(),
             wire: Wire::default(),
+            direct_output: None,
         }
     }
 
+    /// Give the connection its side door for file bodies.
+    pub fn with_direct_output(mut self, direct_output: Arc<DirectOutput>) -> Connection {
+        self.direct_output = Some(direct_output);
+        self
+    }
+
     /// A request head was parsed: the connection counts as busy until the guard is
-    /// dropped.
-    pub fn begin_request(self: &Arc<Self>) -> InProgress {
+    /// dropped (and with metrics on, the request is timed until then).
+    pub fn begin_request(self: &Arc<Self>, method: &hyper::Method) -> InProgress {
         self.activity.begin();
-        InProgress(self.clone())
+        let stamp = self.hub.metrics.as_ref().map(|m| m.request_started(method));
+        InProgress(self.clone(), stamp)
     }
 }
 
 /// One request in progress, from its parsed head until the transport drops its response
-/// body: the connection counts as busy while this lives.
-pub struct InProgress(Arc<Connection>);
+/// body: the connection counts as busy while this lives. The stamp (metrics on) carries
+/// the start, the method and, once set, the status class.
+pub struct InProgress(Arc<Connection>, Option<Stamp>);
+
+impl InProgress {
+    /// The response's status is known.
+    pub fn responded(&mut self, status: u16) {
+        if let Some(stamp) = &mut self.1 {
+            *stamp = stamp.with_status(status);
+        }
+    }
+}
 
 impl Drop for InProgress {
     fn drop(&mut self) {
         self.0.activity.end();
+        if let (Some(metrics), Some(stamp)) = (&self.0.hub.metrics, self.1) {
+            metrics.request_finished(stamp);
+        }
     }
 }
 

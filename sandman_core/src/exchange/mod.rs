@@ -15,6 +15,7 @@
 
 pub mod activity;
 pub mod app;
+pub mod cache;
 pub mod chunks;
 pub mod connection;
 pub mod head;

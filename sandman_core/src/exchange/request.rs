@@ -35,6 +35,7 @@ use tokio::sync::Notify;
 
 use crate::common::access::AccessRecord;
 use crate::common::limits::{REQUEST_BODY_HIGH_WATER, RESPONSE_BODY_LOW_WATER};
+use crate::exchange::cache::tap::ResponseTap;
 use crate::exchange::chunks::ChunkBatch;
 use crate::exchange::connection::Connection;
 use crate::exchange::head::RequestHead;
@@ -53,6 +54,8 @@ pub struct RequestExchange {
     disconnected: AtomicBool,
     /// Wakes the body pump: permission to read, room in the buffer, or stop.
     body_signal: Notify,
+    /// Sees the response pass (the response cache, `exchange/cache/tap.rs`).
+    tap: Option<Box<dyn ResponseTap>>,
 }
 
 struct State {
@@ -179,6 +182,15 @@ pub enum Room {
 impl RequestExchange {
     /// A new request on `conn`, counted as active until the exchange is dropped.
     pub fn new(conn: Arc<Connection>, head: RequestHead) -> Arc<RequestExchange> {
+        RequestExchange::tapped(conn, head, None)
+    }
+
+    /// A new request whose response passes through `tap`.
+    pub fn tapped(
+        conn: Arc<Connection>,
+        head: RequestHead,
+        tap: Option<Box<dyn ResponseTap>>,
+    ) -> Arc<RequestExchange> {
         conn.hub.active_requests.fetch_add(1, Ordering::Relaxed);
         Arc::new(RequestExchange {
             conn,
@@ -204,6 +216,7 @@ impl RequestExchange {
             }),
             disconnected: AtomicBool::new(false),
             body_signal: Notify::new(),
+            tap,
         })
     }
 
@@ -485,6 +498,9 @@ impl RequestExchange {
 
     /// A whole response: head and body in one. Returns the transport's waker.
     pub fn respond(&self, answer: Answer) -> Option<Waker> {
+        if let Some(tap) = &self.tap {
+            tap.whole(&self.head, &answer);
+        }
         let mut state = self.lock();
         let waker = state.reply.deliver(answer);
         Self::complete(&self.conn.hub, &mut state);
@@ -494,6 +510,12 @@ impl RequestExchange {
     /// Part of a streamed response: `head` (the first time) and `data`, `end` with the
     /// last part. Returns the transport's waker and whether the queue is now full.
     pub fn stream(&self, head: Option<Answer>, data: Bytes, end: bool) -> Streamed {
+        if let Some(tap) = &self.tap {
+            if let Some(answer) = &head {
+                tap.head(&self.head, answer.status, &answer.headers);
+            }
+            tap.body(&self.head, &data, end);
+        }
         let hub = &self.conn.hub;
         let mut state = self.lock();
         if !data.is_empty() {

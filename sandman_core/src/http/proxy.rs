@@ -50,12 +50,28 @@ pub fn forwarded(trusted: &TrustedHosts, headers: &HeaderMap) -> Forwarded {
     out
 }
 
+fn peer_trusted(conn: &Connection, trusted: &TrustedHosts) -> bool {
+    *conn
+        .proxy_trusted
+        .get_or_init(|| trusted.contains(conn.peer.client.as_ref().map(|(host, _)| host.as_str())))
+}
+
+/// The client a trusted peer's `X-Forwarded-For` names, for a response the transport
+/// writes itself (a static file, a cache hit): what the access line shows.
+pub fn forwarded_client(
+    conn: &Connection,
+    trusted: &TrustedHosts,
+    headers: &HeaderMap,
+) -> Option<(String, u16)> {
+    if !peer_trusted(conn, trusted) || !headers.contains_key(&X_FORWARDED_FOR) {
+        return None;
+    }
+    forwarded(trusted, headers).client
+}
+
 /// Apply a trusted peer's proxy headers to `head`: the client it names and the scheme.
 pub fn apply(head: &mut RequestHead, conn: &Connection, trusted: &TrustedHosts) {
-    let peer_trusted = *conn
-        .proxy_trusted
-        .get_or_init(|| trusted.contains(conn.peer.client.as_ref().map(|(host, _)| host.as_str())));
-    if !peer_trusted {
+    if !peer_trusted(conn, trusted) {
         return;
     }
     let forwarded = forwarded(trusted, &head.headers);

@@ -1,5 +1,5 @@
 //! The response hyper writes: an exchange's [`Answer`] turned into hyper's types, its body
-//! complete or streamed from the exchange's response queue.
+//! complete or streamed from the exchange's response queue (or a static file's).
 
 use std::io;
 use std::pin::Pin;
@@ -10,14 +10,16 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::Response;
 
-use crate::exchange::chunks::ChunkBatch;
 use crate::exchange::connection::InProgress;
 use crate::exchange::request::{Outgoing, RequestExchange};
 use crate::exchange::response::{Answer, AnswerBody};
+use crate::http::body_data::BodyData;
+use crate::http::static_files::file_body::FileBody;
 
 enum Kind {
     Full(Option<Bytes>),
     Stream(Arc<RequestExchange>),
+    File(FileBody),
 }
 
 /// A response body: either complete (one write, `content-length` known) or streamed from
@@ -64,6 +66,16 @@ impl ResponseBody {
         }
     }
 
+    /// A static file's region (`http/static_files/`).
+    pub fn file(body: FileBody) -> ResponseBody {
+        ResponseBody {
+            kind: Kind::File(body),
+            polled: false,
+            in_progress: None,
+            aborted_at: None,
+        }
+    }
+
     /// Count the connection as busy for as long as this body lives.
     pub fn hold(&mut self, in_progress: InProgress) {
         self.in_progress = Some(in_progress);
@@ -92,20 +104,20 @@ pub fn response(answer: Answer, exchange: Option<&Arc<RequestExchange>>) -> Resp
 }
 
 impl Body for ResponseBody {
-    type Data = ChunkBatch;
+    type Data = BodyData;
     type Error = io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<ChunkBatch>, io::Error>>> {
+    ) -> Poll<Option<Result<Frame<BodyData>, io::Error>>> {
         let this = &mut *self;
         match &mut this.kind {
             Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d.into())))),
             Kind::Stream(exchange) => match std::task::ready!(exchange.poll_outgoing(cx)) {
                 Some(Ok(Outgoing::Data(data))) => {
                     this.polled = true;
-                    Poll::Ready(Some(Ok(Frame::data(data))))
+                    Poll::Ready(Some(Ok(Frame::data(data.into()))))
                 }
                 Some(Ok(Outgoing::Trailers(fields))) => {
                     this.polled = true;
@@ -137,6 +149,7 @@ impl Body for ResponseBody {
                 }
                 None => Poll::Ready(None),
             },
+            Kind::File(file) => file.poll_frame(cx).map(|f| f.map(|r| r.map(Frame::data))),
         }
     }
 
@@ -144,6 +157,7 @@ impl Body for ResponseBody {
         match &self.kind {
             Kind::Full(data) => data.is_none(),
             Kind::Stream(exchange) => self.polled && exchange.response_taken(),
+            Kind::File(file) => file.remaining() == 0,
         }
     }
 
@@ -152,6 +166,7 @@ impl Body for ResponseBody {
             Kind::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
             Kind::Full(None) => SizeHint::with_exact(0),
             Kind::Stream(_) => SizeHint::default(),
+            Kind::File(file) => SizeHint::with_exact(file.remaining()),
         }
     }
 }

@@ -17,6 +17,7 @@ use tokio::time::Sleep;
 
 use crate::common::limits::{DEFAULT_MAX_HEADERS, MIN_HEAD_BYTES};
 use crate::common::log::Level;
+use crate::common::metrics::recorder::ConnectionKind;
 use crate::common::settings::HttpSettings;
 use crate::exchange::connection::Connection;
 use crate::exchange::hub::Hub;
@@ -38,12 +39,16 @@ use crate::server::ServerShared;
 /// once, as uvicorn's do: a client expects that of a reused connection.
 pub const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
 
-/// Counts the connection as open for as long as its task lives.
-struct OpenGuard(Arc<Hub>);
+/// Counts the connection as open for as long as its task lives (and, with metrics on, as
+/// an open connection of its kind).
+struct OpenGuard(Arc<Hub>, ConnectionKind);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::AcqRel);
+        if let Some(metrics) = &self.0.metrics {
+            metrics.connection_closed(self.1);
+        }
     }
 }
 
@@ -74,7 +79,15 @@ pub async fn serve<IO>(
 {
     let hub = &state.hub;
     hub.connections.fetch_add(1, Ordering::AcqRel);
-    let _open = OpenGuard(hub.clone());
+    let kind = match protocol {
+        Protocol::Http2 => ConnectionKind::Http2,
+        // A detected connection is most likely HTTP/1.1 (a Unix socket, a partial preface).
+        Protocol::Http1 | Protocol::Detect => ConnectionKind::Http1,
+    };
+    if let Some(metrics) = &hub.metrics {
+        metrics.connection_opened(kind);
+    }
+    let _open = OpenGuard(hub.clone(), kind);
     let registration = server.registry.register(state.clone());
     if hub.shutting_down() {
         state.control.close();

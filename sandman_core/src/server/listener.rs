@@ -12,10 +12,13 @@ use std::time::Duration;
 use socket2::Socket;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
+use crate::common::direct_output::DirectOutput;
 use crate::common::log::Level;
 use crate::exchange::connection::{Connection, Peer, ServerAddr, TlsInfo};
 use crate::server::conn::{self, Protocol};
+use crate::server::counted::Counted;
 use crate::server::delayed_ack::DelayedAckStream;
+use crate::server::file_send::{FileSendStream, SIDE_DOOR};
 use crate::server::sniff::Sniff;
 use crate::server::ServerShared;
 
@@ -71,13 +74,15 @@ fn spawn_connection<IO>(
     server: Arc<ServerShared>,
     mut peer: Peer,
     permit: Option<OwnedSemaphorePermit>,
+    direct_output: Option<Arc<DirectOutput>>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Sniff + Unpin + Send + Sync + 'static,
 {
+    let stream = Counted::new(stream, server.hub.metrics.clone());
     let Some(tls) = server.tls.clone() else {
         let http = &server.ctx.settings.http;
         if http.http2.is_none() {
-            let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
+            let conn = Arc::new(plain_connection(&server, peer, permit, direct_output));
             tokio::spawn(conn::serve(stream, conn, server, Protocol::Http1));
             return;
         }
@@ -88,7 +93,9 @@ fn spawn_connection<IO>(
             let Some(protocol) = stream.protocol(wait, shutdown).await else {
                 return;
             };
-            let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
+            // The side door for static files is HTTP/1.1's: HTTP/2 frames its bytes.
+            let direct_output = direct_output.filter(|_| protocol == Protocol::Http1);
+            let conn = Arc::new(plain_connection(&server, peer, permit, direct_output));
             conn::serve(stream, conn, server, protocol).await;
         });
         return;
@@ -121,6 +128,20 @@ fn spawn_connection<IO>(
         let conn = Arc::new(Connection::new(server.hub.clone(), peer, permit));
         conn::serve(stream, conn, server, protocol).await;
     });
+}
+
+/// A plain (not TLS) connection's state, with its side door for static files if it has one.
+fn plain_connection(
+    server: &ServerShared,
+    peer: Peer,
+    permit: Option<OwnedSemaphorePermit>,
+    direct_output: Option<Arc<DirectOutput>>,
+) -> Connection {
+    let conn = Connection::new(server.hub.clone(), peer, permit);
+    match direct_output {
+        Some(direct_output) => conn.with_direct_output(direct_output),
+        None => conn,
+    }
 }
 
 /// Wait for a `--limit-connections` permit (`Some(None)` when there is no limit); `None`
@@ -187,7 +208,12 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                                 tls: false,
                                 tls_info: None,
                             };
-                            spawn_connection(DelayedAckStream::new(stream), server.clone(), peer, permit);
+                            // The side door for static files (`sendfile` below hyper), on
+                            // plain TCP only: under TLS the bytes pass through rustls.
+                            let direct = (SIDE_DOOR && server.ctx.statics.is_some() && server.tls.is_none())
+                                .then(Arc::default);
+                            let stream = FileSendStream::new(DelayedAckStream::new(stream), direct.clone());
+                            spawn_connection(stream, server.clone(), peer, permit, direct);
                         }
                         Err(err) => on_error!(err),
                     },
@@ -216,7 +242,7 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                                 tls: false,
                                 tls_info: None,
                             };
-                            spawn_connection(stream, server.clone(), peer, permit);
+                            spawn_connection(stream, server.clone(), peer, permit, None);
                         }
                         Err(err) => on_error!(err),
                     },

@@ -3,9 +3,12 @@
 
 pub mod client_io;
 pub mod conn;
+pub mod counted;
 pub mod delayed_ack;
+pub mod file_send;
 pub mod idle;
 pub mod listener;
+pub mod metrics_listener;
 pub mod registry;
 pub mod runtime;
 pub mod sniff;
@@ -55,6 +58,8 @@ pub enum StartError {
     Tls(String),
     /// The runtime's threads could not start.
     Io(io::Error),
+    /// A setting that cannot work (a static directory that cannot be opened...).
+    Settings(String),
 }
 
 /// A running IO side: its threads and what its connections share.
@@ -85,16 +90,18 @@ impl Server {
             }
             None => None,
         };
-        let runtime =
-            IoRuntime::start(settings.io_threads, on_unpark, on_park).map_err(StartError::Io)?;
-        let connection_permits = settings
+        let io_threads = settings.io_threads;
+        let ctx = ServerContext::new(settings, app).map_err(StartError::Settings)?;
+        let runtime = IoRuntime::start(io_threads, on_unpark, on_park).map_err(StartError::Io)?;
+        let connection_permits = ctx
+            .settings
             .max_connections
             .map(|n| Arc::new(Semaphore::new(n.max(1))));
         Ok(Server {
             runtime: Mutex::new(Some(runtime)),
             shared: Arc::new(ServerShared {
                 hub,
-                ctx: Arc::new(ServerContext { settings, app }),
+                ctx: Arc::new(ctx),
                 registry: ConnectionRegistry::default(),
                 tls,
                 connection_permits,

@@ -19,6 +19,7 @@ use yawc::close::CloseCode;
 use yawc::frame::{Frame, OpCode};
 use yawc::{HttpStream, WebSocket, WebSocketError};
 
+use crate::common::metrics::recorder::{ConnectionKind, Metrics};
 use crate::common::settings::WsSettings;
 use crate::exchange::websocket::{Inbound, Outbound, WsExchange};
 
@@ -62,12 +63,28 @@ struct Counted(Arc<WsExchange>);
 impl Drop for Counted {
     fn drop(&mut self) {
         self.0.hub().connections.fetch_sub(1, Ordering::AcqRel);
+        if let Some(metrics) = &self.0.hub().metrics {
+            metrics.connection_closed(ConnectionKind::WebSocket);
+        }
     }
+}
+
+/// Count a received message (metrics on); the frame's opcode.
+fn count_in(metrics: &Option<Metrics>, frame: &Frame) -> OpCode {
+    let opcode = frame.opcode();
+    if let (Some(metrics), OpCode::Text | OpCode::Binary) = (metrics, opcode) {
+        metrics.ws_message_in();
+    }
+    opcode
 }
 
 /// Drive an upgraded socket until it is closed.
 pub async fn run(mut ws: Socket, shared: Arc<WsExchange>, settings: &WsSettings) {
     shared.hub().connections.fetch_add(1, Ordering::AcqRel);
+    let metrics = shared.hub().metrics.clone();
+    if let Some(metrics) = &metrics {
+        metrics.connection_opened(ConnectionKind::WebSocket);
+    }
     let _counted = Counted(shared.clone());
     let mut shutdown = shared.hub().shutdown.subscribe();
     let mut shutting_down = false;
@@ -93,6 +110,9 @@ pub async fn run(mut ws: Socket, shared: Arc<WsExchange>, settings: &WsSettings)
                 };
                 if close_deadline.is_some() && frame.opcode() != OpCode::Close {
                     continue; // nothing may follow our close frame
+                }
+                if let (Some(metrics), OpCode::Text | OpCode::Binary) = (&metrics, frame.opcode()) {
+                    metrics.ws_message_out();
                 }
                 if ws.feed(frame).await.is_err() {
                     failed = true;
@@ -151,7 +171,7 @@ pub async fn run(mut ws: Socket, shared: Arc<WsExchange>, settings: &WsSettings)
                     shared.end(1002, "");
                     return;
                 }
-                Ok(frame) => match frame.opcode() {
+                Ok(frame) => match count_in(&metrics, &frame) {
                     OpCode::Text | OpCode::Binary if close_deadline.is_some() => {
                         // After our close, incoming data is dropped (RFC 6455 §5.5.1).
                     }

@@ -143,6 +143,7 @@ fn server(settings: Settings) -> Arc<ServerShared> {
         ctx: Arc::new(ServerContext {
             settings,
             app: Box::new(FuzzApp),
+            statics: None,
         }),
         registry: ConnectionRegistry::default(),
         tls: None,

@@ -13,8 +13,11 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::asgi::eager_task::TaskHooks;
+use crate::asgi::metrics_group::MetricsGroup;
+use crate::common::metrics::recorder::Metrics;
 use crate::common::settings::{
-    Http2Settings, HttpSettings, MinRate, ResponseDefaults, Settings, TlsSettings, WsSettings,
+    Http2Settings, HttpSettings, MinRate, ResponseDefaults, Settings, StaticMount, TlsSettings,
+    WsSettings,
 };
 use crate::common::trusted_hosts::TrustedHosts;
 
@@ -100,6 +103,18 @@ struct PyCoreSettings {
     h2_max_concurrent_streams: u32,
     tls: Option<PyTls>,
     tune_malloc: bool,
+    static_mounts: Vec<PyStaticMount>,
+    cache_bytes: Option<u64>,
+    metrics: Option<(Py<MetricsGroup>, usize)>,
+}
+
+/// `sandman_asgi.core_settings.StaticMount`.
+#[derive(FromPyObject)]
+struct PyStaticMount {
+    prefix: String,
+    directory: std::path::PathBuf,
+    max_age: Option<u64>,
+    index: bool,
 }
 
 /// What the app side keeps: the loop's and the app's callables, and scope-wide values.
@@ -144,6 +159,8 @@ pub struct CoreConfig {
     pub app: AppConfig,
     /// Tune glibc's malloc for the process (only when the `sandman` command owns it).
     pub tune_malloc: bool,
+    /// Where this process records its metrics (`--metrics-port`).
+    pub metrics: Option<Metrics>,
 }
 
 fn duration(secs: f64, what: &str) -> PyResult<Duration> {
@@ -224,6 +241,7 @@ pub fn read(settings: &Bound<'_, PyAny>) -> PyResult<CoreConfig> {
         body_read_timeout: optional_duration(s.body_read_timeout, "body_read_timeout")?,
         body_min_rate: min_rate(s.body_min_rate, s.body_rate_grace)?,
         proxy: s.forwarded_allow_ips.map(|list| TrustedHosts::parse(&list)),
+        access_log: s.access_log.is_some(),
         http2: s.http2.then(|| Http2Settings {
             max_concurrent_streams: s.h2_max_concurrent_streams.max(1),
             max_header_list_size: u32::try_from(s.max_head_bytes.max(1)).unwrap_or(u32::MAX),
@@ -238,6 +256,10 @@ pub fn read(settings: &Bound<'_, PyAny>) -> PyResult<CoreConfig> {
         per_message_deflate: s.ws_per_message_deflate,
     };
     let tls = s.tls.map(PyTls::into_settings);
+    let metrics = match &s.metrics {
+        Some((group, index)) => Some(group.get().recorder(*index)?),
+        None => None,
+    };
     let task_hooks = s.request_task.map(|h| TaskHooks {
         event_loop: s.event_loop.clone_ref(py),
         enter: h.enter,
@@ -255,6 +277,17 @@ pub fn read(settings: &Bound<'_, PyAny>) -> PyResult<CoreConfig> {
             tls,
             io_threads: s.io_threads.max(1),
             max_connections: s.max_connections,
+            static_mounts: s
+                .static_mounts
+                .into_iter()
+                .map(|m| StaticMount {
+                    prefix: m.prefix,
+                    directory: m.directory,
+                    max_age: m.max_age,
+                    index: m.index,
+                })
+                .collect(),
+            cache_bytes: s.cache_bytes.filter(|&n| n > 0),
         },
         response,
         app: AppConfig {
@@ -274,5 +307,6 @@ pub fn read(settings: &Bound<'_, PyAny>) -> PyResult<CoreConfig> {
             asgi_version: s.asgi_version,
         },
         tune_malloc: s.tune_malloc,
+        metrics,
     })
 }
