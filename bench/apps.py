@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 FORTUNES = (
@@ -94,6 +95,38 @@ async def _start_octet_stream(send: Any) -> None:
             "headers": [(b"content-type", b"application/octet-stream")],
         }
     )
+
+
+def _bench_file(size: int) -> str:
+    """A file of ``size`` bytes in the temporary directory, written once per size."""
+    path = os.path.join(tempfile.gettempdir(), f"sandman-bench-file-{size}")
+    if not os.path.exists(path) or os.path.getsize(path) != size:
+        with open(path + ".part", "wb") as f:
+            f.write(b"f" * size)
+        os.replace(path + ".part", path)
+    return path
+
+
+FILES = {"/10k": _bench_file(10 * 1024), "/1m": _bench_file(1024 * 1024)}
+
+
+async def pathsend(scope: dict, receive: Any, send: Any) -> None:
+    """``/10k`` or ``/1m``: a file sent as Starlette's ``FileResponse`` sends it, with the
+    pathsend extension where the server offers it, read in 64 KiB chunks otherwise."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    path = FILES[scope["path"]]
+    size = os.path.getsize(path)
+    headers = [(b"content-type", b"application/octet-stream")]
+    headers.append((b"content-length", str(size).encode()))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if "http.response.pathsend" in scope.get("extensions", {}):
+        await send({"type": "http.response.pathsend", "path": path})
+        return
+    with open(path, "rb") as f:
+        while chunk := f.read(65536):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def stream(scope: dict, receive: Any, send: Any) -> None:

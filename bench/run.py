@@ -85,6 +85,10 @@ WORKLOADS = {
     "echo64k": Workload("echo64k", "apps:echo", "/", wrk_script=post_script(64)),
     "stream1m": Workload("stream1m", "apps:stream", "/", nginx_file="stream"),
     "fastapi": Workload("fastapi", "apps:api", "/json", needs_fastapi=True),
+    # A file the app names (http.response.pathsend where offered, as Starlette's
+    # FileResponse does; read in chunks by Python elsewhere).
+    "pathsend10k": Workload("pathsend10k", "apps:pathsend", "/10k"),
+    "pathsend1m": Workload("pathsend1m", "apps:pathsend", "/1m"),
     "ws16": Workload("ws16", "apps:ws_echo", "/", ws_message=16),
     "ws64k": Workload("ws64k", "apps:ws_echo", "/", ws_message=64 * 1024),
     "pipeline16": Workload(

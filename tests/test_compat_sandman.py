@@ -31,12 +31,7 @@ KNOWN: dict[str, str] = {}
 
 # MUST/SHOULD rules Sandman breaks today, each waiting for its fix in the core; strict
 # xfail, so the fix shows (and the entry goes).
-OPEN_BUGS: dict[str, str] = {
-    "extensions.h2.trailers_without_te": (
-        "over HTTP/2 the core sends an app's trailers whether or not the request said "
-        "TE: trailers; extensions.rst sends them only to a client that did"
-    ),
-}
+OPEN_BUGS: dict[str, str] = {}
 XFAIL = {**KNOWN, **OPEN_BUGS}
 
 # Rules superseded by what Sandman advertises (the expected status is checked too).
@@ -46,9 +41,7 @@ NOT_APPLICABLE: dict[str, Status] = {
     # Extensions Sandman does not offer (yet), over either protocol: the suite must see
     # them not advertised, and an unadvertised event must still be refused (checked by
     # http.errors.* and the "not advertised -> raise" checks of both protocols).
-    "extensions.pathsend": Status.NOT_ADVERTISED,
     "extensions.zerocopysend": Status.NOT_ADVERTISED,
-    "extensions.h2.pathsend": Status.NOT_ADVERTISED,
     "extensions.h2.zerocopysend": Status.NOT_ADVERTISED,
     # Early hints are not offered on either protocol yet.
     "extensions.early_hint": Status.NOT_ADVERTISED,

@@ -45,7 +45,9 @@ def test_h2c_by_prior_knowledge_with_httpx(server):
     assert scope["query_string"] == "x=1"
     # :authority becomes the first header, named host (ASGI HTTP spec, "headers").
     assert scope["headers"][0] == ["host", f"127.0.0.1:{server.port}"]
-    assert "http.response.trailers" in scope["extensions"]
+    # Offered only to a client that sent te: trailers, on HTTP/2 as on HTTP/1.1.
+    assert "http.response.trailers" not in scope["extensions"]
+    assert scope["extensions"]["http.response.pathsend"] == {}
     server.wait_for(r'"GET /scope\?x=1 HTTP/2" 200', stream="stdout")
 
 
@@ -101,7 +103,7 @@ def test_streams_are_multiplexed_on_one_connection(server):
 def test_trailers_over_http2(server):
     client = H2Client(server.port)
     try:
-        stream = client.wait(client.request("/trailers"))
+        stream = client.wait(client.request("/trailers", headers=[("te", "trailers")]))
     finally:
         client.close()
     assert bytes(stream.body) == b"part one, part two"

@@ -259,6 +259,49 @@ impl HttpCycle {
         }
     }
 
+    /// `http.response.pathsend` (the pathsend extension): the file at `path` is the whole
+    /// body. It is opened here, so a missing or unreadable file raises `OSError` in the app
+    /// and changes nothing; from then on the transport streams it and no Python reads it.
+    fn pathsend(&self, py: Python<'_>, message: &Bound<'_, pyo3::types::PyDict>) -> PyResult<()> {
+        let path = send::pathsend_path(message)?;
+        if self.exchange().is_disconnected() {
+            return Err(Self::disconnected());
+        }
+        let file = std::fs::File::open(&path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(pyo3::exceptions::PyIsADirectoryError::new_err(format!(
+                "'http.response.pathsend' needs a regular file: {}",
+                path.display()
+            )));
+        }
+        let len = meta.len();
+        let mut state = self.shared.lock();
+        if let Err(e) = state.rules.pathsend(len) {
+            if state.rules.phase() == Phase::Aborted {
+                self.abort(&mut state);
+            }
+            return Err(PyRuntimeError::new_err(e.to_string()));
+        }
+        let (status, mut headers) = state.held.take().expect("head held before the file");
+        let allowed = state.rules.body_allowed();
+        // The length the file has, unless the app declared it (then it matched) or the
+        // status has no content; HEAD announces what a GET would send.
+        if state.rules.declared_length().is_none() && !status_forbids_body(state.rules.status()) {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        drop(state);
+        let body = if allowed && len > 0 {
+            AnswerBody::File(file, len)
+        } else {
+            AnswerBody::Empty
+        };
+        let waker = self.exchange().respond(Answer::new(status, headers, body));
+        self.shared.hooks.wake_io(py, waker);
+        self.completed(py);
+        Ok(())
+    }
+
     /// `http.response.trailers` (the trailers extension): fields for the end of the body.
     fn trailers(&self, py: Python<'_>, message: &Bound<'_, pyo3::types::PyDict>) -> PyResult<()> {
         let trailers = send::response_trailers(message)?;
@@ -358,6 +401,10 @@ impl HttpCycle {
             "http.response.body" => self.body(py, message),
             "http.response.trailers" => {
                 self.trailers(py, message)?;
+                ready_none(py)
+            }
+            "http.response.pathsend" => {
+                self.pathsend(py, message)?;
                 ready_none(py)
             }
             other => {

@@ -95,6 +95,8 @@ pub enum RuleError {
     BodyNotFinished(&'static str),
     /// Trailers from a response whose start did not announce them.
     TrailersNotAnnounced(&'static str),
+    /// A whole-response message (a file) after body parts were sent.
+    BodyStarted(&'static str),
 }
 
 impl fmt::Display for RuleError {
@@ -141,6 +143,12 @@ impl fmt::Display for RuleError {
                 write!(
                     f,
                     "Unexpected ASGI message '{t}' sent, before the last body."
+                )
+            }
+            RuleError::BodyStarted(t) => {
+                write!(
+                    f,
+                    "Unexpected ASGI message '{t}' sent, after the response body started."
                 )
             }
             RuleError::TrailersNotAnnounced(t) => write!(
@@ -275,6 +283,38 @@ impl HttpRules {
             (false, false) => BodyStep::Chunk,
             (false, true) => BodyStep::End,
         })
+    }
+
+    /// `http.response.pathsend` (the pathsend extension): a file of `len` bytes is the
+    /// whole body, so it may only follow the start, and a declared `content-length` must
+    /// match it. A response that announced trailers cannot end with a file (the extension
+    /// sends nothing after it).
+    pub fn pathsend(&mut self, len: u64) -> Result<(), RuleError> {
+        const T: &str = "http.response.pathsend";
+        match self.phase {
+            Phase::HeadHeld if self.trailers => return Err(RuleError::ExpectedTrailers(T)),
+            Phase::HeadHeld => {}
+            Phase::AwaitingStart => return Err(RuleError::ExpectedStart(T)),
+            Phase::Streaming => return Err(RuleError::BodyStarted(T)),
+            Phase::AwaitingTrailers => return Err(RuleError::ExpectedTrailers(T)),
+            Phase::Complete => return Err(RuleError::AlreadyCompleted(T)),
+            Phase::Aborted => return Err(RuleError::Aborted(T)),
+        }
+        if self.body_allowed() {
+            match self.declared_length {
+                Some(limit) if len > limit => {
+                    self.phase = Phase::Aborted;
+                    return Err(RuleError::LongerThanContentLength);
+                }
+                Some(limit) if len < limit => {
+                    self.phase = Phase::Aborted;
+                    return Err(RuleError::ShorterThanContentLength);
+                }
+                _ => self.sent = len,
+            }
+        }
+        self.phase = Phase::Complete;
+        Ok(())
     }
 
     /// `http.response.trailers`; `more_trailers` is its flag.
@@ -457,6 +497,57 @@ mod tests {
             c.trailers(false),
             Err(RuleError::TrailersNotAnnounced("http.response.trailers"))
         );
+    }
+
+    #[test]
+    fn pathsend_is_the_whole_body() {
+        let mut c = HttpRules::new(false);
+        assert_eq!(
+            c.pathsend(10),
+            Err(RuleError::ExpectedStart("http.response.pathsend"))
+        );
+        c.start(200, None, false).unwrap();
+        assert_eq!(c.pathsend(10), Ok(()));
+        assert_eq!(c.finish(), Ending::Complete);
+
+        let mut c = HttpRules::new(false);
+        c.start(200, None, false).unwrap();
+        c.body(1, true).unwrap();
+        assert_eq!(
+            c.pathsend(10),
+            Err(RuleError::BodyStarted("http.response.pathsend"))
+        );
+
+        let mut c = HttpRules::new(false);
+        c.start(200, None, false).unwrap();
+        c.pathsend(10).unwrap();
+        assert_eq!(
+            c.pathsend(10),
+            Err(RuleError::AlreadyCompleted("http.response.pathsend"))
+        );
+
+        let mut c = HttpRules::new(false);
+        c.start(200, None, true).unwrap();
+        assert_eq!(
+            c.pathsend(10),
+            Err(RuleError::ExpectedTrailers("http.response.pathsend"))
+        );
+    }
+
+    #[test]
+    fn pathsend_checks_content_length() {
+        let mut c = HttpRules::new(false);
+        c.start(200, Some(11), false).unwrap();
+        assert_eq!(c.pathsend(10), Err(RuleError::ShorterThanContentLength));
+        assert_eq!(c.phase(), Phase::Aborted);
+
+        let mut c = HttpRules::new(false);
+        c.start(200, Some(9), false).unwrap();
+        assert_eq!(c.pathsend(10), Err(RuleError::LongerThanContentLength));
+
+        let mut c = HttpRules::new(true);
+        c.start(200, Some(5), false).unwrap();
+        assert_eq!(c.pathsend(10), Ok(()), "HEAD: no body, no check");
     }
 
     #[test]

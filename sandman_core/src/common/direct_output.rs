@@ -3,8 +3,8 @@
 //!
 //! hyper writes every response byte through the connection's stream, from buffers in
 //! memory; a file would have to be read into one first, one more copy of every byte. On
-//! plain TCP (never under TLS, where the bytes must be encrypted in memory) the static
-//! file body (`http/static_files/file_body.rs`) instead:
+//! plain TCP (never under TLS, where the bytes must be encrypted in memory) a file
+//! body (`http/static_files/file_body.rs`: static mounts, pathsend) instead:
 //!
 //! 1. hands its file region here ([`DirectOutput::send`]) and waits;
 //! 2. hyper flushes the response head; a flush reaching the stream means hyper's buffer

@@ -106,8 +106,8 @@ pub struct Connection {
     pub activity: Activity,
     /// What the socket wrapper reports: a half-close, completed flushes.
     pub wire: Wire,
-    /// The side door for static file bodies (`sendfile` below hyper), on plain TCP
-    /// connections of a server with static mounts.
+    /// The side door for file bodies (`sendfile` below hyper: static mounts, pathsend), on
+    /// plain TCP connections.
     pub direct_output: Option<Arc<DirectOutput>>,
 }
 

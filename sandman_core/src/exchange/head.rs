@@ -37,8 +37,9 @@ pub struct RequestHead {
 /// as ASGI extensions).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ResponseFeatures {
-    /// Trailers reach the client: HTTP/2, or HTTP/1.1 when the request said `TE: trailers`
-    /// (noted by [`RequestHead::new`]; the transport adds its own).
+    /// Trailers reach the client: the request said `TE: trailers` (noted by
+    /// [`RequestHead::new`]). The same on HTTP/2: the ASGI trailers extension sends them
+    /// only to a client that asked, whatever the protocol.
     pub trailers: bool,
 }
 

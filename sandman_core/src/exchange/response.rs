@@ -26,6 +26,9 @@ pub enum AnswerBody {
     Full(Bytes),
     /// Streamed from the exchange's response queue as the app sends it.
     Streamed,
+    /// The whole body from an open file, `len` bytes from its start: the transport sends
+    /// it (with `sendfile` where it can), and no Python code reads it (`pathsend`).
+    File(std::fs::File, u64),
 }
 
 impl Answer {

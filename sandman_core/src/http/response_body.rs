@@ -14,7 +14,7 @@ use crate::exchange::connection::InProgress;
 use crate::exchange::request::{Outgoing, RequestExchange};
 use crate::exchange::response::{Answer, AnswerBody};
 use crate::http::body_data::BodyData;
-use crate::http::static_files::file_body::FileBody;
+use crate::http::static_files::file_body::{read_exact_at, FileBody, SMALL_FILE};
 
 enum Kind {
     Full(Option<Bytes>),
@@ -82,6 +82,27 @@ impl ResponseBody {
     }
 }
 
+/// The body of a file the app named (pathsend): a small one is read whole now, so it goes
+/// out with the head in one write as a static mount's does; a larger one with `sendfile`
+/// on HTTP/1.x over plain TCP (under HTTP/2 the bytes travel inside frames), else read in
+/// chunks.
+fn file_body(
+    file: std::fs::File,
+    len: u64,
+    exchange: Option<&Arc<RequestExchange>>,
+) -> ResponseBody {
+    if len <= SMALL_FILE {
+        let mut buf = vec![0; len as usize];
+        if read_exact_at(&file, &mut buf, 0).is_ok() {
+            return ResponseBody::full(Bytes::from(buf));
+        }
+    }
+    let direct = exchange
+        .filter(|e| e.head.version <= hyper::Version::HTTP_11 && len > SMALL_FILE)
+        .and_then(|e| e.conn.direct_output.clone());
+    ResponseBody::file(FileBody::new(file, 0, len, direct))
+}
+
 /// hyper's response for `answer`; a streamed body reads from `exchange`.
 pub fn response(answer: Answer, exchange: Option<&Arc<RequestExchange>>) -> Response<ResponseBody> {
     let body = match (answer.body, exchange) {
@@ -89,6 +110,7 @@ pub fn response(answer: Answer, exchange: Option<&Arc<RequestExchange>>) -> Resp
         (AnswerBody::Full(data), _) => ResponseBody::full(data),
         (AnswerBody::Streamed, Some(exchange)) => ResponseBody::stream(exchange.clone()),
         (AnswerBody::Streamed, None) => ResponseBody::empty(),
+        (AnswerBody::File(file, len), exchange) => file_body(file, len, exchange),
     };
     let mut response = Response::new(body);
     *response.status_mut() = answer.status;

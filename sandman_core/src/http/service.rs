@@ -211,9 +211,6 @@ fn request_head(
         &settings.http.root_path,
         conn.peer.tls,
     );
-    // HTTP/1.1 trailers only for a client that said TE: trailers (RFC 9110 §10.1.4); the
-    // head noted it while copying the values.
-    head.features.trailers |= http2;
     if let Some(trusted) = &settings.http.proxy {
         proxy::apply(&mut head, conn, trusted);
     }

@@ -1,7 +1,7 @@
-//! The plain TCP stream hyper writes through, with the side door for static files
+//! The plain TCP stream hyper writes through, with the side door for file bodies
 //! (`common/direct_output.rs`): at a flush (hyper's buffer empty) it sends a waiting file
 //! region with `sendfile(2)`, and it swallows the placeholder bytes hyper writes for it.
-//! Without a side door (no static mounts, or TLS above it) it only passes calls through.
+//! Without a side door (TLS above it, or no `sendfile` on the platform) it passes calls through.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -73,7 +73,7 @@ impl FileSendStream {
                 send_file(tcp.as_raw_fd(), file, &mut offset, count)
             });
             match attempt {
-                Ok(0) => break Err(io::Error::other("static file shrank while being sent")),
+                Ok(0) => break Err(io::Error::other("file shrank while being sent")),
                 Ok(n) => {
                     region.offset += n;
                     region.len -= n;
@@ -134,7 +134,7 @@ fn send_file(_: libc::c_int, _: libc::c_int, _: &mut libc::off_t, _: usize) -> i
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
-/// Whether this platform's connections get the side door for static files.
+/// Whether this platform's connections get the side door for file bodies (static mounts, pathsend).
 pub const SIDE_DOOR: bool = cfg!(all(target_os = "linux", not(feature = "portable")));
 
 /// Set `TCP_CORK`. A failure only costs one more segment, so it is ignored.

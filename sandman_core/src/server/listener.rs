@@ -208,9 +208,10 @@ pub async fn accept_loop(listener: Listener, server: Arc<ServerShared>) {
                                 tls: false,
                                 tls_info: None,
                             };
-                            // The side door for static files (`sendfile` below hyper), on
-                            // plain TCP only: under TLS the bytes pass through rustls.
-                            let direct = (SIDE_DOOR && server.ctx.statics.is_some() && server.tls.is_none())
+                            // The side door for file bodies (`sendfile` below hyper: static
+                            // mounts and the app's pathsend), on plain TCP only: under TLS the
+                            // bytes pass through rustls.
+                            let direct = (SIDE_DOOR && server.tls.is_none())
                                 .then(Arc::default);
                             let stream = FileSendStream::new(DelayedAckStream::new(stream), direct.clone());
                             spawn_connection(stream, server.clone(), peer, permit, direct);

@@ -307,8 +307,12 @@ pub fn connection_scope<'py>(
     let extensions = PyDict::new(py);
     if ws {
         extensions.set_item(intern!(py, "websocket.http.response"), PyDict::new(py))?;
-    } else if head.features.trailers {
-        extensions.set_item(intern!(py, "http.response.trailers"), PyDict::new(py))?;
+    } else {
+        // The core streams the file itself (sendfile on plain HTTP/1.1), on every transport.
+        extensions.set_item(intern!(py, "http.response.pathsend"), PyDict::new(py))?;
+        if head.features.trailers {
+            extensions.set_item(intern!(py, "http.response.trailers"), PyDict::new(py))?;
+        }
     }
     if let Some(info) = &conn.peer.tls_info {
         extensions.set_item(intern!(py, "tls"), tls_extension(py, info)?)?;

@@ -261,6 +261,17 @@ pub fn response_trailers(message: &Bound<'_, PyDict>) -> PyResult<ResponseTraile
     })
 }
 
+/// `path` of `http.response.pathsend` (the pathsend extension): a `str`, as the spec
+/// says, or any `os.PathLike` (Starlette passes a `str`; a `Path` costs nothing to accept).
+pub fn pathsend_path(message: &Bound<'_, PyDict>) -> PyResult<std::path::PathBuf> {
+    let path = message
+        .get_item(intern!(message.py(), "path"))?
+        .ok_or_else(|| PyValueError::new_err("'http.response.pathsend' needs a 'path'"))?;
+    path.extract::<std::path::PathBuf>().map_err(|_| {
+        PyTypeError::new_err(format!("'path' must be a str, got {}", type_name(&path)))
+    })
+}
+
 /// A WebSocket message from the app, fully validated.
 pub enum WsMessage {
     /// `websocket.accept`

@@ -24,11 +24,15 @@ pub trait ResponseTap: Send + Sync {
     /// A piece of the body; `end` with the last.
     fn body(&self, request: &RequestHead, data: &Bytes, end: bool);
 
+    /// The response will not be seen whole (its body is a file the transport sends).
+    fn abandon(&self) {}
+
     /// A whole response at once.
     fn whole(&self, request: &RequestHead, answer: &Answer) {
         self.head(request, answer.status, &answer.headers);
         match &answer.body {
             AnswerBody::Full(data) => self.body(request, data, true),
+            AnswerBody::File(..) => self.abandon(),
             _ => self.body(request, &Bytes::new(), true),
         }
     }
@@ -75,6 +79,11 @@ impl Fill {
 }
 
 impl ResponseTap for Fill {
+    fn abandon(&self) {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).given_up = true;
+        self.finish();
+    }
+
     fn head(&self, request: &RequestHead, status: StatusCode, headers: &HeaderMap) {
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         match policy::storable(&request.headers, status, headers) {

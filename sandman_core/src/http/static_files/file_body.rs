@@ -15,6 +15,10 @@ use bytes::BytesMut;
 use crate::common::direct_output::{DirectOutput, FileRegion};
 use crate::http::body_data::BodyData;
 
+/// Bodies up to this size are read whole and written with the head in one `writev`;
+/// larger ones go out with `sendfile` (plain TCP) or in chunks.
+pub const SMALL_FILE: u64 = 64 * 1024;
+
 /// How much one read takes (one frame when not sent with `sendfile`).
 pub const READ_CHUNK: usize = 256 * 1024;
 

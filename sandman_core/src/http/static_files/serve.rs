@@ -15,14 +15,10 @@ use crate::http::core_access::{self, RequestLine};
 use crate::http::response_body::ResponseBody;
 use crate::http::static_files::conditional::{self, Precondition, Validators};
 use crate::http::static_files::encoding::{self, Coding};
-use crate::http::static_files::file_body::{read_exact_at, FileBody};
+use crate::http::static_files::file_body::{read_exact_at, FileBody, SMALL_FILE};
 use crate::http::static_files::mounts::{Mount, StaticFiles};
 use crate::http::static_files::range::{self, Ranged};
 use crate::http::static_files::resolve::{self, Refused, Relative};
-
-/// Bodies up to this size are read whole and written with the head in one `writev`;
-/// larger ones go out with `sendfile` (plain TCP) or in chunks.
-pub const SMALL_FILE: u64 = 64 * 1024;
 
 /// The response for `req` if its path is under a mount; `None` to hand it to the app.
 pub fn serve(
