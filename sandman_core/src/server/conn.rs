@@ -22,6 +22,7 @@ use crate::common::settings::HttpSettings;
 use crate::exchange::connection::Connection;
 use crate::exchange::hub::Hub;
 use crate::http::service::{self, INVALID_REQUEST};
+use crate::server::client_io::{ClientIo, Speaks};
 use crate::server::idle::IdleTimeout;
 use crate::server::ServerShared;
 
@@ -94,7 +95,12 @@ pub async fn serve<IO>(
     let settings = &server.ctx.settings.http;
     let (svc_state, svc_ctx) = (state.clone(), server.ctx.clone());
     let svc = service_fn(move |req| service::serve(req, &svc_state, &svc_ctx));
-    let io = TokioIo::new(io);
+    let speaks = match (protocol, &settings.http2) {
+        (Protocol::Http1, _) | (_, None) => Speaks::Http1,
+        (Protocol::Http2, _) => Speaks::Http2,
+        (Protocol::Detect, _) => Speaks::Unknown,
+    };
+    let io = TokioIo::new(ClientIo::new(io, state.clone(), speaks));
     let result = match (protocol, &settings.http2) {
         (Protocol::Http1, _) | (_, None) => {
             let mut builder = http1::Builder::new();
@@ -142,6 +148,9 @@ macro_rules! configure_http1 {
         builder
             .timer(TokioTimer::new())
             .keep_alive(true)
+            // hyper reads during a request to notice a client that leaves (a reset fails
+            // the connection); a plain FIN is held back from it by `ClientIo`, so a client
+            // that half-closes after its request still gets the response.
             .half_close(false)
             .auto_date_header(false)
             // Waiting for a request head (after accept and after each response) is timed
@@ -208,6 +217,11 @@ where
         }
         if let Poll::Ready(result) = conn.as_mut().poll(cx) {
             return Poll::Ready(result.map(drop).map_err(Into::into));
+        }
+        if state.wire.read_closed() && !state.activity.busy() {
+            // The client half-closed during the request that just ended: let hyper read
+            // the end of the stream now (`server/client_io.rs`).
+            state.wire.release_read();
         }
         if idle.poll_expired(&state.activity, cx) {
             // Dropping the connection closes it, as hyper's header timeout did: no

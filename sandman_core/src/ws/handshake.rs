@@ -76,6 +76,11 @@ fn options(ws: &WsSettings) -> Options {
         // takeover parameters from the offer are honoured by yawc's negotiation.
         let mut deflate = DeflateOptions::balanced();
         deflate.server_max_window_bits = Some(12);
+        // Empty messages go out uncompressed (RFC 7692 §6 allows any message to): yawc's
+        // flush waits for the sync marker, which zlib does not write again for a flush
+        // with no new input, so compressing an empty message after any other spun the IO
+        // thread for ever (found by the websocket_frames fuzz target).
+        deflate.compression_threshold = 1;
         options.compression = Some(deflate);
     } else {
         options = options.without_compression();
