@@ -124,6 +124,8 @@ class Config:
         limit_request_body: int | None = None,
         limit_connections: int | None = None,
         timeout_request_body: float = 60.0,
+        limit_request_body_rate: float = 500.0,
+        limit_request_body_rate_grace: float = 20.0,
         h2_max_concurrent_streams: int = 100,
         static: list[str] | None = None,
         static_max_age: list[str] | None = None,
@@ -192,6 +194,8 @@ class Config:
         self.limit_request_body = limit_request_body
         self.limit_connections = limit_connections
         self.timeout_request_body = timeout_request_body
+        self.limit_request_body_rate = limit_request_body_rate
+        self.limit_request_body_rate_grace = limit_request_body_rate_grace
         self.h2_max_concurrent_streams = h2_max_concurrent_streams
         # Answered by the core without the app (docs/static-files-and-cache.md).
         self.static = static

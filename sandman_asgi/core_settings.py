@@ -82,6 +82,8 @@ class CoreSettings:
     max_headers: int
     max_body: int | None
     body_read_timeout: float | None
+    body_min_rate: float | None
+    body_rate_grace: float
     max_connections: int | None
     io_threads: int
     # WebSockets.

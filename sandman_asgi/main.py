@@ -175,6 +175,8 @@ def run(
     limit_request_body: int | None = None,
     limit_connections: int | None = None,
     timeout_request_body: float = 60.0,
+    limit_request_body_rate: float = 500.0,
+    limit_request_body_rate_grace: float = 20.0,
     h2_max_concurrent_streams: int = 100,
     static: list[str] | None = None,
     static_max_age: list[str] | None = None,

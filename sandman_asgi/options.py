@@ -525,6 +525,22 @@ OPTIONS: tuple[Option, ...] = (
         show_default=True,
     ),
     _sandman(
+        "limit_request_body_rate",
+        500.0,
+        "--limit-request-body-rate",
+        "Slowest a request body may arrive, in bytes per second, once the grace period has passed (time the app leaves the body unread does not count); 408 below it. 0 disables.",
+        type=click.FloatRange(min=0),
+        show_default=True,
+    ),
+    _sandman(
+        "limit_request_body_rate_grace",
+        20.0,
+        "--limit-request-body-rate-grace",
+        "Seconds of waiting for a request body before --limit-request-body-rate applies.",
+        type=click.FloatRange(min=0),
+        show_default=True,
+    ),
+    _sandman(
         "h2_max_concurrent_streams",
         100,
         "--h2-max-concurrent-streams",

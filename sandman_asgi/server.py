@@ -258,6 +258,8 @@ class Server:
             max_headers=config.limit_request_fields,
             max_body=config.limit_request_body,
             body_read_timeout=config.timeout_request_body or None,
+            body_min_rate=config.limit_request_body_rate or None,
+            body_rate_grace=float(config.limit_request_body_rate_grace),
             max_connections=config.limit_connections,
             io_threads=config.io_threads,
             ws_max_size=config.ws_max_size,

@@ -229,6 +229,20 @@ async def errors(scope: dict, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"partial", "more_body": True})
         raise RuntimeError("boom after start")
+    if path == "/raise-after-start":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("boom after the head")
+    if path == "/double-start":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-first", b"1")]})
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        return None
+    if path == "/stream-short":
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"10")]}
+        )
+        await send({"type": "http.response.body", "body": b"ab", "more_body": True})
+        await send({"type": "http.response.body", "body": b"cd"})
+        return None
     if path == "/no-response":
         return None
     if path == "/incomplete":

@@ -239,13 +239,20 @@ def read_response(
         body = rest[:n]
     elif headers.get(b"transfer-encoding") == b"chunked":
         body = b""
+
+        def more() -> bytes:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed mid-body")
+            return chunk
+
         while True:
             while b"\r\n" not in rest:
-                rest += sock.recv(65536)
+                rest += more()
             size_line, _, rest = rest.partition(b"\r\n")
             size = int(size_line.split(b";")[0], 16)
             while len(rest) < size + 2:
-                rest += sock.recv(65536)
+                rest += more()
             body += rest[:size]
             rest = rest[size + 2 :]
             if size == 0:

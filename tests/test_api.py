@@ -44,6 +44,8 @@ EXTRAS = {
     "limit_request_body": None,  # largest body, 413 beyond
     "limit_connections": None,  # most open connections
     "timeout_request_body": 60.0,  # longest stall between body bytes, 408 after
+    "limit_request_body_rate": 500.0,  # slowest body in bytes/s after the grace, 408 below
+    "limit_request_body_rate_grace": 20.0,  # seconds of waiting before the rate applies
     "h2_max_concurrent_streams": 100,  # HTTP/2 streams one client may have open
     "static": None,  # PREFIX=DIRECTORY mounts served by the core
     "static_max_age": None,  # Cache-Control max-age for static files

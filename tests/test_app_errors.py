@@ -30,14 +30,37 @@ def test_raise_before_start_is_500_and_logged(server):
     assert httpx.get(server.url + "/").text == "fine", "server lives on"
 
 
-def test_raise_after_start_closes_connection(server):
+def _cut_short(raw: bytes) -> tuple[bytes, bytes]:
+    """The head and body of a response the server cut short (it closed the connection)."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    assert sep, f"no complete head: {raw!r}"
+    assert head.startswith(b"HTTP/1.1 200 OK"), raw
+    return head.lower(), body
+
+
+def test_raise_after_start_sends_what_was_sent_then_closes(server):
+    # Everything the app sent reaches the client, then the close: the chunked body has no
+    # terminating chunk, so no client mistakes it for complete. Never a 500 after the start.
     raw = raw_exchange(server.port, b"GET /raise-after HTTP/1.1\r\nHost: x\r\n\r\n")
-    # Whatever part of the 200 was flushed before the error may arrive; then the connection
-    # closes. Never a 500 after the start, never a body that looks complete.
-    assert raw == b"" or raw.startswith(b"HTTP/1.1 200 OK")
-    assert b"500" not in raw
-    assert not raw.endswith(b"0\r\n\r\n"), "the chunked body must not look complete"
+    head, body = _cut_short(raw)
+    assert b"transfer-encoding: chunked" in head
+    assert body == b"7\r\npartial\r\n"
     server.wait_for("RuntimeError: boom after start")
+
+
+def test_raise_between_start_and_body_sends_the_head_then_closes(server):
+    raw = raw_exchange(server.port, b"GET /raise-after-start HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, body = _cut_short(raw)
+    assert b"transfer-encoding: chunked" in head and body == b""
+    server.wait_for("RuntimeError: boom after the head")
+
+
+def test_second_start_sends_the_first_head_then_closes(server):
+    raw = raw_exchange(server.port, b"GET /double-start HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, body = _cut_short(raw)
+    assert b"x-first: 1" in head and body == b""
+    assert b"500" not in raw
+    server.wait_for("Unexpected ASGI message 'http.response.start' sent, after response already")
 
 
 def test_return_without_response_is_500(server):
@@ -46,12 +69,10 @@ def test_return_without_response_is_500(server):
     server.wait_for("ERROR:    ASGI callable returned without starting response.")
 
 
-def test_incomplete_response_closes(server):
+def test_incomplete_response_sends_what_was_sent_then_closes(server):
     raw = raw_exchange(server.port, b"GET /incomplete HTTP/1.1\r\nHost: x\r\n\r\n")
-    # As after an error: whatever part of the 200 got out first, then the close; never a
-    # body that looks complete.
-    assert raw == b"" or raw.startswith(b"HTTP/1.1 200 OK")
-    assert not raw.endswith(b"0\r\n\r\n")
+    head, body = _cut_short(raw)
+    assert body == b"7\r\npartial\r\n"
     server.wait_for("ERROR:    ASGI callable returned without completing response.")
 
 
@@ -88,17 +109,21 @@ def test_header_injection_never_reaches_the_wire(server):
 
 
 @pytest.mark.parametrize(
-    ("path", "message"),
+    ("path", "sent", "message"),
     [
-        ("/content-length-short", "Response content shorter than Content-Length"),
-        ("/content-length-long", "RuntimeError: Response content longer than Content-Length"),
+        # Too short: the bytes were due and go out, then the close (the client sees 3 of
+        # the 10 bytes announced).
+        ("/content-length-short", b"abc", "Response content shorter than Content-Length"),
+        ("/stream-short", b"abcd", "Response content shorter than Content-Length"),
+        # Too long: send() refuses the message, nothing of it goes out; the head does.
+        ("/content-length-long", b"", "RuntimeError: Response content longer than Content-Length"),
     ],
 )
-def test_content_length_mismatch_closes(server, path, message):
+def test_content_length_mismatch_sends_what_was_due_then_closes(server, path, sent, message):
     raw = raw_exchange(server.port, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
-    # the head was still held (one-shot body), so nothing goes out: no truncated 200, and
-    # none of a body longer than announced
-    assert raw == b""
+    head, body = _cut_short(raw)
+    assert b"content-length: " in head and b"transfer-encoding" not in head
+    assert body == sent
     server.wait_for(message)
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -42,6 +42,8 @@ SANDMAN_OPTIONS = {
     "--limit-connections",
     "--timeout-request-header",
     "--timeout-request-body",
+    "--limit-request-body-rate",
+    "--limit-request-body-rate-grace",
     "--h2-max-concurrent-streams",
     "--static",
     "--static-max-age",

@@ -437,6 +437,25 @@ def test_pipelined_file_responses_stay_in_order(server):
     ]
 
 
+@pytest.mark.parametrize("rcvbuf", [None, 8192])
+def test_a_half_close_after_the_requests_still_gets_every_file(server, rcvbuf):
+    # The FIN comes while the files are going out (a small receive buffer keeps sendfile
+    # waiting on the socket): it is held back until the responses are out, so the side
+    # door's bytes and hyper's arrive whole, in order, and then the server closes.
+    names = [b"big.bin", b"page.html", b"big.bin"]
+    request = b"GET /assets/%s HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.socket() as sock:
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(b"".join(request % name for name in names))
+        sock.shutdown(socket.SHUT_WR)  # as `nc -q`: nothing more to send, still reading
+        responses = _read_responses(sock, len(names))
+        assert sock.recv(1) == b"", "the server closes once the last file is out"
+    assert [body for _, body in responses] == [BIG, PAGE, BIG]
+
+
 def test_a_client_leaving_mid_file_does_not_hurt_the_server(server):
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:

@@ -231,6 +231,7 @@ def test_fragmented_messages_are_reassembled_with_interleaved_ping(echo_server):
         (wsframes.frame(0x1, b"rsv bits", rsv=2), {1002}),
         (wsframes.frame(0x1, b"unmasked", masked=False), {1002}),
         (wsframes.frame(0x9, b"x" * 126), {1002}),
+        (wsframes.frame(0xA, b"x" * 126), {1002}),
         (wsframes.frame(0x9, b"fragmented ping", fin=False), {1002}),
         (wsframes.frame(0x0, b"continuation first"), {1002}),
         (wsframes.frame(0x8, wsframes.close_payload(1005)), {1002}),
@@ -244,6 +245,7 @@ def test_fragmented_messages_are_reassembled_with_interleaved_ping(echo_server):
         "rsv",
         "unmasked",
         "big-ping",
+        "big-pong",
         "fragmented-control",
         "orphan-continuation",
         "reserved-close-code",
@@ -258,6 +260,32 @@ def test_protocol_violations_close_with_the_right_code(echo_server, data, expect
         code = wsframes.read_close_code(sock)
     assert code in expected, code
     # the worker lives on
+    assert httpx.get(echo_server.url).text == "plain http"
+
+
+def test_empty_messages_with_permessage_deflate_are_echoed(echo_server):
+    # An empty message compressed after another one spun the IO thread for ever (yawc's
+    # flush waited for a sync marker zlib does not repeat); found by the fuzz target.
+    async def go():
+        async with websockets.connect(f"ws://127.0.0.1:{echo_server.port}/") as ws:
+            assert "permessage-deflate" in ws.response.headers["sec-websocket-extensions"]
+            for message in ["hello", "", "", b"", "again"]:
+                await ws.send(message)
+                assert await asyncio.wait_for(ws.recv(), 5) == message
+
+    run(go())
+    assert httpx.get(echo_server.url, timeout=5).text == "plain http"
+
+
+def test_close_frame_over_125_bytes_fails_the_connection(echo_server):
+    # Autobahn 7.3.6: a control frame carries at most 125 bytes (RFC 6455 §5.5), a close
+    # reason included. The connection is failed: never the over-long close echoed back.
+    sock, _ = wsframes.handshake(echo_server.port)
+    with sock:
+        sock.sendall(wsframes.frame(0x8, wsframes.close_payload(1000, b"r" * 124)))
+        code = wsframes.read_close_code(sock)
+    assert code in (None, 1002), code
+    echo_server.wait_for("APP disconnect code=1002 reason=''")
     assert httpx.get(echo_server.url).text == "plain http"
 
 

@@ -272,7 +272,18 @@ async fn a_client_that_leaves_while_the_app_runs_is_seen_as_a_disconnect() {
     assert_eq!(receive(&exchange).await, Received::Disconnect);
     assert!(exchange.is_disconnected());
     respond(&exchange, "too late");
-    assert_eq!(harness.server.hub.connections.load(Ordering::Relaxed), 0);
+    all_connections_end(&harness).await;
+}
+
+/// Wait until the server has no connection open.
+async fn all_connections_end(harness: &Harness) {
+    timeout(WAIT, async {
+        while harness.server.hub.connections.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the connections end");
 }
 
 #[tokio::test]
@@ -750,6 +761,143 @@ async fn deflate_with_context_takeover_is_never_parked() {
     assert_eq!(app_receives(&ws).await, kept);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(harness.parks(), 0);
+}
+
+/// Everything the client end receives until the server closes it.
+async fn read_to_close(client: &mut (impl AsyncReadExt + Unpin)) -> String {
+    let mut seen = Vec::new();
+    timeout(WAIT, client.read_to_end(&mut seen))
+        .await
+        .expect("the server closes")
+        .expect("read");
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_gets_the_response() {
+    let mut harness = Harness::new(Settings::default());
+    let mut client = harness.connect(64 * 1024);
+    client
+        .write_all(b"POST /hc HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello")
+        .await
+        .unwrap();
+    client.shutdown().await.unwrap(); // FIN: nothing more to send, still reading
+    let exchange = harness.next_request().await;
+    assert_eq!(receive_body(&exchange).await, b"hello");
+    // The FIN reaches the server while the app works: it is not a disconnect yet.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!exchange.is_disconnected());
+    respond(&exchange, "answered");
+    let response = read_to_close(&mut client).await;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.ends_with("\r\n\r\nanswered"), "{response}");
+    drop(exchange);
+    all_connections_end(&harness).await;
+}
+
+#[tokio::test]
+async fn an_app_that_asks_after_a_half_close_is_told_the_client_left() {
+    let mut harness = Harness::new(Settings::default());
+    let mut client = harness.connect(64 * 1024);
+    client
+        .write_all(b"GET /wait HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let exchange = harness.next_request().await;
+    assert_eq!(receive_body(&exchange).await, b"");
+    client.shutdown().await.unwrap();
+    assert_eq!(receive(&exchange).await, Received::Disconnect);
+    assert!(exchange.is_disconnected(), "told, so treated as gone");
+    assert_eq!(read_to_close(&mut client).await, "");
+}
+
+#[tokio::test]
+async fn a_body_cut_short_by_a_half_close_is_a_disconnect() {
+    let mut harness = Harness::new(Settings::default());
+    let mut client = harness.connect(1024 * 1024);
+    client
+        .write_all(b"POST /cut HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000\r\n\r\n")
+        .await
+        .unwrap();
+    client.write_all(&[b'z'; 300_000]).await.unwrap();
+    client.shutdown().await.unwrap();
+    let exchange = harness.next_request().await;
+    let mut read = 0;
+    while let Received::Body(data, more) = receive(&exchange).await {
+        read += data.len();
+        assert!(more, "the body cannot end: it was cut short");
+    }
+    assert!(read <= 300_000);
+    assert!(exchange.is_disconnected());
+}
+
+#[tokio::test]
+async fn a_response_cut_short_still_delivers_what_was_sent() {
+    let mut harness = Harness::new(Settings::default());
+    let mut client = harness.connect(64 * 1024);
+    client
+        .write_all(b"GET /partial HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let exchange = harness.next_request().await;
+    let head = Answer::new(StatusCode::OK, text_headers(), AnswerBody::Streamed);
+    // Head and first part queued and the failure right behind them, before the transport
+    // has taken anything: hyper must still write both before it closes.
+    let streamed = exchange.stream(Some(head), Bytes::from_static(b"partial"), false);
+    exchange.abort();
+    wake(streamed.waker);
+    let response = read_to_close(&mut client).await;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(
+        response.contains("transfer-encoding: chunked"),
+        "{response}"
+    );
+    assert!(response.ends_with("\r\n\r\n7\r\npartial\r\n"), "{response}");
+}
+
+#[tokio::test]
+async fn a_body_slower_than_the_minimum_rate_gets_408_and_a_disconnect() {
+    let mut settings = Settings::default();
+    settings.http.body_min_rate = Some(_core::common::settings::MinRate {
+        bytes_per_sec: 1000.0,
+        grace: Duration::from_millis(300),
+    });
+    let mut harness = Harness::new(settings);
+    let client = harness.connect(64 * 1024);
+    let (mut reader, mut writer) = tokio::io::split(client);
+    writer
+        .write_all(b"POST /slow HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n")
+        .await
+        .unwrap();
+    // 10 bytes every 50 ms: 200 bytes/s, a fifth of the minimum.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..100 {
+            if writer
+                .write_all(b"a\r\n0123456789\r\n"[..].as_ref())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let exchange = harness.next_request().await;
+    let started = tokio::time::Instant::now();
+    loop {
+        if receive(&exchange).await == Received::Disconnect {
+            break;
+        }
+    }
+    let after = started.elapsed();
+    assert!(after < Duration::from_secs(2), "cut off after {after:?}");
+    let response = read_to_close(&mut reader).await;
+    assert!(
+        response.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{response}"
+    );
+    assert!(response.contains("connection: close"), "{response}");
+    trickle.abort();
 }
 
 #[tokio::test]

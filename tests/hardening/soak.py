@@ -1,4 +1,16 @@
-"""Leak soak (issue #7 "No leaks"): keep-alive requests and connection open/close cycles
+"""Leak soaks against one server.
+
+``--mixed MINUTES`` (issue #28): every kind of client at once for MINUTES (keep-alive,
+pipelining, uploads, streams, WebSockets, slow clients and injected abrupt disconnects,
+``tests/hardening/mixed_traffic.py``), the server's RSS, open descriptors and threads
+sampled every ``--interval`` seconds (60) with the clients paused for the moment of the
+sample. Passes when, from the first sample after the warm-up (``--warm`` minutes, 3) to
+the last, none grew by more than 5%, and no client saw an error other than the faults it
+injected::
+
+    python -m tests.hardening.soak --mixed 30 --json /tmp/soak-mixed.json
+
+The request soak (issue #7 "No leaks"): keep-alive requests and connection open/close cycles
 against one server, sampling its RSS (``/proc/PID/status`` VmRSS) and open descriptors
 (``/proc/PID/fd``) after a warm-up and at the end. Passes when both end within 10% of the
 warm-up figure.
@@ -142,6 +154,115 @@ def run(
     return report
 
 
+MIXED_TOLERANCE = 0.05
+
+
+@dataclass
+class MixedSample:
+    minute: float  # since the start
+    rss_kib: int
+    fds: int
+    threads: int
+    traffic: dict[str, dict[str, int]]  # per kind: ok, injected, errors so far
+
+
+@dataclass
+class MixedReport:
+    minutes: float = 0.0
+    samples: list[MixedSample] = field(default_factory=list)
+    warm: MixedSample | None = None
+    end: MixedSample | None = None
+    growth: dict[str, float] = field(default_factory=dict)
+    peak_growth: dict[str, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    ok: bool = False
+
+
+def thread_count(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+
+
+def run_mixed(
+    minutes: float,
+    interval: float = 60.0,
+    warm_minutes: float = 3.0,
+    log: Callable[[str], object] = print,
+) -> MixedReport:
+    """Soak one server with mixed traffic for ``minutes``; see the module docstring."""
+    from tests.hardening.mixed_traffic import Traffic
+
+    report = MixedReport()
+    started = time.monotonic()
+    with sandman("tests.hardening.soak_app:app", "--no-access-log") as server:
+        pid = server.proc.pid
+        traffic = Traffic(server.port)
+
+        def sample() -> MixedSample:
+            traffic.pause()
+            settle(1.0)  # connections the clients just closed are reaped
+            s = MixedSample(
+                (time.monotonic() - started) / 60,
+                rss_kib(pid),
+                fd_count(pid),
+                thread_count(pid),
+                traffic.totals(),
+            )
+            traffic.resume()
+            report.samples.append(s)
+            done = sum(k["ok"] for k in s.traffic.values())
+            injected = s.traffic["abrupt"]["injected"]
+            errors = sum(k["errors"] for k in s.traffic.values())
+            log(
+                f"{s.minute:6.1f} min  rss {s.rss_kib:>7,d} KiB  fds {s.fds:>3d}  threads "
+                f"{s.threads:>2d}  ok {done:>9,d}  injected {injected:>6,d}  errors {errors}"
+            )
+            return s
+
+        sample()
+        traffic.start()
+        deadline = started + minutes * 60
+        next_sample = time.monotonic() + interval
+        while True:
+            time.sleep(max(0.0, min(next_sample, deadline) - time.monotonic()))
+            if time.monotonic() >= deadline:
+                break
+            if server.proc.poll() is not None:
+                raise RuntimeError(f"server died:\n{server.stderr}")
+            current = sample()
+            if report.warm is None and current.minute >= warm_minutes:
+                report.warm = current
+            next_sample += interval
+        traffic.stop()
+        report.end = sample()
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server died:\n{server.stderr}")
+    report.minutes = (time.monotonic() - started) / 60
+    report.warm = report.warm or report.samples[1]
+    after = [s for s in report.samples if s.minute >= report.warm.minute]
+    for key in ("rss_kib", "fds", "threads"):
+        base = getattr(report.warm, key)
+        report.growth[key] = getattr(report.end, key) / base - 1
+        report.peak_growth[key] = max(getattr(s, key) for s in after) / base - 1
+    report.errors = traffic.errors()
+    report.ok = not report.errors and all(g <= MIXED_TOLERANCE for g in report.growth.values())
+    return report
+
+
+def mixed_summary(report: MixedReport) -> str:
+    totals = report.end.traffic if report.end else {}
+    kinds = ", ".join(f"{name} {t['ok'] or t['injected']:,d}" for name, t in totals.items())
+    growth = ", ".join(
+        f"{key} {report.growth[key]:+.1%} (peak {report.peak_growth[key]:+.1%})"
+        for key in report.growth
+    )
+    return (
+        f"{report.minutes:.1f} min of mixed traffic ({kinds}); after warm-up "
+        f"({report.warm.minute:.1f} min): {growth}; {len(report.errors)} error(s): "
+        f"{'PASS' if report.ok else 'FAIL'} (limit {MIXED_TOLERANCE:.0%})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1_000_000)
@@ -150,7 +271,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-cycles", type=int, default=10_000)
     parser.add_argument("--loader", choices=["wrk", "python"], default="wrk")
     parser.add_argument("--json", type=Path, help="write the report (with every sample) here")
+    parser.add_argument("--mixed", type=float, metavar="MINUTES", help="the mixed soak")
+    parser.add_argument("--interval", type=float, default=60.0, help="seconds between samples")
+    parser.add_argument("--warm", type=float, default=3.0, help="warm-up minutes (mixed)")
     args = parser.parse_args(argv)
+    if args.mixed:
+        mixed = run_mixed(args.mixed, args.interval, args.warm)
+        print(mixed_summary(mixed))
+        for error in mixed.errors:
+            print("ERROR", error)
+        if args.json:
+            args.json.write_text(json.dumps(asdict(mixed), indent=1))
+        return 0 if mixed.ok else 1
     report = run(args.requests, args.cycles, args.warm_requests, args.warm_cycles, args.loader)
     print(
         f"{report.requests:,d} keep-alive requests, {report.cycles:,d} open/close cycles in "

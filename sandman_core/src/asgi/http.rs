@@ -30,7 +30,7 @@ use crate::asgi::awaitable::{ready_none, ready_value, resolve, resolve_send, Cli
 use crate::asgi::convert::{calls, receive, send};
 use crate::asgi::events::{LoopEvent, Resume};
 use crate::asgi::http_rules::{
-    status_forbids_body, BodyStep, Ending, HttpRules, Phase, TrailersStep,
+    status_forbids_body, BodyStep, Ending, HttpRules, Phase, RuleError, TrailersStep,
 };
 use crate::asgi::loop_hooks::LoopHooks;
 use crate::exchange::request::{RequestExchange, Room};
@@ -196,7 +196,14 @@ impl HttpCycle {
             Ok(step) => step,
             Err(e) => {
                 if state.rules.phase() == Phase::Aborted {
-                    self.abort(&mut state);
+                    // Too short: these bytes were due, so they go out before the close (as
+                    // uvicorn writes them); too long: refused, nothing of them is sent.
+                    let last = if e == RuleError::ShorterThanContentLength {
+                        body
+                    } else {
+                        Bytes::new()
+                    };
+                    self.abort_after(&mut state, last);
                 }
                 return Err(PyRuntimeError::new_err(e.to_string()));
             }
@@ -330,9 +337,28 @@ impl HttpCycle {
 
     /// Cut the response short: the transport closes the connection.
     fn abort(&self, state: &mut CycleState) {
+        self.abort_after(state, Bytes::new());
+    }
+
+    /// Cut the response short after `last` (body bytes the app sent that are still due).
+    /// What the app sent is never dropped: a head still held (the app failed between its
+    /// start and its first body) goes out first, then `last`, then the connection closes
+    /// (`http/response_body.rs` flushes before the close), so the client sees a response
+    /// that is visibly cut short rather than a bare close.
+    fn abort_after(&self, state: &mut CycleState, last: Bytes) {
         state.rules.abort();
-        state.held = None;
-        self.exchange().abort();
+        let head = state
+            .held
+            .take()
+            .map(|(status, headers)| Answer::new(status, headers, AnswerBody::Streamed));
+        let exchange = self.exchange();
+        if (head.is_some() || !last.is_empty()) && !exchange.is_disconnected() {
+            // Woken at once rather than batched: a rare path, also taken without Python.
+            if let Some(waker) = exchange.stream(head, last, false).waker {
+                waker.wake();
+            }
+        }
+        exchange.abort();
     }
 
     /// Answer 500 in place of a response the app never started.

@@ -54,6 +54,16 @@ pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// the whole upload, so a large upload on a slow link is fine.
 pub const DEFAULT_BODY_READ_TIMEOUT_SECS: f64 = 60.0;
 
+/// The slowest a request body may arrive, in bytes per second, once
+/// `DEFAULT_BODY_RATE_GRACE_SECS` of waiting has passed (408 below it): Apache's
+/// `mod_reqtimeout` default (`body=20,MinRate=500`). Only time spent waiting for the
+/// client counts, not time the app leaves the body unread. A body trickled at a byte every
+/// two seconds, which the idle timeout alone lets through, is cut off after about 20 s.
+pub const DEFAULT_BODY_MIN_RATE: f64 = 500.0;
+
+/// See `DEFAULT_BODY_MIN_RATE`.
+pub const DEFAULT_BODY_RATE_GRACE_SECS: f64 = 20.0;
+
 /// How long a client may take to send a complete request head, counted from the moment the
 /// server starts waiting for it (accept, or the end of the previous response). Stops
 /// slowloris. nginx's `client_header_timeout` is 60 s, hyper's default 30 s.

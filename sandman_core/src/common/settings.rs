@@ -8,9 +8,10 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::common::date::date_header;
 use crate::common::limits::{
-    DEFAULT_BODY_READ_TIMEOUT_SECS, DEFAULT_H2_MAX_CONCURRENT_STREAMS,
-    DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEAD_BYTES,
-    DEFAULT_MAX_TARGET_BYTES, DEFAULT_WS_DEFLATE_WINDOW_BITS, IDLE_PARK_AFTER,
+    DEFAULT_BODY_MIN_RATE, DEFAULT_BODY_RATE_GRACE_SECS, DEFAULT_BODY_READ_TIMEOUT_SECS,
+    DEFAULT_H2_MAX_CONCURRENT_STREAMS, DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_HEADERS,
+    DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_TARGET_BYTES, DEFAULT_WS_DEFLATE_WINDOW_BITS,
+    IDLE_PARK_AFTER,
 };
 use crate::common::trusted_hosts::TrustedHosts;
 
@@ -66,6 +67,8 @@ pub struct HttpSettings {
     pub max_body: Option<u64>,
     /// Idle time allowed between request body bytes (408).
     pub body_read_timeout: Option<Duration>,
+    /// The slowest a request body may arrive, after a grace period (408); `None` = off.
+    pub body_min_rate: Option<MinRate>,
     /// `--forwarded-allow-ips` when `--proxy-headers` is on.
     pub proxy: Option<TrustedHosts>,
     /// Whether access lines are written: responses the transport writes itself (static
@@ -108,10 +111,32 @@ impl Default for HttpSettings {
             max_headers: DEFAULT_MAX_HEADERS,
             max_body: None,
             body_read_timeout: Some(Duration::from_secs_f64(DEFAULT_BODY_READ_TIMEOUT_SECS)),
+            body_min_rate: Some(MinRate::default()),
             proxy: None,
             access_log: false,
             http2: Some(Http2Settings::default()),
             park_after: IDLE_PARK_AFTER,
+        }
+    }
+}
+
+/// `--limit-request-body-rate` and its grace period: a request body must arrive at
+/// `bytes_per_sec` on average, counting only the time the server waits for the client,
+/// once `grace` has passed (Apache's `mod_reqtimeout` `MinRate` model: the allowance is
+/// `grace + received / bytes_per_sec`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MinRate {
+    /// Bytes per second, more than 0.
+    pub bytes_per_sec: f64,
+    /// Waiting time allowed before the rate counts.
+    pub grace: Duration,
+}
+
+impl Default for MinRate {
+    fn default() -> Self {
+        MinRate {
+            bytes_per_sec: DEFAULT_BODY_MIN_RATE,
+            grace: Duration::from_secs_f64(DEFAULT_BODY_RATE_GRACE_SECS),
         }
     }
 }

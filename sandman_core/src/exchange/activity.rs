@@ -71,6 +71,11 @@ impl Activity {
         self.served.load(Ordering::Relaxed)
     }
 
+    /// Whether a request is in progress.
+    pub fn busy(&self) -> bool {
+        self.in_progress.load(Ordering::Acquire) > 0
+    }
+
     /// How long the connection has had no request in progress; `None` while it has one.
     pub fn idle_for(&self) -> Option<Duration> {
         if self.in_progress.load(Ordering::Acquire) > 0 {

@@ -14,6 +14,7 @@ use crate::common::direct_output::DirectOutput;
 use crate::common::metrics::recorder::Stamp;
 use crate::exchange::activity::Activity;
 use crate::exchange::hub::Hub;
+use crate::exchange::wire::Wire;
 
 /// Where the listening socket is, as the scope's `server` key reports it.
 #[derive(Debug, Clone)]
@@ -103,6 +104,8 @@ pub struct Connection {
     pub control: CloseControl,
     /// Requests in progress, for the idle timeout.
     pub activity: Activity,
+    /// What the socket wrapper reports: a half-close, completed flushes.
+    pub wire: Wire,
     /// The side door for file bodies (`sendfile` below hyper: static mounts, pathsend), on
     /// plain TCP connections.
     pub direct_output: Option<Arc<DirectOutput>>,
@@ -119,6 +122,7 @@ impl Connection {
             permit: Mutex::new(permit),
             control: CloseControl::default(),
             activity: Activity::new(),
+            wire: Wire::default(),
             direct_output: None,
         }
     }

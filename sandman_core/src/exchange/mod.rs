@@ -23,3 +23,4 @@ pub mod hub;
 pub mod request;
 pub mod response;
 pub mod websocket;
+pub mod wire;

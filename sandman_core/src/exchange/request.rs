@@ -423,9 +423,32 @@ impl RequestExchange {
     /// app's code has ended: a call from a task it left behind waits forever).
     pub fn receive(&self, register: impl FnOnce() -> Waker) -> Option<Received> {
         let mut state = self.lock();
-        let (received, was_full) = self.take_received(&mut state);
+        let (mut received, was_full) = self.take_received(&mut state);
         if received.is_none() && !state.app_done {
-            state.receive_waker = Some(register());
+            let waker = register();
+            if state.body_end_taken {
+                // All that is left to wait for is the client leaving: a half-close counts
+                // (`exchange/wire.rs`); checked again once registered, as it may have come
+                // in between.
+                let wire = &self.conn.wire;
+                wire.register_app(&waker);
+                if wire.read_closed() {
+                    received = Some(Received::Disconnect);
+                }
+            }
+            if received.is_none() {
+                state.receive_waker = Some(waker);
+            }
+        }
+        if received == Some(Received::Disconnect)
+            && !self.is_disconnected()
+            && !state.response_complete
+        {
+            // The client half-closed and the app has now been told it left: from here on
+            // the request is disconnected (sends fail, the transport gives up on it).
+            drop(state);
+            self.mark_disconnected();
+            return received;
         }
         // Expect: 100-continue: the first wait lets the pump read, and the transport sends
         // "100 Continue" when the body is first polled.
@@ -460,6 +483,9 @@ impl RequestExchange {
         if state.body_done && !state.body_end_taken {
             state.body_end_taken = true;
             return (Some(Received::Body(Bytes::new(), false)), false);
+        }
+        if state.body_end_taken && self.conn.wire.read_closed() {
+            return (Some(Received::Disconnect), false);
         }
         (None, false)
     }

@@ -3,6 +3,7 @@
 //! app side through their exchange (`exchange/`).
 
 pub mod body_data;
+pub mod body_pace;
 pub mod cached;
 pub mod context;
 pub mod core_access;

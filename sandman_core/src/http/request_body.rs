@@ -2,14 +2,19 @@
 //! larger ones, and the pump that feeds the rest to the exchange while the app runs.
 
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
-use http_body::Frame;
+use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use crate::common::settings::MinRate;
 use crate::exchange::request::RequestExchange;
+use crate::exchange::wire::Wire;
+use crate::http::body_pace::{BodyPace, Overdue};
 
 /// Why a request body could not be read.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,6 +27,8 @@ pub enum BodyError {
     TooLarge,
     /// No body bytes for `--timeout-request-body`: 408.
     Timeout,
+    /// Slower than `--limit-request-body-rate` after its grace period: 408.
+    TooSlow,
 }
 
 /// Limits applied while reading a body.
@@ -31,18 +38,75 @@ pub struct BodyLimits {
     pub max: Option<u64>,
     /// Longest wait for the next bytes.
     pub idle: Option<std::time::Duration>,
+    /// The slowest the body may arrive, after its grace period.
+    pub min_rate: Option<MinRate>,
 }
 
-/// The next frame, bounded by the idle timeout.
+impl BodyLimits {
+    /// The waiting budget of a body read under these limits.
+    pub fn pace(&self) -> BodyPace {
+        BodyPace::new(self.idle, self.min_rate)
+    }
+}
+
+type NextFrame = Option<Result<Frame<Bytes>, hyper::Error>>;
+
+/// The next frame, bounded by `pace` (the idle timeout and the minimum rate). Once the
+/// client has closed its sending side (`wire`), what hyper has not delivered by now will
+/// never come: the body is cut short.
 async fn next_frame(
     body: &mut Incoming,
-    idle: Option<std::time::Duration>,
-) -> Result<Option<Result<Frame<Bytes>, hyper::Error>>, BodyError> {
-    match idle {
-        None => Ok(body.frame().await),
-        Some(limit) => tokio::time::timeout(limit, body.frame())
-            .await
-            .map_err(|_| BodyError::Timeout),
+    pace: &mut BodyPace,
+    wire: &Wire,
+) -> Result<NextFrame, BodyError> {
+    // Counted even when the wait is abandoned (the pump also waits on the exchange).
+    let mut waiting = Waiting {
+        pace,
+        started: tokio::time::Instant::now(),
+        bytes: 0,
+    };
+    let frame = std::future::poll_fn(|cx| {
+        if let Poll::Ready(frame) = Pin::new(&mut *body).poll_frame(cx) {
+            return Poll::Ready(Ok(frame));
+        }
+        wire.register_reader(cx.waker());
+        if !wire.read_closed() {
+            return Poll::Pending;
+        }
+        // hyper hands every frame it decoded to the body before it reads the socket again,
+        // and it read the end of the stream: nothing more is on its way.
+        Poll::Ready(match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Ready(frame) => Ok(frame),
+            Poll::Pending => Err(BodyError::Gone),
+        })
+    });
+    let result = match waiting.pace.next_wait() {
+        None => frame.await,
+        Some((limit, overdue)) => {
+            tokio::time::timeout(limit, frame)
+                .await
+                .unwrap_or(Err(match overdue {
+                    Overdue::Idle => BodyError::Timeout,
+                    Overdue::TooSlow => BodyError::TooSlow,
+                }))
+        }
+    };
+    if let Ok(Some(Ok(frame))) = &result {
+        waiting.bytes = frame.data_ref().map_or(0, Bytes::len);
+    }
+    result
+}
+
+/// One wait for body bytes, added to its pace when it ends, however it ends.
+struct Waiting<'a> {
+    pace: &'a mut BodyPace,
+    started: tokio::time::Instant,
+    bytes: usize,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.pace.record(self.started.elapsed(), self.bytes);
     }
 }
 
@@ -68,11 +132,16 @@ fn classify(err: hyper::Error) -> BodyError {
 }
 
 /// Read a small body completely (the eager path, see `EAGER_BODY_LIMIT`).
-pub async fn read_whole(mut body: Incoming, limits: BodyLimits) -> Result<Bytes, BodyError> {
+pub async fn read_whole(
+    mut body: Incoming,
+    limits: BodyLimits,
+    wire: &Wire,
+) -> Result<Bytes, BodyError> {
     let mut first: Option<Bytes> = None;
     let mut rest: Option<BytesMut> = None;
     let mut total: u64 = 0;
-    while let Some(frame) = next_frame(&mut body, limits.idle).await? {
+    let mut pace = limits.pace();
+    while let Some(frame) = next_frame(&mut body, &mut pace, wire).await? {
         let frame = frame.map_err(classify)?;
         if let Some(data) = frame.data_ref() {
             total += data.len() as u64;
@@ -158,9 +227,12 @@ pub async fn pump(
     already_read: u64,
 ) -> Option<BodyError> {
     let mut total: u64 = already_read;
+    let mut pace = limits.pace();
+    pace.received_before(already_read);
+    let wire = &exchange.conn.wire;
     while exchange.wait_to_read_body().await {
         let frame = tokio::select! {
-            frame = next_frame(&mut body, limits.idle) => match frame {
+            frame = next_frame(&mut body, &mut pace, wire) => match frame {
                 Ok(frame) => frame,
                 Err(err) => return Some(err),
             },

@@ -32,6 +32,9 @@ pub struct ResponseBody {
     polled: bool,
     /// Keeps the connection counted as busy until hyper drops the body (`server/idle.rs`).
     in_progress: Option<InProgress>,
+    /// The app cut the response short: the connection's flush count then. The error that
+    /// ends the response waits until a flush completes after it (see `poll_frame`).
+    aborted_at: Option<u64>,
 }
 
 impl ResponseBody {
@@ -47,6 +50,7 @@ impl ResponseBody {
             kind: Kind::Full(data),
             polled: false,
             in_progress: None,
+            aborted_at: None,
         }
     }
 
@@ -58,6 +62,7 @@ impl ResponseBody {
             kind: Kind::Stream(exchange),
             polled: false,
             in_progress: None,
+            aborted_at: None,
         }
     }
 
@@ -67,6 +72,7 @@ impl ResponseBody {
             kind: Kind::File(body),
             polled: false,
             in_progress: None,
+            aborted_at: None,
         }
     }
 
@@ -140,9 +146,28 @@ impl Body for ResponseBody {
                     Poll::Ready(Some(Ok(Frame::trailers(fields))))
                 }
                 // An error here makes hyper close the connection: the response is cut short
-                // and the client must not mistake it for a complete one.
+                // and the client must not mistake it for a complete one. hyper drops what
+                // it has buffered but not written when a body fails, so the head and the
+                // chunks already sent would be lost: first wait (pending, which makes hyper
+                // flush) for a flush of the socket to complete, then fail.
                 Some(Err(_)) => {
-                    Poll::Ready(Some(Err(io::Error::other("response aborted by the app"))))
+                    let flushes = exchange.conn.wire.flush_count();
+                    match (flushes, this.aborted_at) {
+                        (None, _) => {
+                            Poll::Ready(Some(Err(io::Error::other("response aborted by the app"))))
+                        }
+                        (Some(flushes), None) => {
+                            this.aborted_at = Some(flushes);
+                            // hyper may yield after its flush without polling the body again.
+                            cx.waker().wake_by_ref();
+                            Poll::Pending
+                        }
+                        // Not flushed yet: hyper's pending write wakes the task.
+                        (Some(flushes), Some(at)) if at == flushes => Poll::Pending,
+                        (Some(_), Some(_)) => {
+                            Poll::Ready(Some(Err(io::Error::other("response aborted by the app"))))
+                        }
+                    }
                 }
                 None => Poll::Ready(None),
             },

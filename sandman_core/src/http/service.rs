@@ -159,6 +159,7 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
     let limits = BodyLimits {
         max: http.max_body,
         idle: http.body_read_timeout,
+        min_rate: http.body_min_rate,
     };
     if let (Some(max), Some(len)) = (limits.max, req.body().size_hint().exact()) {
         if len > max {
@@ -231,7 +232,7 @@ async fn read_then_dispatch(
             .exact()
             .is_some_and(|n| n <= EAGER_BODY_LIMIT)
     {
-        match request_body::read_whole(incoming, limits).await {
+        match request_body::read_whole(incoming, limits, &exchange.conn.wire).await {
             Ok(data) => {
                 let len = data.len();
                 exchange.preload_body([data], len, true);
@@ -367,7 +368,7 @@ fn body_refusal(conn: &Connection, ctx: &ServerContext, error: BodyError) -> Opt
             Answer::bad_request(defaults)
         }
         BodyError::TooLarge => Answer::payload_too_large(defaults),
-        BodyError::Timeout => Answer::request_timeout(defaults),
+        BodyError::Timeout | BodyError::TooSlow => Answer::request_timeout(defaults),
         BodyError::Gone => return None,
     })
 }

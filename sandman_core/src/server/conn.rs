@@ -21,6 +21,7 @@ use crate::common::metrics::recorder::ConnectionKind;
 use crate::exchange::connection::Connection;
 use crate::exchange::hub::Hub;
 use crate::http::service::{self, INVALID_REQUEST};
+use crate::server::client_io::{ClientIo, Speaks};
 use crate::server::idle::{Idle, IdleTimeout};
 use crate::server::park::{ParkIo, ParkState};
 use crate::server::ServerShared;
@@ -100,6 +101,12 @@ pub async fn serve<IO>(
     let wait = settings
         .timeout_keep_alive
         .min(settings.header_read_timeout);
+    let speaks = match (protocol, &settings.http2) {
+        (Protocol::Http1, _) | (_, None) => Speaks::Http1,
+        (Protocol::Http2, _) => Speaks::Http2,
+        (Protocol::Detect, _) => Speaks::Unknown,
+    };
+    let io = ClientIo::new(io, state.clone(), speaks);
     let result = match (protocol, &settings.http2) {
         (Protocol::Http1, _) | (_, None) => {
             let mut idle = IdleTimeout::with_park(wait, Some(settings.park_after));
@@ -193,6 +200,9 @@ macro_rules! configure_http1 {
         builder
             .timer(TokioTimer::new())
             .keep_alive(true)
+            // hyper reads during a request to notice a client that leaves (a reset fails
+            // the connection); a plain FIN is held back from it by `ClientIo`, so a client
+            // that half-closes after its request still gets the response.
             .half_close(false)
             .auto_date_header(false)
             // Waiting for a request head is timed by `serve`'s `IdleTimeout`, one timer per
@@ -265,6 +275,11 @@ where
                     (Ok(_), Some(park)) if park.parking() => Ended::Parked,
                     (result, _) => Ended::Done(result.map(drop).map_err(Into::into)),
                 });
+            }
+            if state.wire.read_closed() && !state.activity.busy() {
+                // The client half-closed during the request that just ended: let hyper
+                // read the end of the stream now (`server/client_io.rs`).
+                state.wire.release_read();
             }
             match idle.poll(&state.activity, cx) {
                 // Dropping the connection closes it, as hyper's header timeout did: no

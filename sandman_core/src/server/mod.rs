@@ -1,6 +1,7 @@
 //! The IO side as a whole: the tokio runtime, the listeners, accepted connections and TLS.
 //! [`Server`] is what the app side drives through `exchange::app::Transport`.
 
+pub mod client_io;
 pub mod conn;
 pub mod counted;
 pub mod delayed_ack;

@@ -26,6 +26,9 @@ type Socket = ParkableWs;
 /// How long we wait for the peer's close frame after sending ours (uvicorn's is 10 s).
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most a control frame may carry (RFC 6455 §5.5).
+pub const MAX_CONTROL_PAYLOAD: usize = 125;
+
 /// The close code a read error ends the connection with (the frame yawc already queued
 /// carries the same code; RFC 6455 §7.4.1).
 fn error_code(err: &WebSocketError) -> u16 {
@@ -165,6 +168,18 @@ pub async fn run(mut ws: Socket, shared: Arc<WsExchange>, settings: &WsSettings)
                 return;
             }
             frame = ws.next_frame(), if room => match frame.inspect(|_| last_active = Instant::now()) {
+                Ok(frame) if frame.opcode() == OpCode::Close && frame.payload().len() > MAX_CONTROL_PAYLOAD => {
+                    // RFC 6455 §5.5: a control frame carries at most 125 bytes. yawc checks
+                    // pings only, and has already queued the echo of this close: fail the
+                    // connection without sending it (Autobahn 7.3.6).
+                    shared.end(1002, "");
+                    return;
+                }
+                Ok(frame) if frame.opcode() == OpCode::Pong && frame.payload().len() > MAX_CONTROL_PAYLOAD => {
+                    let _ = ws.send(Frame::close(CloseCode::from(1002u16), "")).await;
+                    shared.end(1002, "");
+                    return;
+                }
                 Ok(frame) => match count_in(&metrics, &frame) {
                     OpCode::Text | OpCode::Binary if close_deadline.is_some() => {
                         // After our close, incoming data is dropped (RFC 6455 §5.5.1).

@@ -104,6 +104,11 @@ pub fn options(ws: &WsSettings, client_window: bool) -> Options {
     let mut deflate = DeflateOptions::balanced();
     deflate.server_max_window_bits = Some(ws.deflate_window_bits);
     deflate.client_max_window_bits = client_window.then_some(ws.deflate_window_bits);
+    // Empty messages go out uncompressed (RFC 7692 §6 allows any message to): yawc's
+    // flush waits for the sync marker, which zlib does not write again for a flush
+    // with no new input, so compressing an empty message after any other spun the IO
+    // thread for ever (found by the websocket_frames fuzz target).
+    deflate.compression_threshold = 1;
     if !ws.deflate_context_takeover {
         // RFC 7692 §7.1.1: a server may require no context takeover in both directions
         // even when the client did not offer it. Each message is then compressed on its

@@ -17,7 +17,8 @@ use crate::asgi::metrics_group::MetricsGroup;
 use crate::common::limits::IDLE_PARK_AFTER;
 use crate::common::metrics::recorder::Metrics;
 use crate::common::settings::{
-    Http2Settings, HttpSettings, ResponseDefaults, Settings, StaticMount, TlsSettings, WsSettings,
+    Http2Settings, HttpSettings, MinRate, ResponseDefaults, Settings, StaticMount, TlsSettings,
+    WsSettings,
 };
 use crate::common::trusted_hosts::TrustedHosts;
 
@@ -89,6 +90,8 @@ struct PyCoreSettings {
     max_headers: usize,
     max_body: Option<u64>,
     body_read_timeout: Option<f64>,
+    body_min_rate: Option<f64>,
+    body_rate_grace: f64,
     max_connections: Option<usize>,
     io_threads: usize,
     ws_max_size: usize,
@@ -176,6 +179,27 @@ fn optional_duration(secs: Option<f64>, what: &str) -> PyResult<Option<Duration>
     }
 }
 
+/// `--limit-request-body-rate` (0 or none: off) with its grace period.
+fn min_rate(bytes_per_sec: Option<f64>, grace: f64) -> PyResult<Option<MinRate>> {
+    let Some(rate) = bytes_per_sec.filter(|&r| r != 0.0) else {
+        return Ok(None);
+    };
+    if !rate.is_finite() || rate < 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "invalid body_min_rate: {rate}"
+        )));
+    }
+    let grace = if grace > 0.0 {
+        duration(grace, "body_rate_grace")?
+    } else {
+        Duration::ZERO
+    };
+    Ok(Some(MinRate {
+        bytes_per_sec: rate,
+        grace,
+    }))
+}
+
 fn extra_headers(headers: Vec<(Vec<u8>, Vec<u8>)>) -> PyResult<Vec<(HeaderName, HeaderValue)>> {
     headers
         .into_iter()
@@ -218,6 +242,7 @@ pub fn read(settings: &Bound<'_, PyAny>) -> PyResult<CoreConfig> {
         max_headers: s.max_headers.max(1),
         max_body: s.max_body,
         body_read_timeout: optional_duration(s.body_read_timeout, "body_read_timeout")?,
+        body_min_rate: min_rate(s.body_min_rate, s.body_rate_grace)?,
         proxy: s.forwarded_allow_ips.map(|list| TrustedHosts::parse(&list)),
         access_log: s.access_log.is_some(),
         http2: s.http2.then(|| Http2Settings {
