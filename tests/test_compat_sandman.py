@@ -43,8 +43,7 @@ NOT_APPLICABLE: dict[str, Status] = {
     # http.errors.* and the "not advertised -> raise" checks of both protocols).
     "extensions.zerocopysend": Status.NOT_ADVERTISED,
     "extensions.h2.zerocopysend": Status.NOT_ADVERTISED,
-    # Early hints are not offered on either protocol yet.
-    "extensions.early_hint": Status.NOT_ADVERTISED,
+    # Early hints are offered on HTTP/1.1 only (hyper sends no 1xx of a server's over h2).
     "extensions.h2.early_hint": Status.NOT_ADVERTISED,
     # Server push is not offered (browsers removed it); on HTTP/1.1 it cannot exist.
     "extensions.push": Status.NOT_ADVERTISED,

@@ -34,8 +34,9 @@ def test_scope_keys_and_types(scope_server):
     assert scope["raw_path"] == {"bytes": "/a%20b/c%2Fd"}
     assert scope["query_string"] == {"bytes": "x=%20y&z"}
     assert scope["root_path"] == ""
-    # pathsend on every HTTP request; trailers only with TE: trailers; tls only over TLS
-    assert scope["extensions"] == {"http.response.pathsend": {}}
+    # pathsend on every HTTP request, early hints on HTTP/1.1 ones; trailers only with
+    # TE: trailers; tls only over TLS
+    assert scope["extensions"] == {"http.response.pathsend": {}, "http.response.early_hint": {}}
     assert types == {
         "type": "str",
         "asgi": "dict",
@@ -72,7 +73,10 @@ def test_fresh_extensions_and_state_copy_per_scope(scope_server):
         first = client.get(scope_server.url).json()
         second = client.get(scope_server.url).json()
     # the app sets extensions["leak"] and state["leak"]: neither may survive to the next scope
-    assert second["scope"]["extensions"] == {"http.response.pathsend": {}}
+    assert set(second["scope"]["extensions"]) == {
+        "http.response.pathsend",
+        "http.response.early_hint",
+    }
     assert "leak" not in second["state"]
     # lifespan state is visible; a mutated shared value is shared (shallow copy)
     assert first["state"]["name"] == "from-lifespan"

@@ -302,6 +302,20 @@ impl HttpCycle {
         Ok(())
     }
 
+    /// `http.response.early_hint` (the early hints extension): a 103 with `link` fields
+    /// goes out ahead of the response.
+    fn early_hint(&self, py: Python<'_>, message: &Bound<'_, pyo3::types::PyDict>) -> PyResult<()> {
+        let links = send::early_hint_links(message)?;
+        if self.exchange().is_disconnected() {
+            return Err(Self::disconnected());
+        }
+        let rules = self.shared.lock().rules.early_hint();
+        rules.map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        let waker = self.exchange().early_hints(&links);
+        self.shared.hooks.wake_io(py, waker);
+        Ok(())
+    }
+
     /// `http.response.trailers` (the trailers extension): fields for the end of the body.
     fn trailers(&self, py: Python<'_>, message: &Bound<'_, pyo3::types::PyDict>) -> PyResult<()> {
         let trailers = send::response_trailers(message)?;
@@ -405,6 +419,10 @@ impl HttpCycle {
             }
             "http.response.pathsend" => {
                 self.pathsend(py, message)?;
+                ready_none(py)
+            }
+            "http.response.early_hint" if self.exchange().head.features.early_hints => {
+                self.early_hint(py, message)?;
                 ready_none(py)
             }
             other => {

@@ -317,6 +317,20 @@ impl HttpRules {
         Ok(())
     }
 
+    /// `http.response.early_hint` (the early hints extension): an interim response, so only
+    /// before the start.
+    pub fn early_hint(&self) -> Result<(), RuleError> {
+        const T: &str = "http.response.early_hint";
+        match self.phase {
+            Phase::AwaitingStart => Ok(()),
+            Phase::HeadHeld | Phase::Streaming | Phase::AwaitingTrailers => {
+                Err(RuleError::AlreadyStarted(T))
+            }
+            Phase::Complete => Err(RuleError::AlreadyCompleted(T)),
+            Phase::Aborted => Err(RuleError::Aborted(T)),
+        }
+    }
+
     /// `http.response.trailers`; `more_trailers` is its flag.
     pub fn trailers(&mut self, more_trailers: bool) -> Result<TrailersStep, RuleError> {
         const T: &str = "http.response.trailers";
@@ -531,6 +545,17 @@ mod tests {
         assert_eq!(
             c.pathsend(10),
             Err(RuleError::ExpectedTrailers("http.response.pathsend"))
+        );
+    }
+
+    #[test]
+    fn early_hints_only_before_the_start() {
+        let mut c = HttpRules::new(false);
+        assert_eq!(c.early_hint(), Ok(()));
+        c.start(200, None, false).unwrap();
+        assert_eq!(
+            c.early_hint(),
+            Err(RuleError::AlreadyStarted("http.response.early_hint"))
         );
     }
 

@@ -41,6 +41,9 @@ pub struct ResponseFeatures {
     /// [`RequestHead::new`]). The same on HTTP/2: the ASGI trailers extension sends them
     /// only to a client that asked, whatever the protocol.
     pub trailers: bool,
+    /// Interim responses (103 Early Hints) reach the client: HTTP/1.1 only (RFC 9110
+    /// §15.2: never to an HTTP/1.0 client; hyper sends no 1xx of an app's over HTTP/2).
+    pub early_hints: bool,
 }
 
 /// The scope's `path`: the target's path percent-decoded, `root_path` before it (as uvicorn
@@ -139,6 +142,7 @@ impl RequestHead {
             tls,
             features: ResponseFeatures {
                 trailers: te_trailers,
+                early_hints: version == Version::HTTP_11,
             },
         }
     }

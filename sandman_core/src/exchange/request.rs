@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
+use hyper::header::HeaderValue;
 use hyper::HeaderMap;
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
@@ -494,6 +495,17 @@ impl RequestExchange {
     /// error closes the connection rather than being answered.
     pub fn begin_response(&self) {
         self.lock().response_begun = true;
+    }
+
+    /// A `103 Early Hints` with these `link` values, ahead of the response (offered only
+    /// where `head.features.early_hints`). Returns the transport's waker: the connection
+    /// writes it at its next flush, which its next poll makes.
+    pub fn early_hints(&self, links: &[HeaderValue]) -> Option<Waker> {
+        self.conn.wire.queue_early_hints(links);
+        match &self.lock().reply {
+            Reply::Waiting(Some(waker)) => Some(waker.clone()),
+            _ => None,
+        }
     }
 
     /// A whole response: head and body in one. Returns the transport's waker.

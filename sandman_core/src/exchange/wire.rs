@@ -11,9 +11,18 @@
 //!
 //! The flush count lets a response cut short (`http/response_body.rs`) hand its last bytes
 //! to the socket before the error that makes hyper drop the connection.
+//!
+//! The interim queue carries an HTTP/1.1 `103 Early Hints` response, which hyper cannot
+//! send for a server: the wrapper writes it at hyper's next flush (hyper's own buffer is
+//! empty then, so it lands between responses), or drops it when hyper's next bytes come
+//! first (early hints are advisory; RFC 8297 §2 lets them be dropped).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::task::Waker;
+
+use bytes::{Bytes, BytesMut};
+use hyper::header::HeaderValue;
 
 use futures::task::AtomicWaker;
 
@@ -34,6 +43,9 @@ pub struct Wire {
     /// The connection's task, whose read was held back while a request was in progress
     /// (woken when the request ends, so hyper sees the end of the stream and closes).
     held_read: AtomicWaker,
+    /// An interim response waiting for the next flush (`interim` holds bytes).
+    has_interim: AtomicBool,
+    interim: Mutex<BytesMut>,
 }
 
 impl Wire {
@@ -89,6 +101,30 @@ impl Wire {
     pub fn flushed(&self) {
         self.flushes.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Queue `103 Early Hints` with a `link` field per value (ASGI early hints extension)
+    /// for the socket wrapper to write at hyper's next flush.
+    pub fn queue_early_hints(&self, links: &[HeaderValue]) {
+        let mut interim = self.interim.lock().unwrap_or_else(|e| e.into_inner());
+        interim.extend_from_slice(b"HTTP/1.1 103 Early Hints\r\n");
+        for link in links {
+            interim.extend_from_slice(b"link: ");
+            interim.extend_from_slice(link.as_bytes());
+            interim.extend_from_slice(b"\r\n");
+        }
+        interim.extend_from_slice(b"\r\n");
+        self.has_interim.store(true, Ordering::Release);
+    }
+
+    /// The interim responses queued since the last call, if any (one atomic load when none).
+    pub fn take_interim(&self) -> Option<Bytes> {
+        if !self.has_interim.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut interim = self.interim.lock().unwrap_or_else(|e| e.into_inner());
+        self.has_interim.store(false, Ordering::Release);
+        (!interim.is_empty()).then(|| interim.split().freeze())
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +156,22 @@ mod tests {
         assert!(wire.read_closed());
         assert_eq!(reader.0.load(Ordering::SeqCst), 1);
         assert_eq!(app.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn early_hints_are_taken_once() {
+        let wire = Wire::default();
+        assert_eq!(wire.take_interim(), None);
+        wire.queue_early_hints(&[HeaderValue::from_static("</a.css>; rel=preload")]);
+        wire.queue_early_hints(&[]);
+        assert_eq!(
+            wire.take_interim().as_deref(),
+            Some(
+                &b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n\
+                   HTTP/1.1 103 Early Hints\r\n\r\n"[..]
+            )
+        );
+        assert_eq!(wire.take_interim(), None);
     }
 
     #[test]

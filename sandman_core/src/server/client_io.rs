@@ -1,5 +1,6 @@
 //! The client's stream as hyper sees it: a half-close during a request is held back from
-//! hyper, and completed flushes are counted (`exchange/wire.rs` says why).
+//! hyper, completed flushes are counted, and interim responses hyper cannot send (103
+//! Early Hints) are written between its responses (`exchange/wire.rs` says why).
 //!
 //! hyper, told not to allow half-closed connections, reads the socket while a request is
 //! answered to notice a client that leaves; at the end of the stream it fails the
@@ -14,6 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::exchange::connection::Connection;
@@ -42,6 +44,11 @@ pub struct ClientIo<IO> {
     seen: Vec<u8>,
     /// The stream has ended (FIN received); every later read ends too.
     eof: bool,
+    /// Nothing was written since the last completed flush: hyper's buffer was empty then,
+    /// so an interim response written now cannot land inside an earlier response.
+    clean: bool,
+    /// An interim response partly written.
+    interim: Option<Bytes>,
 }
 
 impl<IO> ClientIo<IO> {
@@ -56,6 +63,8 @@ impl<IO> ClientIo<IO> {
             speaks,
             seen: Vec::new(),
             eof: false,
+            clean: true,
+            interim: None,
         }
     }
 
@@ -95,6 +104,32 @@ impl<IO> ClientIo<IO> {
     }
 }
 
+impl<IO: AsyncWrite + Unpin> ClientIo<IO> {
+    /// Write a queued interim response ahead of hyper's next bytes. At a flush hyper's
+    /// buffer is empty, so it always may; before a write only if nothing was written since
+    /// the last flush (else it could land inside a response still going out: then it is
+    /// dropped, as early hints may be).
+    fn poll_interim(&mut self, cx: &mut Context<'_>, at_flush: bool) -> Poll<io::Result<()>> {
+        if self.interim.is_none() {
+            match self.conn.wire.take_interim() {
+                Some(bytes) if at_flush || self.clean => self.interim = Some(bytes),
+                _ => return Poll::Ready(Ok(())),
+            }
+        }
+        while let Some(bytes) = &mut self.interim {
+            let n = std::task::ready!(Pin::new(&mut self.io).poll_write(cx, bytes))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            bytes.advance(n);
+            if bytes.is_empty() {
+                self.interim = None;
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl<IO: AsyncRead + Unpin> AsyncRead for ClientIo<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -124,6 +159,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ClientIo<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_interim(cx, false))?;
+        self.clean = false;
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
@@ -132,6 +169,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ClientIo<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_interim(cx, false))?;
+        self.clean = false;
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
@@ -140,7 +179,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ClientIo<IO> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_interim(cx, true))?;
         std::task::ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        self.clean = true;
         self.conn.wire.flushed();
         Poll::Ready(Ok(()))
     }

@@ -313,6 +313,9 @@ pub fn connection_scope<'py>(
         if head.features.trailers {
             extensions.set_item(intern!(py, "http.response.trailers"), PyDict::new(py))?;
         }
+        if head.features.early_hints {
+            extensions.set_item(intern!(py, "http.response.early_hint"), PyDict::new(py))?;
+        }
     }
     if let Some(info) = &conn.peer.tls_info {
         extensions.set_item(intern!(py, "tls"), tls_extension(py, info)?)?;

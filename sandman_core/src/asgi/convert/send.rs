@@ -272,6 +272,31 @@ pub fn pathsend_path(message: &Bound<'_, PyDict>) -> PyResult<std::path::PathBuf
     })
 }
 
+/// `links` of `http.response.early_hint` (the early hints extension): each a `link` field
+/// value, as bytes.
+pub fn early_hint_links(message: &Bound<'_, PyDict>) -> PyResult<Vec<HeaderValue>> {
+    let Some(links) = message.get_item(intern!(message.py(), "links"))? else {
+        return Ok(Vec::new());
+    };
+    let iter = links
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err("'links' must be an iterable of bytes"))?;
+    let mut out = Vec::new();
+    for link in iter {
+        let link = link?;
+        let bytes = link.cast::<PyBytes>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "'links' items must be bytes, got {}",
+                type_name(&link)
+            ))
+        })?;
+        out.push(HeaderValue::from_bytes(bytes.as_bytes()).map_err(|_| {
+            PyValueError::new_err(format!("invalid link value {}", shown(bytes.as_bytes())))
+        })?);
+    }
+    Ok(out)
+}
+
 /// A WebSocket message from the app, fully validated.
 pub enum WsMessage {
     /// `websocket.accept`
