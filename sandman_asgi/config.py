@@ -134,6 +134,8 @@ class Config:
         metrics_port: int | None = None,
         metrics_host: str | None = None,
         health_loop_timeout: float = 10.0,
+        ws_deflate_window_bits: int = 12,
+        ws_deflate_context_takeover: bool = False,
     ) -> None:
         self.app = app
         self.host = host
@@ -208,6 +210,8 @@ class Config:
             self.cache_bytes = parse_byte_size(cache_size, "--cache-size")
         except ValueError as exc:
             raise InvalidSetting(str(exc)) from None
+        self.ws_deflate_window_bits = ws_deflate_window_bits
+        self.ws_deflate_context_takeover = ws_deflate_context_takeover
 
         self.loaded = False
         self.loaded_app: Any = None

@@ -92,6 +92,8 @@ class CoreSettings:
     ws_ping_interval: float | None
     ws_ping_timeout: float | None
     ws_per_message_deflate: bool
+    ws_deflate_window_bits: int
+    ws_deflate_context_takeover: bool
     # HTTP/2 (by ALPN under TLS, by its preface on plain connections) and its stream limit.
     http2: bool
     h2_max_concurrent_streams: int

@@ -185,6 +185,8 @@ def run(
     metrics_port: int | None = None,
     metrics_host: str | None = None,
     health_loop_timeout: float = 10.0,
+    ws_deflate_window_bits: int = 12,
+    ws_deflate_context_takeover: bool = False,
 ) -> None:
     """Run ``app`` (an ASGI app or an import string) until it is stopped, as
     ``uvicorn.run()`` does: same keywords, same defaults, same exit statuses. The

@@ -267,6 +267,8 @@ class Server:
             ws_ping_interval=config.ws_ping_interval,
             ws_ping_timeout=config.ws_ping_timeout,
             ws_per_message_deflate=config.ws_per_message_deflate,
+            ws_deflate_window_bits=config.ws_deflate_window_bits,
+            ws_deflate_context_takeover=config.ws_deflate_context_takeover,
             forwarded_allow_ips=config.forwarded_allow_ips if config.proxy_headers else None,
             http2=config.http not in HTTP1_ONLY,
             h2_max_concurrent_streams=config.h2_max_concurrent_streams,

@@ -54,6 +54,8 @@ EXTRAS = {
     "metrics_port": None,  # Prometheus metrics and health checks
     "metrics_host": None,  # where the metrics port listens (default: --host)
     "health_loop_timeout": 10.0,  # seconds without a loop turn before /livez fails
+    "ws_deflate_window_bits": 12,  # permessage-deflate window, 2**N bytes
+    "ws_deflate_context_takeover": False,  # keep compression context between messages
 }
 
 

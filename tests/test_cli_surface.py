@@ -33,8 +33,8 @@ SNAPSHOT = json.loads((HERE / "uvicorn_0_54_surface.json").read_text())
 UVICORN = Path(os.environ.get("UVICORN_ANCHOR_BIN", ROOT / ".ci-uvicorn" / "bin" / "uvicorn"))
 OPTION = re.compile(r"^  (--[a-z0-9-]+)(?: / (--[a-z0-9-]+))?", re.MULTILINE)
 # Sandman's own: hardening limits (docs/hardening.md), static mounts, the response cache,
-# metrics and health (docs/static-files-and-cache.md, docs/metrics.md); everything else is
-# uvicorn's.
+# metrics and health (docs/static-files-and-cache.md, docs/metrics.md), WebSocket
+# compression memory (docs/memory.md); everything else is uvicorn's.
 SANDMAN_OPTIONS = {
     "--limit-request-line",
     "--limit-request-fields",
@@ -52,6 +52,9 @@ SANDMAN_OPTIONS = {
     "--metrics-port",
     "--metrics-host",
     "--health-loop-timeout",
+    "--ws-deflate-window-bits",
+    "--ws-deflate-context-takeover",
+    "--no-ws-deflate-context-takeover",
 }
 
 

@@ -92,7 +92,8 @@ def test_environment_spellings_follow_the_rules():
     for option in OPTIONS:
         assert option.env[:2] == tuple(f"{p}_{option.env[0][8:]}" for p in ("SANDMAN", "UVICORN"))
         if option.sandman and option.flag:
-            assert option.env[0] == "SANDMAN_" + option.flag[2:].replace("-", "_").upper()
+            flag = option.flag.split("/")[0]  # a switch pair: its first spelling
+            assert option.env[0] == "SANDMAN_" + flag[2:].replace("-", "_").upper()
         else:
             assert option.env[0] == "SANDMAN_" + option.name.upper()  # uvicorn's rule
     assert BY_NAME["header_read_timeout"].env == (
@@ -125,6 +126,7 @@ def _sample(option: Option, tmp_path: Path) -> tuple[str, Any]:
         "static": ("/a=/srv/a /b=/srv/b", ["/a=/srv/a", "/b=/srv/b"]),
         "static_max_age": ("60 /a=3600", ["60", "/a=3600"]),
         "cache_size": ("64M", "64M"),
+        "ws_deflate_window_bits": ("10", 10),
     }
     if option.name in special:
         return special[option.name]

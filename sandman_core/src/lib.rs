@@ -29,6 +29,7 @@ use crate::bridge::io_wakeups::IoWakeups;
 use crate::exchange::hub::Hub;
 use crate::server::{Server, StartError};
 
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: common::allocator::Mimalloc = common::allocator::Mimalloc;
 

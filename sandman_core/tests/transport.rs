@@ -56,8 +56,7 @@ struct Harness {
 const WAIT: Duration = Duration::from_secs(5);
 
 impl Harness {
-    fn new(mut settings: Settings) -> Harness {
-        settings.ws.per_message_deflate = false;
+    fn new(settings: Settings) -> Harness {
         let (http, requests) = unbounded_channel();
         let (websockets_tx, websockets) = unbounded_channel();
         let app = TestApp {
@@ -414,6 +413,354 @@ async fn a_websocket_message_goes_up_and_comes_back() {
         .unwrap()
         .unwrap();
     assert_eq!(echo[0], 0x88, "FIN + close");
+}
+
+impl Harness {
+    /// A client end served as an HTTP/1.1 connection (what a plain connection whose first
+    /// bytes are not the HTTP/2 preface gets), with its task future's size.
+    fn connect_http1(&self, buffer: usize) -> (DuplexStream, usize) {
+        let (client, server_end) = tokio::io::duplex(buffer);
+        let connection = Arc::new(Connection::new(
+            self.server.hub.clone(),
+            Peer::default(),
+            None,
+        ));
+        let serving = conn::serve(server_end, connection, self.server.clone(), Protocol::Http1);
+        let size = std::mem::size_of_val(&serving);
+        tokio::spawn(serving);
+        (client, size)
+    }
+
+    fn parks(&self) -> u64 {
+        self.server.hub.parks.load(Ordering::Relaxed)
+    }
+}
+
+/// Settings whose keep-alive connections park after 50 ms idle.
+fn parking_soon() -> Settings {
+    let mut settings = Settings::default();
+    settings.http.park_after = Duration::from_millis(50);
+    settings
+}
+
+/// One request on `client`, answered with `body`.
+async fn exchange(harness: &mut Harness, client: &mut DuplexStream, path: &str, body: &str) {
+    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n");
+    client.write_all(request.as_bytes()).await.unwrap();
+    let exchange = harness.next_request().await;
+    assert_eq!(exchange.head.path, path);
+    respond(&exchange, body);
+    let response = read_until(client, body, 1).await;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(!response.contains("connection: close"), "{response}");
+}
+
+#[tokio::test]
+async fn the_connection_task_future_is_small() {
+    // It is allocated inline in tokio's task for as long as the connection lives: what a
+    // parked connection costs beyond its socket (docs/memory.md). hyper's connection and
+    // HTTP/2's are boxed while they run.
+    let harness = Harness::new(Settings::default());
+    let (_client, size) = harness.connect_http1(1024);
+    assert!(size <= 768, "conn::serve's future is {size} bytes");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_parks_and_serves_the_next_request() {
+    let mut harness = Harness::new(parking_soon());
+    let (mut client, _) = harness.connect_http1(64 * 1024);
+    exchange(&mut harness, &mut client, "/first", "answer one").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.parks(), 1, "parked once while idle");
+    exchange(&mut harness, &mut client, "/second", "answer two").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.parks(), 2, "parked again after the next request");
+    exchange(&mut harness, &mut client, "/third", "answer three").await;
+}
+
+#[tokio::test]
+async fn a_request_head_cut_by_parking_is_kept() {
+    let mut harness = Harness::new(parking_soon());
+    let (mut client, _) = harness.connect_http1(64 * 1024);
+    exchange(&mut harness, &mut client, "/first", "answer one").await;
+    // Half a head, then a pause longer than the park delay: hyper has the half when the
+    // connection parks, and gives it back.
+    client.write_all(b"GET /second HT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.parks(), 1);
+    client
+        .write_all(b"TP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let exchange = harness.next_request().await;
+    assert_eq!(exchange.head.path, "/second");
+    respond(&exchange, "answer two");
+    let response = read_until(&mut client, "answer two", 1).await;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+}
+
+#[tokio::test]
+async fn a_parked_connection_closes_when_the_client_does_or_the_server_stops() {
+    let mut harness = Harness::new(parking_soon());
+    let (mut client, _) = harness.connect_http1(64 * 1024);
+    exchange(&mut harness, &mut client, "/", "answer").await;
+    let (mut other, _) = harness.connect_http1(64 * 1024);
+    exchange(&mut harness, &mut other, "/", "answer").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.parks(), 2);
+    assert_eq!(harness.server.hub.connections.load(Ordering::Relaxed), 2);
+    drop(client);
+    let closed = async {
+        while harness.server.hub.connections.load(Ordering::Relaxed) != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    timeout(WAIT, closed)
+        .await
+        .expect("the parked connection ends");
+    // Shutdown closes a parked connection at once, as any idle keep-alive connection.
+    harness.server.registry.close_all();
+    let mut rest = Vec::new();
+    let read = timeout(WAIT, other.read_to_end(&mut rest)).await;
+    assert!(matches!(read, Ok(Ok(0))), "{read:?}");
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_not_parked_with_response_bytes_waiting() {
+    let mut harness = Harness::new(parking_soon());
+    // A 1 KiB pipe: a 256 KiB response cannot be written until the client reads.
+    let (mut client, _) = harness.connect_http1(1024);
+    client
+        .write_all(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let exchange = harness.next_request().await;
+    let body = "x".repeat(256 * 1024);
+    respond(&exchange, &body);
+    drop(exchange);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let response = read_until(&mut client, "\r\n\r\n", 1).await;
+    let mut rest = response.len() - response.find("\r\n\r\n").unwrap() - 4;
+    let mut buf = vec![0u8; 64 * 1024];
+    while rest < body.len() {
+        let n = timeout(WAIT, client.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed after {rest} of {} body bytes", body.len());
+        rest += n;
+    }
+    assert_eq!(rest, body.len());
+}
+
+/// Settings whose WebSockets park after 50 ms idle, with permessage-deflate as given.
+fn ws_parking_soon(deflate: bool) -> Settings {
+    let mut settings = Settings::default();
+    settings.ws.park_after = Duration::from_millis(50);
+    settings.ws.ping_interval = None;
+    settings.ws.per_message_deflate = deflate;
+    settings
+}
+
+/// Open a WebSocket (offering `extensions`), accept it as the app; the exchange and the
+/// handshake response.
+async fn open_websocket(
+    harness: &mut Harness,
+    client: &mut DuplexStream,
+    extensions: &str,
+) -> (Arc<WsExchange>, String) {
+    let offer = if extensions.is_empty() {
+        String::new()
+    } else {
+        format!("sec-websocket-extensions: {extensions}\r\n")
+    };
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
+         sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n{offer}\r\n"
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    let ws = timeout(WAIT, harness.websockets.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    ws.decide(Decision::Accept {
+        subprotocol: None,
+        headers: Vec::new(),
+    });
+    let handshake = read_until(client, "\r\n\r\n", 1).await;
+    assert!(handshake.starts_with("HTTP/1.1 101"), "{handshake}");
+    (ws, handshake)
+}
+
+/// The app's next message.
+async fn app_receives(ws: &WsExchange) -> WsReceived {
+    let received = poll_fn(|cx| match ws.receive(|| cx.waker().clone()) {
+        (Some(received), _) => Poll::Ready(received),
+        (None, _) => Poll::Pending,
+    });
+    timeout(WAIT, received)
+        .await
+        .expect("a message reaches the app")
+}
+
+/// The app sends `text`; the client reads the frame (uncompressed: under 126 bytes).
+async fn app_sends(ws: &WsExchange, client: &mut DuplexStream, text: &'static str) {
+    let (waker, _) = ws.send(Outbound::Text(Bytes::from_static(text.as_bytes())), 10);
+    wake(waker);
+    let mut head = [0u8; 2];
+    timeout(WAIT, client.read_exact(&mut head))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head[0] & 0x0F, 0x1, "a text frame");
+    let mut payload = vec![0u8; usize::from(head[1] & 0x7F)];
+    client.read_exact(&mut payload).await.unwrap();
+    if head[0] & 0x40 == 0 {
+        assert_eq!(payload, text.as_bytes());
+    }
+}
+
+/// Wait until the hub has counted `n` parks.
+async fn parks_reach(harness: &Harness, n: u64) {
+    let counted = async {
+        while harness.parks() < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    timeout(WAIT, counted)
+        .await
+        .unwrap_or_else(|_| panic!("{} parks, not {n}", harness.parks()));
+}
+
+#[tokio::test]
+async fn an_idle_websocket_parks_and_goes_on_both_ways() {
+    let mut harness = Harness::new(ws_parking_soon(false));
+    let mut client = harness.connect(64 * 1024);
+    let (ws, _) = open_websocket(&mut harness, &mut client, "").await;
+    client.write_all(&client_frame(0x1, b"one")).await.unwrap();
+    let one = WsReceived::Message(Inbound::Text("one".into()));
+    assert_eq!(app_receives(&ws).await, one);
+    parks_reach(&harness, 1).await;
+    // The client's next message wakes it.
+    client.write_all(&client_frame(0x1, b"two")).await.unwrap();
+    let two = WsReceived::Message(Inbound::Text("two".into()));
+    assert_eq!(app_receives(&ws).await, two);
+    parks_reach(&harness, 2).await;
+    // So does a message from the app, and a ping (answered).
+    app_sends(&ws, &mut client, "from the app").await;
+    parks_reach(&harness, 3).await;
+    client.write_all(&client_frame(0x9, b"hi")).await.unwrap();
+    let mut pong = [0u8; 4];
+    timeout(WAIT, client.read_exact(&mut pong))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&pong, b"\x8a\x02hi", "FIN + pong, the ping's payload");
+}
+
+#[tokio::test]
+async fn a_websocket_parks_again_after_the_servers_ping_is_answered() {
+    // The keep-alive ping wakes a parked socket; the client's pong must leave it parkable.
+    let mut settings = ws_parking_soon(false);
+    settings.ws.ping_interval = Some(Duration::from_millis(300));
+    let mut harness = Harness::new(settings);
+    let mut client = harness.connect(64 * 1024);
+    let (_ws, _) = open_websocket(&mut harness, &mut client, "").await;
+    parks_reach(&harness, 1).await;
+    for round in 1..=2 {
+        let mut ping = [0u8; 2 + 7];
+        timeout(WAIT, client.read_exact(&mut ping))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&ping, b"\x89\x07sandman", "FIN + ping");
+        client
+            .write_all(&client_frame(0xA, b"sandman"))
+            .await
+            .unwrap();
+        parks_reach(&harness, 1 + round).await;
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_is_not_parked_inside_a_frame_or_a_fragmented_message() {
+    let mut harness = Harness::new(ws_parking_soon(false));
+    let mut client = harness.connect(64 * 1024);
+    let (ws, _) = open_websocket(&mut harness, &mut client, "").await;
+    // Half a frame, a pause well past the park delay, the rest.
+    let frame = client_frame(0x1, b"split across the pause");
+    client.write_all(&frame[..9]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.parks(), 0);
+    client.write_all(&frame[9..]).await.unwrap();
+    let split = WsReceived::Message(Inbound::Text("split across the pause".into()));
+    assert_eq!(app_receives(&ws).await, split);
+    parks_reach(&harness, 1).await;
+    // A first fragment, a pause, the last one.
+    let mut first = client_frame(0x1, b"frag");
+    first[0] &= 0x7F; // not FIN
+    client.write_all(&first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.parks(), 1, "parked with half a message read");
+    client
+        .write_all(&client_frame(0x0, b"mented"))
+        .await
+        .unwrap();
+    let whole = WsReceived::Message(Inbound::Text("fragmented".into()));
+    assert_eq!(app_receives(&ws).await, whole);
+}
+
+#[tokio::test]
+async fn a_deflate_websocket_without_context_takeover_parks() {
+    let mut harness = Harness::new(ws_parking_soon(true));
+    let mut client = harness.connect(64 * 1024);
+    let (ws, handshake) = open_websocket(
+        &mut harness,
+        &mut client,
+        "permessage-deflate; client_max_window_bits",
+    )
+    .await;
+    let agreed = handshake.to_ascii_lowercase();
+    for term in [
+        "permessage-deflate",
+        "server_no_context_takeover",
+        "client_no_context_takeover",
+        "server_max_window_bits=12",
+        "client_max_window_bits=12",
+    ] {
+        assert!(agreed.contains(term), "{term} in {handshake}");
+    }
+    // An uncompressed message is allowed on a deflate socket (RSV1 clear).
+    client
+        .write_all(&client_frame(0x1, b"plain"))
+        .await
+        .unwrap();
+    let plain = WsReceived::Message(Inbound::Text("plain".into()));
+    assert_eq!(app_receives(&ws).await, plain);
+    parks_reach(&harness, 1).await;
+    app_sends(&ws, &mut client, "back to you").await;
+    parks_reach(&harness, 2).await;
+}
+
+#[tokio::test]
+async fn deflate_with_context_takeover_is_never_parked() {
+    let mut settings = ws_parking_soon(true);
+    settings.ws.deflate_context_takeover = true;
+    settings.ws.deflate_window_bits = 15;
+    let mut harness = Harness::new(settings);
+    let mut client = harness.connect(64 * 1024);
+    let (ws, handshake) = open_websocket(&mut harness, &mut client, "permessage-deflate").await;
+    assert!(!handshake.contains("no_context_takeover"), "{handshake}");
+    assert!(
+        handshake.contains("server_max_window_bits=15"),
+        "{handshake}"
+    );
+    assert!(
+        !handshake.contains("client_max_window_bits"),
+        "not offered: {handshake}"
+    );
+    client.write_all(&client_frame(0x1, b"kept")).await.unwrap();
+    let kept = WsReceived::Message(Inbound::Text("kept".into()));
+    assert_eq!(app_receives(&ws).await, kept);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.parks(), 0);
 }
 
 /// Everything the client end receives until the server closes it.

@@ -7,6 +7,8 @@ Autobahn's ``wstest`` runs on Python 2.7 only. Set it up once:
 then: ``python tests/autobahn/run.py [--wstest /tmp/ab27/bin/wstest] [--cases 1.*,2.*]``.
 Exits 1 if any case is FAILED. Reports land in ``tests/autobahn/reports/`` (not committed).
 Sections 1-11 take a couple of minutes; 12-13 (compression) much longer.
+``--server-args '--ws-deflate-context-takeover --ws-deflate-window-bits 15'`` runs the
+cases against other server settings.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import collections
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -38,6 +41,11 @@ def main() -> int:
     parser.add_argument("--wstest", default="/tmp/ab27/bin/wstest")
     parser.add_argument("--cases", default="1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*,11.*,12.*,13.*")
     parser.add_argument("--exclude", default="")
+    parser.add_argument(
+        "--server-args",
+        default="",
+        help="more flags for the server, e.g. '--ws-deflate-context-takeover'",
+    )
     args = parser.parse_args()
 
     port = free_port()
@@ -54,6 +62,7 @@ def main() -> int:
             "warning",
             "--ws-max-size",
             str(64 * 1024 * 1024),
+            *shlex.split(args.server_args),
         ],
         cwd=ROOT,
         env=env,

@@ -73,3 +73,15 @@ pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: f64 = 30.0;
 /// 9113 §6.5.2 recommends no less than 100; hypercorn and nginx use 100, hyper 200. Each
 /// open stream can hold an app task and up to a response queue's worth of memory.
 pub const DEFAULT_H2_MAX_CONCURRENT_STREAMS: u32 = 100;
+
+/// A keep-alive connection or a WebSocket idle this long gives back its buffers (hyper's two
+/// 8 KiB buffers; yawc's 65 KiB ones) until the client's next bytes: see `server/park.rs`
+/// and `ws/park.rs`. Long enough that a busy connection never pays for setting them up
+/// again more than once a second, short enough that idle ones hold almost nothing.
+pub const IDLE_PARK_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// permessage-deflate's LZ77 window, 2^12 = 4 KiB, both ways (`--ws-deflate-window-bits`):
+/// what the Python `websockets` library (uvicorn's) negotiates. A client's compressor and
+/// our decompressor need no more than the window; the ratio on larger repeats is what a
+/// bigger window buys back.
+pub const DEFAULT_WS_DEFLATE_WINDOW_BITS: u8 = 12;

@@ -10,7 +10,8 @@ use crate::common::date::date_header;
 use crate::common::limits::{
     DEFAULT_BODY_MIN_RATE, DEFAULT_BODY_RATE_GRACE_SECS, DEFAULT_BODY_READ_TIMEOUT_SECS,
     DEFAULT_H2_MAX_CONCURRENT_STREAMS, DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_HEADERS,
-    DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_TARGET_BYTES,
+    DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_TARGET_BYTES, DEFAULT_WS_DEFLATE_WINDOW_BITS,
+    IDLE_PARK_AFTER,
 };
 use crate::common::trusted_hosts::TrustedHosts;
 
@@ -75,6 +76,8 @@ pub struct HttpSettings {
     pub access_log: bool,
     /// HTTP/2, or `None` for HTTP/1.x only (`--http h11`).
     pub http2: Option<Http2Settings>,
+    /// An HTTP/1.1 keep-alive connection idle this long is parked (`server/park.rs`).
+    pub park_after: Duration,
 }
 
 /// HTTP/2 behaviour (on by default: by ALPN under TLS, by its preface on plain TCP).
@@ -112,6 +115,7 @@ impl Default for HttpSettings {
             proxy: None,
             access_log: false,
             http2: Some(Http2Settings::default()),
+            park_after: IDLE_PARK_AFTER,
         }
     }
 }
@@ -151,6 +155,14 @@ pub struct WsSettings {
     pub ping_timeout: Option<Duration>,
     /// `--ws-per-message-deflate`.
     pub per_message_deflate: bool,
+    /// `--ws-deflate-window-bits`: the LZ77 window (2^bits bytes) offered for both
+    /// directions, 9 to 15.
+    pub deflate_window_bits: u8,
+    /// `--ws-deflate-context-takeover`: keep each direction's compression context between
+    /// messages (better ratio on similar messages, ~300 KB per socket, never parked).
+    pub deflate_context_takeover: bool,
+    /// A WebSocket idle this long is parked (`ws/park.rs`).
+    pub park_after: Duration,
 }
 
 impl Default for WsSettings {
@@ -162,6 +174,9 @@ impl Default for WsSettings {
             ping_interval: Some(Duration::from_secs(20)),
             ping_timeout: Some(Duration::from_secs(20)),
             per_message_deflate: true,
+            deflate_window_bits: DEFAULT_WS_DEFLATE_WINDOW_BITS,
+            deflate_context_takeover: false,
+            park_after: IDLE_PARK_AFTER,
         }
     }
 }

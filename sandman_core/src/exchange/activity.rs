@@ -5,7 +5,7 @@
 //! the transport drops a response's body (the last byte is buffered) until the next head
 //! is parsed.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::common::clock::coarse_now_ms;
@@ -16,6 +16,8 @@ use crate::common::clock::coarse_now_ms;
 pub struct Activity {
     in_progress: AtomicU32,
     idle_since_ms: AtomicU64,
+    /// A request has ended on this connection (an idle one may then be parked).
+    served: AtomicBool,
 }
 
 impl Default for Activity {
@@ -30,6 +32,7 @@ impl Activity {
         Activity {
             in_progress: AtomicU32::new(0),
             idle_since_ms: AtomicU64::new(coarse_now_ms()),
+            served: AtomicBool::new(false),
         }
     }
 
@@ -43,6 +46,7 @@ impl Activity {
     /// A request's response body was dropped: idle from now unless another is in progress.
     pub fn end(&self) {
         self.idle_since_ms.store(coarse_now_ms(), Ordering::Relaxed);
+        self.served.store(true, Ordering::Relaxed);
         self.in_progress.fetch_sub(1, Ordering::Release);
     }
 
@@ -60,6 +64,11 @@ impl Activity {
     /// [`idle_since_ms`]: Activity::idle_since_ms
     pub fn unused_since(&self, accepted_ms: u64) -> bool {
         self.in_progress.load(Ordering::Acquire) == 0 && self.idle_since_ms() == accepted_ms
+    }
+
+    /// Whether a request has ended on this connection.
+    pub fn served(&self) -> bool {
+        self.served.load(Ordering::Relaxed)
     }
 
     /// Whether a request is in progress.
@@ -86,6 +95,7 @@ mod tests {
         let activity = Activity::new();
         let accepted = activity.idle_since_ms();
         assert!(activity.unused_since(accepted));
+        assert!(!activity.served());
         activity.begin();
         assert!(!activity.unused_since(accepted), "a request is in progress");
         assert!(activity.idle_for().is_none());
@@ -97,5 +107,6 @@ mod tests {
             "a request has come and gone"
         );
         assert!(activity.idle_for().is_some());
+        assert!(activity.served());
     }
 }

@@ -21,6 +21,8 @@ pub struct Hub {
     pub active_requests: AtomicUsize,
     /// Responses completed since start (for `--limit-max-requests`).
     pub total_requests: AtomicU64,
+    /// Times an idle connection gave back its buffers (parked) since start.
+    pub parks: AtomicU64,
     /// Streamed responses in progress, and how deep each one's queue may be.
     pub queue_budget: QueueBudget,
     /// Becomes true when the server starts shutting down.
@@ -39,6 +41,7 @@ impl Hub {
             connections: AtomicUsize::new(0),
             active_requests: AtomicUsize::new(0),
             total_requests: AtomicU64::new(0),
+            parks: AtomicU64::new(0),
             queue_budget: QueueBudget::default(),
             shutdown: watch::channel(false).0,
             metrics: None,

@@ -18,12 +18,12 @@ use tokio::time::Sleep;
 use crate::common::limits::{DEFAULT_MAX_HEADERS, MIN_HEAD_BYTES};
 use crate::common::log::Level;
 use crate::common::metrics::recorder::ConnectionKind;
-use crate::common::settings::HttpSettings;
 use crate::exchange::connection::Connection;
 use crate::exchange::hub::Hub;
 use crate::http::service::{self, INVALID_REQUEST};
 use crate::server::client_io::{ClientIo, Speaks};
-use crate::server::idle::IdleTimeout;
+use crate::server::idle::{Idle, IdleTimeout};
+use crate::server::park::{ParkIo, ParkState};
 use crate::server::ServerShared;
 
 /// How long a connection that has not sent a request yet may take to send its first one
@@ -94,22 +94,60 @@ pub async fn serve<IO>(
     }
     let settings = &server.ctx.settings.http;
     let (svc_state, svc_ctx) = (state.clone(), server.ctx.clone());
-    let svc = service_fn(move |req| service::serve(req, &svc_state, &svc_ctx));
+    let mut svc = service_fn(move |req| service::serve(req, &svc_state, &svc_ctx));
+    // The wait for a request head (after accept and after each response) is timed here, one
+    // timer per connection: it is both the keep-alive idle timeout and the slow-header
+    // (slowloris) timeout.
+    let wait = settings
+        .timeout_keep_alive
+        .min(settings.header_read_timeout);
     let speaks = match (protocol, &settings.http2) {
         (Protocol::Http1, _) | (_, None) => Speaks::Http1,
         (Protocol::Http2, _) => Speaks::Http2,
         (Protocol::Detect, _) => Speaks::Unknown,
     };
-    let io = TokioIo::new(ClientIo::new(io, state.clone(), speaks));
+    let io = ClientIo::new(io, state.clone(), speaks);
     let result = match (protocol, &settings.http2) {
         (Protocol::Http1, _) | (_, None) => {
+            let mut idle = IdleTimeout::with_park(wait, Some(settings.park_after));
             let mut builder = http1::Builder::new();
             configure_http1!(&mut builder, settings);
-            let conn = builder.serve_connection(io, svc).with_upgrades();
-            drive(conn, |c| c.graceful_shutdown(), &state, settings).await
+            let park = Arc::new(ParkState::default());
+            let mut io = ParkIo::new(io, park.clone());
+            loop {
+                // Boxed: the task's future stays small while the connection is parked.
+                let mut conn = Box::pin(
+                    builder
+                        .serve_connection(TokioIo::new(io), svc)
+                        .with_upgrades(),
+                );
+                let ended = drive(
+                    conn.as_mut(),
+                    |c| c.graceful_shutdown(),
+                    &state,
+                    &mut idle,
+                    Some(&park),
+                )
+                .await;
+                match ended {
+                    Ended::Parked => {}
+                    Ended::Done(result) => break result,
+                }
+                // Only an upgraded connection has no parts, and that one is not parked.
+                let Some(parts) = Pin::into_inner(conn).into_parts() else {
+                    break Ok(());
+                };
+                hub.parks.fetch_add(1, Ordering::Relaxed);
+                (io, svc) = (parts.io.into_inner(), parts.service);
+                if !io.parked(parts.read_buf) && !io.wait(&mut idle, &state).await {
+                    break Ok(());
+                }
+            }
         }
         (protocol, Some(h2)) => {
-            let mut builder = auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            // Boxed, as the connection below: HTTP/2's builder and state would make every
+            // connection's task future larger, parked HTTP/1.1 ones included.
+            let mut builder = Box::new(auto::Builder::new(hyper_util::rt::TokioExecutor::new()));
             configure_http1!(&mut builder.http1(), settings);
             let mut http2 = builder.http2();
             http2
@@ -122,15 +160,29 @@ pub async fn serve<IO>(
                 http2.enable_connect_protocol();
             }
             let builder = if protocol == Protocol::Http2 {
-                builder.http2_only()
+                Box::new((*builder).http2_only())
             } else {
                 builder
             };
-            let conn = builder.serve_connection_with_upgrades(io, svc);
-            drive(conn, |c| c.graceful_shutdown(), &state, settings).await
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+            let mut idle = IdleTimeout::new(wait);
+            let mut conn = Box::pin(conn);
+            let ended = drive(
+                conn.as_mut(),
+                |c| c.graceful_shutdown(),
+                &state,
+                &mut idle,
+                None,
+            );
+            match ended.await {
+                Ended::Done(result) => result,
+                Ended::Parked => unreachable!("parking is for HTTP/1.1 only"),
+            }
         }
     };
     server.registry.unregister(registration);
+    // A WebSocket keeps the connection's state: it must not keep this ended task too.
+    state.control.forget_task();
     if let Err(err) = result {
         let parse_error = err
             .downcast_ref::<hyper::Error>()
@@ -153,10 +205,8 @@ macro_rules! configure_http1 {
             // that half-closes after its request still gets the response.
             .half_close(false)
             .auto_date_header(false)
-            // Waiting for a request head (after accept and after each response) is timed
-            // by `idle` in `drive`, one timer per connection: it is both the keep-alive idle
-            // timeout and the slow-header (slowloris) timeout. hyper's would arm a timer
-            // per request.
+            // Waiting for a request head is timed by `serve`'s `IdleTimeout`, one timer per
+            // connection; hyper's would arm a timer per request.
             .header_read_timeout(None)
             // Room for twice the head limit (hyper's buffer cannot go below 8 KiB): the
             // exact limit is checked in the service, so a head just over it gets our 431
@@ -170,25 +220,29 @@ macro_rules! configure_http1 {
 }
 use configure_http1;
 
+/// How [`drive`] ended.
+enum Ended {
+    /// The connection is over.
+    Done(Result<(), ConnectionError>),
+    /// hyper's connection ended to park the socket (`server/park.rs`).
+    Parked,
+}
+
 /// Poll the connection to its end, with the idle timeout and graceful shutdown
 /// (`graceful_shutdown`: stop taking requests, HTTP/2's GOAWAY, and end once those in
-/// flight are done).
+/// flight are done); with `park`, an HTTP/1.1 connection idle for the timer's `park_after`
+/// is ended for parking instead.
 async fn drive<C, T, E>(
-    conn: C,
+    mut conn: Pin<&mut C>,
     graceful_shutdown: impl Fn(Pin<&mut C>),
     state: &Connection,
-    settings: &HttpSettings,
-) -> Result<(), ConnectionError>
+    idle: &mut IdleTimeout,
+    park: Option<&ParkState>,
+) -> Ended
 where
     C: Future<Output = Result<T, E>>,
     E: Into<ConnectionError>,
 {
-    tokio::pin!(conn);
-    let mut idle = IdleTimeout::new(
-        settings
-            .timeout_keep_alive
-            .min(settings.header_read_timeout),
-    );
     let mut closing = false;
     let accepted_ms = state.activity.idle_since_ms();
     // Set when a close is asked for before any request: `FIRST_REQUEST_GRACE`.
@@ -215,20 +269,32 @@ where
             control.register(cx.waker());
             registered = Some(cx.waker().clone());
         }
-        if let Poll::Ready(result) = conn.as_mut().poll(cx) {
-            return Poll::Ready(result.map(drop).map_err(Into::into));
+        loop {
+            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+                return Poll::Ready(match (result, park) {
+                    (Ok(_), Some(park)) if park.parking() => Ended::Parked,
+                    (result, _) => Ended::Done(result.map(drop).map_err(Into::into)),
+                });
+            }
+            if state.wire.read_closed() && !state.activity.busy() {
+                // The client half-closed during the request that just ended: let hyper
+                // read the end of the stream now (`server/client_io.rs`).
+                state.wire.release_read();
+            }
+            match idle.poll(&state.activity, cx) {
+                // Dropping the connection closes it, as hyper's header timeout did: no
+                // response, nothing logged.
+                Some(Idle::Expired) => return Poll::Ready(Ended::Done(Ok(()))),
+                // Idle after a request: hyper ends an idle connection at once, and polling
+                // it again lets it.
+                Some(Idle::Park) if !closing && state.activity.served() => match park {
+                    Some(park) if park.begin() => graceful_shutdown(conn.as_mut()),
+                    Some(_) => idle.park_later(),
+                    None => return Poll::Pending,
+                },
+                _ => return Poll::Pending,
+            }
         }
-        if state.wire.read_closed() && !state.activity.busy() {
-            // The client half-closed during the request that just ended: let hyper read
-            // the end of the stream now (`server/client_io.rs`).
-            state.wire.release_read();
-        }
-        if idle.poll_expired(&state.activity, cx) {
-            // Dropping the connection closes it, as hyper's header timeout did: no
-            // response, nothing logged.
-            return Poll::Ready(Ok(()));
-        }
-        Poll::Pending
     })
     .await
 }

@@ -9,6 +9,7 @@ pub mod file_send;
 pub mod idle;
 pub mod listener;
 pub mod metrics_listener;
+pub mod park;
 pub mod registry;
 pub mod runtime;
 pub mod sniff;

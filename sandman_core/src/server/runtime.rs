@@ -11,6 +11,8 @@ use std::time::Duration;
 use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::sync::oneshot;
 
+use crate::common::allocator;
+
 enum Kind {
     Single {
         stop: oneshot::Sender<()>,
@@ -48,6 +50,7 @@ impl IoRuntime {
                 .on_thread_stop(move || on_stop())
                 .enable_all()
                 .build()?;
+            runtime.spawn(give_back_memory());
             return Ok(IoRuntime {
                 handle: runtime.handle().clone(),
                 kind: Kind::Multi(runtime),
@@ -67,7 +70,10 @@ impl IoRuntime {
             .name("sandman-io".into())
             .spawn(move || {
                 runtime.block_on(async {
-                    let _ = stopped.await;
+                    tokio::select! {
+                        _ = stopped => {}
+                        () = give_back_memory() => {}
+                    }
                 });
                 on_park();
                 // Whatever is left (connections the graceful timeout gave up on) is dropped.
@@ -97,5 +103,16 @@ impl IoRuntime {
             }
             Kind::Multi(runtime) => runtime.shutdown_timeout(Duration::from_secs(1)),
         }
+    }
+}
+
+/// Let the allocator give freed memory back every so often, even while nothing else runs:
+/// after a spike of connections closes, RSS comes back down (docs/memory.md).
+async fn give_back_memory() {
+    let mut tick = tokio::time::interval(allocator::COLLECT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        allocator::collect();
     }
 }

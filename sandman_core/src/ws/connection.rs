@@ -7,23 +7,21 @@
 //! peer's close frame. Every way the connection ends is reported to the app exactly once
 //! as `websocket.disconnect` with the right code.
 
-use std::future::poll_fn;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Sink, SinkExt};
 use tokio::time::{sleep_until, Instant};
 use yawc::close::CloseCode;
 use yawc::frame::{Frame, OpCode};
-use yawc::{HttpStream, WebSocket, WebSocketError};
+use yawc::WebSocketError;
 
 use crate::common::metrics::recorder::{ConnectionKind, Metrics};
 use crate::common::settings::WsSettings;
 use crate::exchange::websocket::{Inbound, Outbound, WsExchange};
+use crate::ws::park::ParkableWs;
 
-type Socket = WebSocket<HttpStream>;
+type Socket = ParkableWs;
 
 /// How long we wait for the peer's close frame after sending ours (uvicorn's is 10 s).
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,12 +47,6 @@ fn error_code(err: &WebSocketError) -> u16 {
         | WebSocketError::CompressionNotSupported => 1002,
         _ => 1011,
     }
-}
-
-/// Send whatever yawc owes the peer (pong, close echo, error close) and flush.
-async fn flush_owed(ws: &mut Socket) -> Result<(), WebSocketError> {
-    poll_fn(|cx| Pin::new(&mut *ws).poll_ready(cx)).await?;
-    ws.flush().await
 }
 
 /// Counts the socket as an open connection for as long as it lives.
@@ -93,6 +85,8 @@ pub async fn run(mut ws: Socket, shared: Arc<WsExchange>, settings: &WsSettings)
     let mut next_ping = settings.ping_interval.map_or(far, |d| Instant::now() + d);
     let mut pong_deadline: Option<Instant> = None;
     let mut close_deadline: Option<Instant> = None;
+    // The last frame in or out: a socket idle for `park_after` gives back its buffers.
+    let mut last_active = Instant::now();
 
     loop {
         // 1. Write what the app queued (its close included).
@@ -123,10 +117,18 @@ pub async fn run(mut ws: Socket, shared: Arc<WsExchange>, settings: &WsSettings)
                 shared.end(1006, "");
                 return;
             }
+            last_active = Instant::now();
         }
 
-        // 2. Wait for the next thing to do.
+        // 2. Wait for the next thing to do. One timer serves the ping and parking.
         let room = shared.inbox_has_room();
+        let ping_at = (pong_deadline.is_none() && close_deadline.is_none()).then_some(next_ping);
+        let park_at = (ws.parkable() && !ws.is_parked() && room && close_deadline.is_none())
+            .then(|| last_active + settings.park_after);
+        let timer_at = match (ping_at, park_at) {
+            (Some(ping), Some(park)) => Some(ping.min(park)),
+            (at, None) | (None, at) => at,
+        };
         tokio::select! {
             biased;
             () = std::future::poll_fn(|cx| shared.poll_signal(cx)) => {}
@@ -139,13 +141,20 @@ pub async fn run(mut ws: Socket, shared: Arc<WsExchange>, settings: &WsSettings)
                     close_deadline = Some(Instant::now() + Duration::from_secs(2));
                 }
             }
-            () = sleep_until(next_ping), if pong_deadline.is_none() && close_deadline.is_none() => {
-                if ws.send(Frame::ping(&b"sandman"[..])).await.is_err() {
-                    shared.end(1006, "");
-                    return;
+            () = sleep_until(timer_at.unwrap_or(far)), if timer_at.is_some() => {
+                if ping_at.is_some_and(|at| at <= Instant::now()) {
+                    if ws.send(Frame::ping(&b"sandman"[..])).await.is_err() {
+                        shared.end(1006, "");
+                        return;
+                    }
+                    pong_deadline = settings.ping_timeout.map(|t| Instant::now() + t);
+                    next_ping = settings.ping_interval.map_or(far, |d| Instant::now() + d);
+                } else if !ws.try_park().await {
+                    // Something is still in flight: look again a `park_after` later.
+                    last_active = Instant::now();
+                } else {
+                    shared.hub().parks.fetch_add(1, Ordering::Relaxed);
                 }
-                pong_deadline = settings.ping_timeout.map(|t| Instant::now() + t);
-                next_ping = settings.ping_interval.map_or(far, |d| Instant::now() + d);
             }
             () = sleep_until(pong_deadline.unwrap_or(far)), if pong_deadline.is_some() => {
                 let reason = "keepalive ping timeout";
@@ -158,7 +167,7 @@ pub async fn run(mut ws: Socket, shared: Arc<WsExchange>, settings: &WsSettings)
                 shared.end(1006, "");
                 return;
             }
-            frame = ws.next_frame(), if room => match frame {
+            frame = ws.next_frame(), if room => match frame.inspect(|_| last_active = Instant::now()) {
                 Ok(frame) if frame.opcode() == OpCode::Close && frame.payload().len() > MAX_CONTROL_PAYLOAD => {
                     // RFC 6455 §5.5: a control frame carries at most 125 bytes. yawc checks
                     // pings only, and has already queued the echo of this close: fail the
@@ -188,7 +197,7 @@ pub async fn run(mut ws: Socket, shared: Arc<WsExchange>, settings: &WsSettings)
                         let code = frame.close_code().map_or(1005, u16::from);
                         let reason = frame.close_reason().ok().flatten().unwrap_or("").to_owned();
                         if close_deadline.is_none() {
-                            let _ = flush_owed(&mut ws).await; // echo the close
+                            let _ = ws.flush_owed().await; // echo the close
                         }
                         shared.end(code, &reason);
                         return;
@@ -201,7 +210,7 @@ pub async fn run(mut ws: Socket, shared: Arc<WsExchange>, settings: &WsSettings)
                         // yawc queues a close for framing errors but not for the UTF-8
                         // check of whole messages: flush its frame, then send ours (a no-op
                         // once a close has gone out).
-                        let _ = flush_owed(&mut ws).await;
+                        let _ = ws.flush_owed().await;
                         let _ = ws.send(Frame::close(CloseCode::from(code), "")).await;
                     }
                     shared.end(code, "");

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
-use yawc::{DeflateOptions, Options, WebSocket};
+use yawc::{DeflateOptions, DeflatePool, Options, WebSocket, WebSocketError};
 
 use crate::common::settings::WsSettings;
 use crate::exchange::connection::Connection;
@@ -17,6 +18,7 @@ use crate::exchange::websocket::{Decision, WsExchange};
 use crate::http::context::ServerContext;
 use crate::http::response_body::{response, ResponseBody};
 use crate::ws::connection;
+use crate::ws::park::ParkableWs;
 
 fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers.get_all(name).iter().any(|v| {
@@ -56,8 +58,31 @@ pub fn is_websocket(req: &Request<Incoming>) -> bool {
 /// Read and write buffer size per WebSocket (see `options`).
 const WS_BUFFER_BYTES: usize = 64 * 1024 + 1024;
 
-/// yawc options from the server's `--ws-*` settings.
-fn options(ws: &WsSettings) -> Options {
+/// Idle compressors and decompressors kept for reuse, per window size. A message is
+/// compressed or inflated within one poll of its socket's task, so no more are in use at
+/// once than there are IO threads; the rest are dropped when handed back.
+const DEFLATE_POOL_SIZE: usize = 8;
+
+/// The deflate state shared by every socket without context takeover: it is borrowed for
+/// one message and handed back, so an idle socket holds none (zlib-rs's deflate state is
+/// ~265 KB at a 4 KiB window, its inflate state ~47 KB; docs/memory.md).
+fn deflate_pool() -> &'static DeflatePool {
+    static POOL: std::sync::OnceLock<DeflatePool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| DeflatePool::new(DEFLATE_POOL_SIZE))
+}
+
+/// Whether the client's permessage-deflate offer names `client_max_window_bits` (yawc
+/// reads the first `Sec-WebSocket-Extensions` value).
+fn offers_client_window(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::SEC_WEBSOCKET_EXTENSIONS)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|offer| offer.contains("client_max_window_bits"))
+}
+
+/// yawc options from the server's `--ws-*` settings; `client_window`: the client offered
+/// `client_max_window_bits`.
+pub fn options(ws: &WsSettings, client_window: bool) -> Options {
     // yawc's limits are exclusive; uvicorn's --ws-max-size is the largest allowed message.
     let limit = ws.max_size.saturating_add(1);
     let mut options = Options::default()
@@ -66,25 +91,33 @@ fn options(ws: &WsSettings) -> Options {
         .with_limits(limit, limit)
         // yawc grows its buffers for a bigger frame and shrinks them right after; a stream
         // of 64 KiB messages through 8 KiB buffers then reallocates (into cold memory) on
-        // every message. Buffers that hold a 64 KiB frame cost ~130 KiB per socket.
+        // every message. Buffers that hold a 64 KiB frame cost ~130 KiB per socket while
+        // it is in use; an idle socket gives them back (ws/park.rs).
         .with_read_buffer_capacity(WS_BUFFER_BYTES)
         .with_write_buffer_capacity(WS_BUFFER_BYTES);
-    if ws.per_message_deflate {
-        // As uvicorn (websockets): zlib's default level and a 4 KiB (2^12) window for what
-        // we compress. The client's window is left to its offer: RFC 7692 §7.1.2.2 forbids
-        // answering client_max_window_bits when the client did not offer it. Context
-        // takeover parameters from the offer are honoured by yawc's negotiation.
-        let mut deflate = DeflateOptions::balanced();
-        deflate.server_max_window_bits = Some(12);
-        // Empty messages go out uncompressed (RFC 7692 §6 allows any message to): yawc's
-        // flush waits for the sync marker, which zlib does not write again for a flush
-        // with no new input, so compressing an empty message after any other spun the IO
-        // thread for ever (found by the websocket_frames fuzz target).
-        deflate.compression_threshold = 1;
-        options.compression = Some(deflate);
-    } else {
-        options = options.without_compression();
+    if !ws.per_message_deflate {
+        return options.without_compression();
     }
+    // zlib's default level and a 2^bits window (`--ws-deflate-window-bits`, 12 by default
+    // as uvicorn's websockets). RFC 7692 §7.1.2.2: client_max_window_bits is answered only
+    // when the client offered it.
+    let mut deflate = DeflateOptions::balanced();
+    deflate.server_max_window_bits = Some(ws.deflate_window_bits);
+    deflate.client_max_window_bits = client_window.then_some(ws.deflate_window_bits);
+    // Empty messages go out uncompressed (RFC 7692 §6 allows any message to): yawc's
+    // flush waits for the sync marker, which zlib does not write again for a flush
+    // with no new input, so compressing an empty message after any other spun the IO
+    // thread for ever (found by the websocket_frames fuzz target).
+    deflate.compression_threshold = 1;
+    if !ws.deflate_context_takeover {
+        // RFC 7692 §7.1.1: a server may require no context takeover in both directions
+        // even when the client did not offer it. Each message is then compressed on its
+        // own, and the state for it comes from the pool and goes back.
+        deflate.server_no_context_takeover = true;
+        deflate.client_no_context_takeover = true;
+        deflate.pool = Some(deflate_pool().clone());
+    }
+    options.compression = Some(deflate);
     options
 }
 
@@ -113,14 +146,17 @@ pub async fn serve(
     ctx: &Arc<ServerContext>,
 ) -> Result<Response<ResponseBody>, io::Error> {
     let settings = &ctx.settings;
-    let (response_101, upgrade) =
-        match WebSocket::upgrade_with_options(&mut req, options(&settings.ws)) {
-            Ok(pair) => pair,
-            Err(yawc::WebSocketError::InvalidSecWebsocketVersion) => {
-                return Ok(refusal(conn, StatusCode::UPGRADE_REQUIRED))
-            }
-            Err(_) => return Ok(refusal(conn, StatusCode::BAD_REQUEST)),
-        };
+    // The upgraded connection is taken here rather than through yawc's future: the socket
+    // must be built over our `WsIo` (ws/park.rs) to be parked when idle.
+    let upgrade = hyper::upgrade::on(&mut req);
+    let offered = options(&settings.ws, offers_client_window(req.headers()));
+    let (response_101, _) = match WebSocket::upgrade_with_options(&mut req, offered.clone()) {
+        Ok(pair) => pair,
+        Err(yawc::WebSocketError::InvalidSecWebsocketVersion) => {
+            return Ok(refusal(conn, StatusCode::UPGRADE_REQUIRED))
+        }
+        Err(_) => return Ok(refusal(conn, StatusCode::BAD_REQUEST)),
+    };
     let (tx, rx) = oneshot::channel();
     let exchange = WsExchange::new(conn.clone(), head, settings.ws.max_queue, tx);
     ctx.app.start_websocket(exchange.clone());
@@ -149,9 +185,20 @@ pub async fn serve(
             // The socket keeps its --limit-connections permit for as long as it lives.
             let permit = conn.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
             let ctx = ctx.clone();
+            let extensions = response_101
+                .headers()
+                .get(header::SEC_WEBSOCKET_EXTENSIONS)
+                .and_then(|v| v.to_str().ok())
+                .map(Box::from);
+            // A socket is parked only if no compression context outlives a message.
+            let parkable = extensions.is_none() || !settings.ws.deflate_context_takeover;
             tokio::spawn(async move {
                 let _permit = permit;
-                match upgrade.await {
+                let upgraded = upgrade.await.map_err(WebSocketError::from);
+                let ws = upgraded.and_then(|io| {
+                    ParkableWs::new(TokioIo::new(io), extensions, offered, parkable)
+                });
+                match ws {
                     Ok(ws) => connection::run(ws, exchange, &ctx.settings.ws).await,
                     Err(_) => exchange.end(1006, ""),
                 }

@@ -5,7 +5,10 @@
 //! RFC 7692 and passes Autobahn): tungstenite refuses RSV1 frames and fastwebsockets has
 //! no compression, and hand-written framing is what we do not want. This module owns only
 //! what is ours: when to upgrade (`handshake`) and moving messages between the socket and
-//! the ASGI state with back-pressure, pings and shutdown (`connection`).
+//! the ASGI state with back-pressure, pings and shutdown (`connection`), and giving back
+//! the buffers of an idle socket (`park`, with `frames` following the client's framing).
 
 pub mod connection;
+pub mod frames;
 pub mod handshake;
+pub mod park;

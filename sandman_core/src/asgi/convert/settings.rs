@@ -14,6 +14,7 @@ use pyo3::types::PyDict;
 
 use crate::asgi::eager_task::TaskHooks;
 use crate::asgi::metrics_group::MetricsGroup;
+use crate::common::limits::IDLE_PARK_AFTER;
 use crate::common::metrics::recorder::Metrics;
 use crate::common::settings::{
     Http2Settings, HttpSettings, MinRate, ResponseDefaults, Settings, StaticMount, TlsSettings,
@@ -98,6 +99,8 @@ struct PyCoreSettings {
     ws_ping_interval: Option<f64>,
     ws_ping_timeout: Option<f64>,
     ws_per_message_deflate: bool,
+    ws_deflate_window_bits: u8,
+    ws_deflate_context_takeover: bool,
     forwarded_allow_ips: Option<Vec<String>>,
     http2: bool,
     h2_max_concurrent_streams: u32,
@@ -246,6 +249,7 @@ pub fn read(settings: &Bound<'_, PyAny>) -> PyResult<CoreConfig> {
             max_concurrent_streams: s.h2_max_concurrent_streams.max(1),
             max_header_list_size: u32::try_from(s.max_head_bytes.max(1)).unwrap_or(u32::MAX),
         }),
+        park_after: IDLE_PARK_AFTER,
     };
     let ws = WsSettings {
         enabled: s.on_websocket.is_some(),
@@ -254,6 +258,9 @@ pub fn read(settings: &Bound<'_, PyAny>) -> PyResult<CoreConfig> {
         ping_interval: optional_duration(s.ws_ping_interval, "ws_ping_interval")?,
         ping_timeout: optional_duration(s.ws_ping_timeout, "ws_ping_timeout")?,
         per_message_deflate: s.ws_per_message_deflate,
+        deflate_window_bits: s.ws_deflate_window_bits.clamp(9, 15),
+        deflate_context_takeover: s.ws_deflate_context_takeover,
+        park_after: IDLE_PARK_AFTER,
     };
     let tls = s.tls.map(PyTls::into_settings);
     let metrics = match &s.metrics {
