@@ -116,6 +116,12 @@ impl Wire {
         self.has_interim.store(true, Ordering::Release);
     }
 
+    /// Whether an interim response is queued (the socket wrapper's check on every write).
+    #[inline]
+    pub fn has_interim(&self) -> bool {
+        self.has_interim.load(Ordering::Acquire)
+    }
+
     /// The interim responses queued since the last call, if any (one atomic load when none).
     pub fn take_interim(&self) -> Option<Bytes> {
         if !self.has_interim.load(Ordering::Acquire) {

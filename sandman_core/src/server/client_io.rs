@@ -109,7 +109,15 @@ impl<IO: AsyncWrite + Unpin> ClientIo<IO> {
     /// buffer is empty, so it always may; before a write only if nothing was written since
     /// the last flush (else it could land inside a response still going out: then it is
     /// dropped, as early hints may be).
+    #[inline]
     fn poll_interim(&mut self, cx: &mut Context<'_>, at_flush: bool) -> Poll<io::Result<()>> {
+        if self.interim.is_none() && !self.conn.wire.has_interim() {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_interim_slow(cx, at_flush)
+    }
+
+    fn poll_interim_slow(&mut self, cx: &mut Context<'_>, at_flush: bool) -> Poll<io::Result<()>> {
         if self.interim.is_none() {
             match self.conn.wire.take_interim() {
                 Some(bytes) if at_flush || self.clean => self.interim = Some(bytes),

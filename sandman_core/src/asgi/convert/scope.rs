@@ -304,24 +304,51 @@ pub fn connection_scope<'py>(
     scope.set_item(intern!(py, "state"), settings.state.bind(py).copy()?)?;
     // A fresh dict per scope: middleware that mutates it must not leak into other requests
     // (granian shares one).
-    let extensions = PyDict::new(py);
-    if ws {
+    let extensions = if ws {
+        let extensions = PyDict::new(py);
         extensions.set_item(intern!(py, "websocket.http.response"), PyDict::new(py))?;
+        extensions
     } else {
-        // The core streams the file itself (sendfile on plain HTTP/1.1), on every transport.
-        extensions.set_item(intern!(py, "http.response.pathsend"), PyDict::new(py))?;
-        if head.features.trailers {
-            extensions.set_item(intern!(py, "http.response.trailers"), PyDict::new(py))?;
-        }
-        if head.features.early_hints {
-            extensions.set_item(intern!(py, "http.response.early_hint"), PyDict::new(py))?;
-        }
-    }
+        http_extensions(py, head.features.trailers, head.features.early_hints)?
+    };
     if let Some(info) = &conn.peer.tls_info {
         extensions.set_item(intern!(py, "tls"), tls_extension(py, info)?)?;
     }
     scope.set_item(intern!(py, "extensions"), extensions)?;
     Ok(scope)
+}
+
+/// The extensions of an HTTP scope, copied from one of four templates: pathsend on every
+/// request, trailers and early hints where the request allows them. One dict copy instead
+/// of a dict and a value dict per extension on every request (about 1.5% of a hello-world
+/// request's instructions); the values are the empty dicts the spec asks for, shared by
+/// every scope: they carry no settings, so there is nothing in them to change.
+fn http_extensions(
+    py: Python<'_>,
+    trailers: bool,
+    early_hints: bool,
+) -> PyResult<Bound<'_, PyDict>> {
+    static TEMPLATES: [pyo3::sync::PyOnceLock<Py<PyDict>>; 4] = [
+        pyo3::sync::PyOnceLock::new(),
+        pyo3::sync::PyOnceLock::new(),
+        pyo3::sync::PyOnceLock::new(),
+        pyo3::sync::PyOnceLock::new(),
+    ];
+    let index = usize::from(trailers) * 2 + usize::from(early_hints);
+    let template = TEMPLATES[index].get_or_try_init(py, || -> PyResult<Py<PyDict>> {
+        let template = PyDict::new(py);
+        let empty = PyDict::new(py);
+        // The core streams the file itself (sendfile on plain HTTP/1.1), on every transport.
+        template.set_item("http.response.pathsend", &empty)?;
+        if trailers {
+            template.set_item("http.response.trailers", &empty)?;
+        }
+        if early_hints {
+            template.set_item("http.response.early_hint", &empty)?;
+        }
+        Ok(template.unbind())
+    })?;
+    template.bind(py).copy()
 }
 
 /// The `tls` extension (ASGI TLS spec): what the connection's handshake settled, with the
