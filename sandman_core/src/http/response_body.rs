@@ -1,5 +1,6 @@
 //! The response hyper writes: an exchange's [`Answer`] turned into hyper's types, its body
-//! complete or streamed from the exchange's response queue (or a static file's).
+//! complete, streamed from the exchange's response queue, or a file's (a static mount's or
+//! one the app named with pathsend).
 
 use std::io;
 use std::pin::Pin;
@@ -66,7 +67,7 @@ impl ResponseBody {
         }
     }
 
-    /// A static file's region (`http/static_files/`).
+    /// A file's region (`http/static_files/file_body.rs`): a static mount's or pathsend's.
     pub fn file(body: FileBody) -> ResponseBody {
         ResponseBody {
             kind: Kind::File(body),
