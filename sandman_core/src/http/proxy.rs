@@ -69,9 +69,17 @@ pub fn forwarded_client(
     forwarded(trusted, headers).client
 }
 
+/// Whether any `X-Forwarded-*` field is present: one pass over the names, cheaper than
+/// hashing both names for lookups on the many requests that carry neither.
+fn any_forwarded(headers: &HeaderMap) -> bool {
+    headers
+        .keys()
+        .any(|name| name.as_str().starts_with("x-forwarded-"))
+}
+
 /// Apply a trusted peer's proxy headers to `head`: the client it names and the scheme.
 pub fn apply(head: &mut RequestHead, conn: &Connection, trusted: &TrustedHosts) {
-    if !peer_trusted(conn, trusted) {
+    if !any_forwarded(&head.headers) || !peer_trusted(conn, trusted) {
         return;
     }
     let forwarded = forwarded(trusted, &head.headers);

@@ -64,11 +64,13 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
     let settings = &ctx.settings;
     let http = &settings.http;
     let websocket_connect = handshake::is_extended_connect(&req);
+    let fields = validate::fields(req.headers());
     let checked = validate::check(
         req.method(),
         req.uri(),
         req.version(),
         req.headers(),
+        &fields,
         websocket_connect,
     );
     if let Err(refusal) = checked {
@@ -97,7 +99,7 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
         }
     }
 
-    if handshake::wants_upgrade(&req) {
+    if websocket_connect || (fields.upgrade && handshake::wants_upgrade(&req)) {
         if settings.ws.enabled && handshake::is_websocket(&req) {
             // The handshake still needs the request (hyper's upgrade hangs off it): a copy of
             // the head, once per WebSocket.
@@ -113,11 +115,7 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
     // hyper bounds its read buffer, not the head exactly: enforce the documented limit.
     let head_len = req.method().as_str().len()
         + req.uri().path_and_query().map_or(0, |pq| pq.as_str().len())
-        + req
-            .headers()
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.len() + 4)
-            .sum::<usize>();
+        + fields.head_len;
     if head_len > http.max_head_bytes {
         ctx.log(Level::Warning, INVALID_REQUEST);
         return Answering::ready(Answer::header_fields_too_large(defaults));
@@ -168,7 +166,6 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
         }
     }
 
-    let expect = expects_continue(req.headers());
     let (parts, incoming) = req.into_parts();
     let head = request_head(
         (parts.method, parts.version, parts.uri),
@@ -181,6 +178,7 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
         exchange.preload_body([], 0, true);
         return dispatch(exchange, ctx);
     }
+    let expect = expects_continue(&exchange.head.headers);
     Answering::boxed(read_then_dispatch(
         exchange,
         ctx.clone(),
@@ -346,12 +344,14 @@ impl Future for Answering {
                     .as_ref()
                     .expect("the guard holds its exchange until done");
                 let answer = std::task::ready!(exchange.poll_reply(cx));
-                let result = answer
-                    .map(|answer| response(answer, Some(exchange)))
-                    .ok_or_else(|| io::Error::other("response aborted before it started"));
                 // The reply is taken (or abandoned): the guard has nothing left to report.
+                let exchange = guard.0.take().expect("checked above");
                 *this = Answering::Ready(None);
-                Poll::Ready(result)
+                Poll::Ready(
+                    answer
+                        .map(|answer| response(answer, Some(&exchange)))
+                        .ok_or_else(|| io::Error::other("response aborted before it started")),
+                )
             }
             Answering::Boxed(future) => future.as_mut().poll(cx),
         }

@@ -139,6 +139,7 @@ impl<IO: AsyncWrite + Unpin> ClientIo<IO> {
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for ClientIo<IO> {
+    #[inline]
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -162,6 +163,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for ClientIo<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for ClientIo<IO> {
+    #[inline]
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -172,6 +174,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ClientIo<IO> {
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
+    #[inline]
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -182,10 +185,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ClientIo<IO> {
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
+    #[inline]
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
     }
 
+    #[inline]
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         std::task::ready!(self.poll_interim(cx, true))?;
         std::task::ready!(Pin::new(&mut self.io).poll_flush(cx))?;
