@@ -26,7 +26,7 @@ pub struct RequestHead {
     /// The client a trusted proxy named (`X-Forwarded-For`), when it named one; otherwise
     /// the scope reports the peer (see [`RequestHead::client`]), which saves copying the
     /// peer's address for every request.
-    pub forwarded_client: Option<(String, u16)>,
+    pub forwarded_client: Option<Box<(String, u16)>>,
     /// Whether the scheme is https/wss (TLS, or a trusted proxy's `X-Forwarded-Proto`).
     pub tls: bool,
     /// What the transport can do for this request's response beyond the basics.
@@ -150,7 +150,7 @@ impl RequestHead {
     /// The client as the scope reports it: a trusted proxy's `X-Forwarded-For` hop, or the
     /// peer.
     pub fn client<'a>(&'a self, peer: &'a Peer) -> Option<&'a (String, u16)> {
-        self.forwarded_client.as_ref().or(peer.client.as_ref())
+        self.forwarded_client.as_deref().or(peer.client.as_ref())
     }
 
     /// This request's access-log record, for a response with `status`.

@@ -83,8 +83,9 @@ struct State {
     out_len: usize,
     /// The last chunk has been queued (and any trailers given).
     out_end: bool,
-    /// Trailer fields to send after the body.
-    trailers: Option<HeaderMap>,
+    /// Trailer fields to send after the body (boxed: rare, and every request carries the
+    /// field).
+    trailers: Option<Box<HeaderMap>>,
     /// The transport's waker while it waits for a chunk.
     out_waker: Option<Waker>,
     /// The response was cut short: the transport must not finish it.
@@ -387,7 +388,7 @@ impl RequestExchange {
             return Poll::Ready(Some(Ok(Outgoing::Data(data))));
         }
         if state.out_end {
-            return Poll::Ready(state.trailers.take().map(|t| Ok(Outgoing::Trailers(t))));
+            return Poll::Ready(state.trailers.take().map(|t| Ok(Outgoing::Trailers(*t))));
         }
         if state.aborted {
             return Poll::Ready(Some(Err(Aborted)));
@@ -553,7 +554,7 @@ impl RequestExchange {
         let mut state = self.lock();
         match &mut state.trailers {
             Some(trailers) => trailers.extend(fields),
-            None => state.trailers = Some(fields),
+            None => state.trailers = Some(Box::new(fields)),
         }
         if last {
             state.out_end = true;

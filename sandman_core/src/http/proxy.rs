@@ -84,7 +84,7 @@ pub fn apply(head: &mut RequestHead, conn: &Connection, trusted: &TrustedHosts) 
     }
     let forwarded = forwarded(trusted, &head.headers);
     if let Some(client) = forwarded.client {
-        head.forwarded_client = Some(client);
+        head.forwarded_client = Some(Box::new(client));
     }
     if let Some(https) = forwarded.https {
         head.tls = https;

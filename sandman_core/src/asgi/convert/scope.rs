@@ -277,7 +277,7 @@ pub fn connection_scope<'py>(
     }
     let (conn_client, server) = addrs(py, conn, &settings.bridge)?;
     scope.set_item(intern!(py, "server"), server)?;
-    let client = match &head.forwarded_client {
+    let client = match head.forwarded_client.as_deref() {
         None => conn_client,
         // A trusted proxy named another client for this request.
         Some((host, port)) => addr_tuple(py, host, Some(*port))?,
