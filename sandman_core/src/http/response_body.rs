@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::Response;
 
-use crate::exchange::connection::InProgress;
+use crate::exchange::connection::{Connection, InProgress};
 use crate::exchange::request::{Outgoing, RequestExchange};
 use crate::exchange::response::{Answer, AnswerBody};
 use crate::http::body_data::BodyData;
@@ -83,25 +83,38 @@ impl ResponseBody {
     }
 }
 
-/// The body of a file the app named (pathsend): a small one is read whole now, so it goes
-/// out with the head in one write as a static mount's does; a larger one with `sendfile`
-/// on HTTP/1.x over plain TCP (under HTTP/2 the bytes travel inside frames), else read in
-/// chunks.
-fn file_body(
+/// The body of `len` bytes of `file` from `offset`, a static mount's or pathsend's, sent
+/// on `conn` speaking `version`. A small region is read whole now, so it goes out with the
+/// head in one write; a larger one with `sendfile` on HTTP/1.x over plain TCP (under
+/// HTTP/2 the bytes travel inside frames), else read in chunks as hyper asks.
+///
+/// A small region that cannot be read gives the file back: a static mount answers 404,
+/// while pathsend, whose head is decided, streams it and lets the error close the
+/// connection.
+pub fn file_body(
     file: std::fs::File,
+    offset: u64,
     len: u64,
-    exchange: Option<&Arc<RequestExchange>>,
-) -> ResponseBody {
+    version: hyper::Version,
+    conn: &Connection,
+) -> Result<ResponseBody, std::fs::File> {
     if len <= SMALL_FILE {
         let mut buf = vec![0; len as usize];
-        if read_exact_at(&file, &mut buf, 0).is_ok() {
-            return ResponseBody::full(Bytes::from(buf));
-        }
+        return match read_exact_at(&file, &mut buf, offset) {
+            Ok(()) => Ok(ResponseBody::full(Bytes::from(buf))),
+            Err(_) => Err(file),
+        };
     }
-    let direct = exchange
-        .filter(|e| e.head.version <= hyper::Version::HTTP_11 && len > SMALL_FILE)
-        .and_then(|e| e.conn.direct_output.clone());
-    ResponseBody::file(FileBody::new(file, 0, len, direct))
+    let direct = (version <= hyper::Version::HTTP_11)
+        .then(|| conn.direct_output.clone())
+        .flatten();
+    Ok(ResponseBody::file(FileBody::new(file, offset, len, direct)))
+}
+
+/// pathsend's body: as [`file_body`], or the file streamed when it cannot be read whole.
+fn pathsend_body(file: std::fs::File, len: u64, exchange: &RequestExchange) -> ResponseBody {
+    file_body(file, 0, len, exchange.head.version, &exchange.conn)
+        .unwrap_or_else(|file| ResponseBody::file(FileBody::new(file, 0, len, None)))
 }
 
 /// hyper's response for `answer`; a streamed body reads from `exchange`.
@@ -111,7 +124,10 @@ pub fn response(answer: Answer, exchange: Option<&Arc<RequestExchange>>) -> Resp
         (AnswerBody::Full(data), _) => ResponseBody::full(data),
         (AnswerBody::Streamed, Some(exchange)) => ResponseBody::stream(exchange.clone()),
         (AnswerBody::Streamed, None) => ResponseBody::empty(),
-        (AnswerBody::File(file, len), exchange) => file_body(file, len, exchange),
+        (AnswerBody::File(file, len), Some(exchange)) => pathsend_body(file, len, exchange),
+        (AnswerBody::File(file, len), None) => {
+            ResponseBody::file(FileBody::new(file, 0, len, None))
+        }
     };
     let mut response = Response::new(body);
     *response.status_mut() = answer.status;

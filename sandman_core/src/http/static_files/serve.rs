@@ -6,16 +6,15 @@ use std::fs::{File, Metadata};
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper::{Method, Request, Response, StatusCode};
 
 use crate::common::settings::ResponseDefaults;
 use crate::exchange::connection::Connection;
 use crate::http::context::ServerContext;
 use crate::http::core_access::{self, RequestLine};
-use crate::http::response_body::ResponseBody;
+use crate::http::response_body::{file_body, ResponseBody};
 use crate::http::static_files::conditional::{self, Precondition, Validators};
 use crate::http::static_files::encoding::{self, Coding};
-use crate::http::static_files::file_body::{read_exact_at, FileBody, SMALL_FILE};
 use crate::http::static_files::mounts::{Mount, StaticFiles};
 use crate::http::static_files::range::{self, Ranged};
 use crate::http::static_files::resolve::{self, Refused, Relative};
@@ -156,20 +155,10 @@ fn answer(
         headers.push((header::CONTENT_LENGTH, HeaderValue::from(len)));
         return build(defaults, status, headers, ResponseBody::empty());
     }
-    let body = if len <= SMALL_FILE {
-        let mut buf = vec![0; len as usize];
-        match read_exact_at(&chosen.file, &mut buf, offset) {
-            Ok(()) => ResponseBody::full(Bytes::from(buf)),
-            Err(_) => return not_found(defaults),
-        }
-    } else {
-        // The side door is HTTP/1.x only: under HTTP/2 the bytes travel inside frames.
-        let direct = (req.version() <= Version::HTTP_11)
-            .then(|| conn.direct_output.clone())
-            .flatten();
-        ResponseBody::file(FileBody::new(chosen.file, offset, len, direct))
-    };
-    build(defaults, status, headers, body)
+    match file_body(chosen.file, offset, len, req.version(), conn) {
+        Ok(body) => build(defaults, status, headers, body),
+        Err(_) => not_found(defaults),
+    }
 }
 
 /// The file `relative` names (a directory's `index.html` when the mount serves them),
