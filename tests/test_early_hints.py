@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import ssl
 import subprocess
 import time
 
 import httpx
 import pytest
-import trustme
 
 from tests.early_hint_apps import LINKS
 from tests.serverproc import read_response, sandman
@@ -81,13 +79,9 @@ def test_pipelined_requests_keep_their_order(server):
         _hint_then_response(sock)
 
 
-def test_over_tls(tmp_path):
-    ca = trustme.CA()
-    cert = ca.issue_cert("localhost")
-    cert.private_key_and_cert_chain_pem.write_to_path(tmp_path / "server.pem")
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    with sandman(APP, "--ssl-certfile", str(tmp_path / "server.pem")) as server:
+def test_over_tls(server_certificate):
+    context = server_certificate.client_context()
+    with sandman(APP, "--ssl-certfile", str(server_certificate.pem)) as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
             with context.wrap_socket(raw, server_hostname="localhost") as sock:
                 sock.sendall(b"GET /hint HTTP/1.1\r\nHost: localhost\r\n\r\n")

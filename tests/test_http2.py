@@ -8,7 +8,6 @@ import json
 import re
 import signal
 import socket
-import ssl
 import subprocess
 import time
 
@@ -16,7 +15,6 @@ import h2.events
 import h2.settings
 import httpx
 import pytest
-import trustme
 
 from tests.h2client import H2Client
 from tests.serverproc import sandman
@@ -235,27 +233,10 @@ def test_graceful_shutdown_sends_goaway_and_lets_streams_finish():
         assert server.wait(timeout=15) in (-signal.SIGTERM, 0)
 
 
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory):
-    ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    folder = tmp_path_factory.mktemp("h2tls")
-    cert.private_key_and_cert_chain_pem.write_to_path(folder / "server.pem")
-    ca.cert_pem.write_to_path(folder / "ca.pem")
-    return folder, ca, cert
-
-
-def _client_context(ca: trustme.CA, protocols: list[str]) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    context.set_alpn_protocols(protocols)
-    return context
-
-
-def test_h2_by_alpn_with_the_tls_extension(tls_files):
-    folder, ca, cert = tls_files
-    with sandman(APP, "--ssl-certfile", str(folder / "server.pem")) as server:
-        client = H2Client(server.port, tls=_client_context(ca, ["h2", "http/1.1"]))
+def test_h2_by_alpn_with_the_tls_extension(server_certificate):
+    certificate = server_certificate
+    with sandman(APP, "--ssl-certfile", str(certificate.pem)) as server:
+        client = H2Client(server.port, tls=certificate.client_context(["h2", "http/1.1"]))
         try:
             stream = client.wait(client.request("/scope"))
         finally:
@@ -264,7 +245,7 @@ def test_h2_by_alpn_with_the_tls_extension(tls_files):
         assert scope["http_version"] == "2"
         assert scope["scheme"] == "https"
         tls = scope["extensions"]["tls"]
-        assert tls["server_cert"] == cert.cert_chain_pems[0].bytes().decode()
+        assert tls["server_cert"] == certificate.cert.cert_chain_pems[0].bytes().decode()
         assert tls["client_cert_chain"] == []
         assert tls["client_cert_name"] is None
         assert tls["client_cert_error"] is None
@@ -272,21 +253,20 @@ def test_h2_by_alpn_with_the_tls_extension(tls_files):
         assert isinstance(tls["cipher_suite"], int) and tls["cipher_suite"] > 0
 
         # A client that offers only HTTP/1.1 gets it, with the same extension.
-        with httpx.Client(verify=_client_context(ca, ["http/1.1"]), timeout=10) as h1:
+        with httpx.Client(verify=certificate.client_context(["http/1.1"]), timeout=10) as h1:
             r = h1.get(f"https://localhost:{server.port}/scope")
         assert r.http_version == "HTTP/1.1"
         assert r.json()["extensions"]["tls"]["tls_version"] == 0x0304
 
 
-def test_http11_only_listener(tls_files):
-    folder, ca, _ = tls_files
+def test_http11_only_listener(server_certificate):
     with sandman(APP, "--http", "h11") as server:
         with pytest.raises(httpx.HTTPError):
             with httpx.Client(http1=False, http2=True, timeout=5) as client:
                 client.get(f"{server.url}/scope")
         assert httpx.get(f"{server.url}/scope", timeout=10).http_version == "HTTP/1.1"
-    with sandman(APP, "--http", "h11", "--ssl-certfile", str(folder / "server.pem")) as server:
-        context = _client_context(ca, ["h2", "http/1.1"])
+    with sandman(APP, "--http", "h11", "--ssl-certfile", str(server_certificate.pem)) as server:
+        context = server_certificate.client_context(["h2", "http/1.1"])
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
             with context.wrap_socket(raw, server_hostname="localhost") as tls:
                 assert tls.selected_alpn_protocol() == "http/1.1"

@@ -10,14 +10,12 @@ import os
 import re
 import shutil
 import signal
-import ssl
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-import trustme
 
 from tests.serverproc import sandman
 
@@ -47,17 +45,6 @@ def starlette_server(files):
     env = {"PATHSEND_FILES": str(files)}
     with sandman("tests.pathsend_apps:starlette_app", env=env) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory):
-    ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    folder = tmp_path_factory.mktemp("pathsend-tls")
-    cert.private_key_and_cert_chain_pem.write_to_path(folder / "server.pem")
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return folder / "server.pem", context
 
 
 def _nothing_opened_by_python(url: str) -> None:
@@ -123,8 +110,8 @@ def test_over_h2c(raw_server):
             assert r.content == data
 
 
-def test_over_tls_http11_and_h2(files, tls_files):
-    certfile, context = tls_files
+def test_over_tls_http11_and_h2(files, server_certificate):
+    certfile, context = server_certificate.pem, server_certificate.client_context()
     env = {"PATHSEND_FILES": str(files)}
     with sandman("tests.pathsend_apps:raw", "--ssl-certfile", str(certfile), env=env) as server:
         url = f"https://localhost:{server.port}"
