@@ -95,9 +95,6 @@ pub fn host_value_is_valid(value: &[u8]) -> bool {
 /// NOT apply the chunked transfer coding more than once"); hyper checks "last". Any other
 /// coding is one we do not implement: 501 (§6.1 SHOULD).
 fn check_transfer_coding(headers: &HeaderMap) -> Result<(), Refusal> {
-    if !headers.contains_key(header::TRANSFER_ENCODING) {
-        return Ok(());
-    }
     let mut chunked = 0;
     let mut other = false;
     for value in headers.get_all(header::TRANSFER_ENCODING) {
