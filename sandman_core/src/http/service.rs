@@ -99,7 +99,7 @@ fn answer(req: Request<Incoming>, conn: &Arc<Connection>, ctx: &Arc<ServerContex
         }
     }
 
-    if websocket_connect || (fields.upgrade && handshake::wants_upgrade(&req)) {
+    if handshake::wants_upgrade(&req, websocket_connect, fields.upgrade) {
         if settings.ws.enabled && handshake::is_websocket(&req) {
             // The handshake still needs the request (hyper's upgrade hangs off it): a copy of
             // the head, once per WebSocket.

@@ -139,7 +139,6 @@ impl<IO: AsyncWrite + Unpin> ClientIo<IO> {
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for ClientIo<IO> {
-    #[inline]
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -163,7 +162,6 @@ impl<IO: AsyncRead + Unpin> AsyncRead for ClientIo<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for ClientIo<IO> {
-    #[inline]
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -174,7 +172,6 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ClientIo<IO> {
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
-    #[inline]
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -185,12 +182,10 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ClientIo<IO> {
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
-    #[inline]
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
     }
 
-    #[inline]
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         std::task::ready!(self.poll_interim(cx, true))?;
         std::task::ready!(Pin::new(&mut self.io).poll_flush(cx))?;

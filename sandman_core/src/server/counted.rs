@@ -42,7 +42,6 @@ impl<IO: Sniff + Sync> Sniff for Counted<IO> {
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {
-    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -59,7 +58,6 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
-    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -71,7 +69,6 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
         result
     }
 
-    #[inline]
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -83,12 +80,10 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
         result
     }
 
-    #[inline]
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
 
-    #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }

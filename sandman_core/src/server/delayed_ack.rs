@@ -58,14 +58,12 @@ impl DelayedAckStream {
         &self.stream
     }
 
-    #[inline]
     fn wrote(&mut self, result: &Poll<io::Result<usize>>) {
         if matches!(result, Poll::Ready(Ok(n)) if *n > 0) {
             self.wrote_at = Some(coarse_now_ms());
         }
     }
 
-    #[inline]
     fn before_read(&mut self) {
         // A poll right after the write (hyper looks for the next request at once) finds
         // `LATE` not yet passed and keeps the mark for the read that does come later.
@@ -101,7 +99,6 @@ fn set_quickack(stream: &TcpStream, on: bool) {
 fn set_quickack(_stream: &TcpStream, _on: bool) {}
 
 impl AsyncRead for DelayedAckStream {
-    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -114,7 +111,6 @@ impl AsyncRead for DelayedAckStream {
 }
 
 impl AsyncWrite for DelayedAckStream {
-    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -126,7 +122,6 @@ impl AsyncWrite for DelayedAckStream {
         result
     }
 
-    #[inline]
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -138,14 +133,12 @@ impl AsyncWrite for DelayedAckStream {
         result
     }
 
-    #[inline]
     fn is_write_vectored(&self) -> bool {
         // hyper queues the body beside the head (one `writev`, no copy) only when this is
         // true.
         self.stream.is_write_vectored()
     }
 
-    #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_flush(cx)
     }

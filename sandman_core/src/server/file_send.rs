@@ -168,7 +168,6 @@ impl Sniff for FileSendStream {
 }
 
 impl AsyncRead for FileSendStream {
-    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -179,7 +178,6 @@ impl AsyncRead for FileSendStream {
 }
 
 impl AsyncWrite for FileSendStream {
-    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -194,7 +192,6 @@ impl AsyncWrite for FileSendStream {
         Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
-    #[inline]
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -212,17 +209,13 @@ impl AsyncWrite for FileSendStream {
         Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
 
-    #[inline]
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
 
-    #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.sending.is_some() || this.out.as_ref().is_some_and(|out| out.armed()) {
-            std::task::ready!(this.poll_send(cx))?;
-        }
+        std::task::ready!(this.poll_send(cx))?;
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 

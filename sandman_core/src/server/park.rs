@@ -114,7 +114,6 @@ impl<IO: AsyncRead + Unpin> ParkIo<IO> {
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for ParkIo<IO> {
-    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -141,7 +140,6 @@ impl<IO: AsyncWrite + Unpin> ParkIo<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for ParkIo<IO> {
-    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -152,7 +150,6 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ParkIo<IO> {
         this.wrote(result)
     }
 
-    #[inline]
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -163,13 +160,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ParkIo<IO> {
         this.wrote(result)
     }
 
-    #[inline]
     fn is_write_vectored(&self) -> bool {
         // hyper queues a body beside its head (one `writev`) only when this is true.
         self.io.is_write_vectored()
     }
 
-    #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // hyper flushes the socket only once its own buffer is written out.
         Pin::new(&mut self.get_mut().io).poll_flush(cx)

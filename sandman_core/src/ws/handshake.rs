@@ -28,11 +28,11 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
 }
 
 /// A request that asks to switch protocols at all (`Connection: upgrade` + `Upgrade`, or an
-/// HTTP/2 extended CONNECT).
-pub fn wants_upgrade(req: &Request<Incoming>) -> bool {
-    is_extended_connect(req)
-        || (req.headers().contains_key(header::UPGRADE)
-            && has_token(req.headers(), header::CONNECTION, "upgrade"))
+/// HTTP/2 extended CONNECT). The caller has already told both apart from the rest: whether
+/// it is an `extended_connect` ([`is_extended_connect`]), and whether the request has an
+/// `Upgrade` field (`http/validate.rs`'s walk over the fields).
+pub fn wants_upgrade(req: &Request<Incoming>, extended_connect: bool, has_upgrade: bool) -> bool {
+    extended_connect || (has_upgrade && has_token(req.headers(), header::CONNECTION, "upgrade"))
 }
 
 /// An HTTP/2 extended CONNECT opening a WebSocket (RFC 8441 §4: `:protocol websocket`).
