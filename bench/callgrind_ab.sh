@@ -3,8 +3,11 @@
 # deterministic, unlike wall-clock figures on a shared machine. Usage:
 #   bench/callgrind_ab.sh BUILD.so [APP] [CONNS] [SECONDS]
 # Prints instructions per request (whole process, all threads, after warm-up).
+# The build runs with the sandman_asgi of the `python` first on PATH, so a build whose
+# Python package differs (one from before a change to it) needs its own venv first:
+#   PATH=OTHER_VENV/bin:$PATH bench/callgrind_ab.sh OTHER_BUILD.so
 # With CACHE=1 callgrind also simulates the caches of one core of the bench machine
-# (32 KiB L1d, 1 MiB L2 as the last level) and prints misses per request: a stable
+# (32 KiB L1i and L1d, 1 MiB L2 as the last level) and prints misses per request: a stable
 # before/after figure for the cost that grows with the number of connections
 # (docs/performance.md, "Many connections").
 # With ACCESS_LOG=1 the server writes its access log (to a file) instead of running with
@@ -24,7 +27,7 @@ if [ -n "${ACCESS_LOG:-}" ]; then LOG_ARGS=(--log-level info); fi
 # EXTRA="--http h11" (say) passes more options to the server.
 read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 CACHE_ARGS=()
-if [ -n "${CACHE:-}" ]; then CACHE_ARGS=(--cache-sim=yes --D1=32768,8,64 --LL=1048576,16,64); fi
+if [ -n "${CACHE:-}" ]; then CACHE_ARGS=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=1048576,16,64); fi
 setsid valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.%p" --instr-atstart=no "${CACHE_ARGS[@]}" \
   python -m sandman_asgi "$APP" --port "$PORT" "${LOG_ARGS[@]}" "${EXTRA_ARGS[@]}" >"$OUT/log" 2>&1 &
 VPID=$!
@@ -47,7 +50,12 @@ if [ -n "${CACHE:-}" ]; then
   echo "$TOTALS" | awk -v n="$REQS" '{ t[$1] = $2 } END {
     printf "per request: L1d misses %.1f (read %.1f, write %.1f), L2 misses %.1f (read %.1f, write %.1f)\n",
       (t["D1mr"] + t["D1mw"]) / n, t["D1mr"] / n, t["D1mw"] / n,
-      (t["DLmr"] + t["DLmw"]) / n, t["DLmr"] / n, t["DLmw"] / n }'
+      (t["DLmr"] + t["DLmw"]) / n, t["DLmr"] / n, t["DLmw"] / n
+    printf "per request: L1i misses %.1f, L2 instruction misses %.1f\n", t["I1mr"] / n, t["ILmr"] / n }'
+  # The share of Sandman's own module (the rest is libpython, libc, uvloop).
+  callgrind_annotate --show=Ir,I1mr --threshold=100 --inclusive=no "$OUT"/cg.*.1 2>/dev/null | awk -v n="$REQS" '
+    /\/_core\.[^\/]*\.so\]$/ { gsub(/\([^)]*\)/, ""); gsub(",", ""); ir += $1; if ($2 != ".") i1 += $2 }
+    END { printf "per request in sandman_asgi._core: instructions %.0f, L1i misses %.1f\n", ir / n, i1 / n }'
 fi
 if [ -n "${KEEP:-}" ]; then cp "$OUT"/cg.*.1 "$KEEP"; fi
 rm -rf "$OUT"
