@@ -6,7 +6,7 @@ request bodies, a streamed response, WebSocket messages and HTTP/2 (h2c) request
 profile only needs the paths' relative counts, so a few thousand requests each are enough;
 what matters is that every path users run hot is in it, or the optimiser treats it as cold.
 
-    python bench/pgo_train.py
+    python bench/pgo_train.py      (needs curl: bench/run.py's readiness check)
 """
 
 from __future__ import annotations
@@ -14,35 +14,31 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import httpx
 from websockets.asyncio.client import connect
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import HERE, free_port, wait_ready  # noqa: E402
+
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def many(count: int, tasks: int, one: Callable[[], Awaitable[None]]) -> None:
-    """Run `one` `count` times over `tasks` concurrent workers."""
+    """Run `one` exactly `count` times over `tasks` concurrent workers."""
 
     async def worker(share: int) -> None:
         for _ in range(share):
             await one()
 
-    await asyncio.gather(*(worker(count // tasks) for _ in range(tasks)))
+    # The first `count % tasks` workers take one call more, so none is dropped.
+    shares = [count // tasks + (i < count % tasks) for i in range(tasks)]
+    await asyncio.gather(*(worker(share) for share in shares))
 
 
 async def http1_gets(url: str, count: int) -> None:
@@ -103,15 +99,10 @@ def serve(app: str, port: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "sandman_asgi", app, "--port", str(port)]
     command += ["--log-level", "warning", "--no-access-log"]
     server = subprocess.Popen(command, cwd=HERE)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"pgo_train: {app} exited with {server.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return server
-        except OSError:
-            time.sleep(0.1)
+    if wait_ready(port, "/", server, timeout=START_TIMEOUT) is not None:
+        return server
+    if server.poll() is not None:
+        raise SystemExit(f"pgo_train: {app} exited with {server.returncode}")
     server.kill()
     raise SystemExit(f"pgo_train: {app} did not start in {START_TIMEOUT:.0f} s")
 
