@@ -186,6 +186,14 @@ REFUSED = [
     body_error("last-chunk-bare-cr@9112-7.1", b"5\r\nhello\r\n0\r\r\n\r\n"),
     body_error("trailer-no-colon@9112-7.1.2", b"5\r\nhello\r\n0\r\nX\r\n\r\n"),
     body_error("trailer-space-in-name@9112-7.1.2", b"5\r\nhello\r\n0\r\nX T: 1\r\n\r\n"),
+    # A bare LF inside or ending the trailer section: a lenient parser would read the bytes
+    # after it as the next request (the smuggling case hyper 1.13 closed).
+    body_error("trailer-bare-lf@9112-7.1.2", b"5\r\nhello\r\n0\r\nX: value\n\r\n"),
+    body_error("trailer-section-end-bare-lf@9112-7.1.2", b"5\r\nhello\r\n0\r\nX: v\r\n\n"),
+    body_error(
+        "last-chunk-bare-lf-then-request@9112-7.1",
+        b"5\r\nhello\r\n0\r\n\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+    ),
     Case(
         "chunk-size-trailing-space@9112-7.1",
         CHUNKED + b"5 \r\nhello\r\n0\r\n\r\n",
