@@ -6,11 +6,15 @@ request bodies, a streamed response, WebSocket messages and HTTP/2 (h2c) request
 profile only needs the paths' relative counts, so a few thousand requests each are enough;
 what matters is that every path users run hot is in it, or the optimiser treats it as cold.
 
-    python bench/pgo_train.py      (needs curl: bench/run.py's readiness check)
+    python bench/pgo_train.py [--no-h2c]      (needs curl: bench/run.py's readiness check)
+
+--no-h2c leaves out the HTTP/2 load, for a build that has no HTTP/2 (the build before issue
+23, when both are profiled to compare them: docs/performance.md, "Profile-guided builds").
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
@@ -84,10 +88,14 @@ async def websocket_echoes(url: str, count: int) -> None:
     await asyncio.gather(*(conversation() for _ in range(8)))
 
 
+def h2c_load(port: int) -> Awaitable[None]:
+    return h2c_gets(f"http://127.0.0.1:{port}/", 3000)
+
+
 # (app, what drives it): the workloads of bench/run.py's HTTP/1.1 and HTTP/2 tables.
 LOADS: list[tuple[str, Callable[[int], Awaitable[None]]]] = [
     ("apps:hello", lambda port: http1_gets(f"http://127.0.0.1:{port}/", 2000)),
-    ("apps:hello", lambda port: h2c_gets(f"http://127.0.0.1:{port}/", 3000)),
+    ("apps:hello", h2c_load),
     ("apps:fortunes", lambda port: http1_gets(f"http://127.0.0.1:{port}/", 2000)),
     ("apps:echo", lambda port: http1_posts(f"http://127.0.0.1:{port}/", 800)),
     ("apps:stream", lambda port: http1_gets(f"http://127.0.0.1:{port}/", 64)),
@@ -108,7 +116,12 @@ def serve(app: str, port: int) -> subprocess.Popen[bytes]:
 
 
 def main() -> None:
-    for app, load in LOADS:
+    parser = argparse.ArgumentParser(description="The training load for a profile-guided build.")
+    parser.add_argument("--no-h2c", action="store_true", help="leave out the HTTP/2 load")
+    loads = LOADS
+    if parser.parse_args().no_h2c:
+        loads = [(app, load) for app, load in LOADS if load is not h2c_load]
+    for app, load in loads:
         port = free_port()
         server = serve(app, port)
         try:
