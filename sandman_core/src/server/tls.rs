@@ -163,9 +163,13 @@ pub fn server_config(options: &TlsSettings, http2: bool) -> Result<Termination, 
         Some(path) => private_key(&read(path, "key file")?, path, options.password.as_deref())?,
         None => private_key(&cert_pem, &options.certfile, options.password.as_deref())?,
     };
+    // rustls 0.23.48 deprecates ring's provider: it has no post-quantum key exchange. We keep
+    // ring anyway, as Cargo.toml says why (aws-lc-rs needs cmake and NASM to build).
+    #[allow(deprecated)]
+    let defaults = provider::default_provider();
     let provider = Arc::new(CryptoProvider {
         cipher_suites: cipher_suites(options.ciphers.as_deref())?,
-        ..provider::default_provider()
+        ..defaults
     });
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
